@@ -1,0 +1,125 @@
+"""Request dependencies: settings, the unit of work, the caller's identity, paging."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.db.session import Database
+from app.domain.enums import Role
+from app.services import auth
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="API key as `Authorization: Bearer <key>`.", bearerFormat="API key"
+)
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="API key in the X-API-Key header."
+)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the endpoint returns, rolled back on error.
+
+    The commit happens before the response is sent (dependency scope "function"), so a
+    client never sees a success for a change that was not stored.
+    """
+    database = get_database(request)
+    async with database.unit_of_work(read_only=request.method in SAFE_METHODS) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_principal(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    header_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> auth.Principal:
+    key = header_key or (bearer.credentials if bearer else None)
+    if not key:
+        raise HTTPException(
+            401, "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = await auth.authenticate(session, key, settings.secret("api_key_pepper"))
+    if principal is None:
+        raise HTTPException(
+            401, "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: Role) -> object:
+    allowed = frozenset(roles)
+
+    async def _check(principal: PrincipalDep) -> auth.Principal:
+        if principal.role not in allowed:
+            raise HTTPException(403, "This operation is not allowed for the key's role.")
+        return principal
+
+    return Depends(_check)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    after: str | None
+    limit: int
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = base64.urlsafe_b64decode(padded.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise HTTPException(422, "The cursor is not valid; use next_cursor as given.") from exc
+    if not value or len(value) > 64:
+        raise HTTPException(422, "The cursor is not valid; use next_cursor as given.")
+    return value
+
+
+def get_page(
+    request: Request,
+    limit: Annotated[
+        int, Query(ge=1, le=200, description="Page size (1 to 200).")
+    ] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> Page:
+    settings: Settings = request.app.state.settings
+    return Page(after=_decode_cursor(cursor) if cursor else None, limit=min(limit, settings.page_size_max))
+
+
+PageDep = Annotated[Page, Depends(get_page)]

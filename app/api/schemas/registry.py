@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, model_validator
+
+from app.api.schemas.common import ResponseModel, StrictModel
+from app.db.models import Institution
+from app.domain.enums import Centre, ConsortiumKind, InstitutionLevel, InstitutionType
+
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$")]
+Prefix = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,4}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,12}$")]
+SpecialtyCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}(\.[0-9]{2})?$")]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=36)]
+
+
+class SpecialtyOut(ResponseModel):
+    code: str = Field(examples=["03.04"])
+    name: str = Field(examples=["心血管内科专业"])
+    name_en: str = Field(examples=["Cardiology"])
+    parent_code: str | None = None
+
+
+class ConsortiumOut(ResponseModel):
+    id: str
+    code: str
+    name: str
+    name_en: str | None
+    kind: ConsortiumKind
+    close_knit: bool
+    region_code: str | None
+    referral_prefix: str
+    lead_institution_id: str | None
+    upstream_partner_ids: list[str]
+    notes: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConsortiumIn(StrictModel):
+    code: Code
+    name: Name
+    name_en: Name | None = None
+    kind: ConsortiumKind
+    close_knit: bool = True
+    region_code: RegionCode | None = None
+    referral_prefix: Prefix = Field(description="2-4 capital letters that start referral numbers.")
+    upstream_partner_ids: list[Id] = Field(default_factory=list, max_length=50)
+    notes: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class NoNullPatch(StrictModel):
+    """A PATCH body: fields left out stay as they are; null clears only optional fields."""
+
+    _not_nullable: frozenset[str] = frozenset()
+
+    @model_validator(mode="after")
+    def _refuse_null(self) -> NoNullPatch:
+        nulls = sorted(f for f in self.model_fields_set & self._not_nullable
+                       if getattr(self, f) is None)
+        if nulls:
+            raise ValueError("may not be null: " + ", ".join(nulls))
+        return self
+
+
+class ConsortiumPatch(NoNullPatch):
+    _not_nullable = frozenset({"name", "kind", "close_knit", "referral_prefix", "upstream_partner_ids"})
+
+    name: Name | None = None
+    name_en: Name | None = None
+    kind: ConsortiumKind | None = None
+    close_knit: bool | None = None
+    region_code: RegionCode | None = None
+    referral_prefix: Prefix | None = None
+    lead_institution_id: Id | None = None
+    upstream_partner_ids: list[Id] | None = Field(None, max_length=50)
+    notes: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class Location(StrictModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    approximate: bool = False
+
+
+class Contact(StrictModel):
+    name: Annotated[str, StringConstraints(max_length=100)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+
+
+class InstitutionOut(ResponseModel):
+    id: str
+    code: str
+    name: str
+    name_en: str | None
+    level: InstitutionLevel
+    type: InstitutionType
+    region_code: str | None
+    location: Location | None
+    consortium_id: str | None
+    is_lead: bool
+    specialties: list[str]
+    centres: list[Centre]
+    contact: Contact
+    active: bool
+    generated_name: bool = Field(description="True where demo data invented the name.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Institution) -> InstitutionOut:
+        location = (
+            Location(lat=row.latitude, lon=row.longitude, approximate=row.location_approximate)
+            if row.latitude is not None and row.longitude is not None
+            else None
+        )
+        return cls(
+            id=row.id,
+            code=row.code,
+            name=row.name,
+            name_en=row.name_en,
+            level=row.level,
+            type=row.type,
+            region_code=row.region_code,
+            location=location,
+            consortium_id=row.consortium_id,
+            is_lead=row.is_lead,
+            specialties=sorted(link.specialty_code for link in row.specialty_links),
+            centres=sorted(link.centre for link in row.centre_links),
+            contact=Contact(name=row.contact_name, phone=row.contact_phone),
+            active=row.active,
+            generated_name=row.generated_name,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class InstitutionIn(StrictModel):
+    code: Code
+    name: Name
+    name_en: Name | None = None
+    level: InstitutionLevel
+    type: InstitutionType
+    region_code: RegionCode | None = None
+    location: Location | None = None
+    consortium_id: Id | None = None
+    specialties: list[SpecialtyCode] = Field(default_factory=list, max_length=200)
+    centres: list[Centre] = Field(default_factory=list, max_length=10)
+    contact: Contact | None = None
+    active: bool = True
+
+
+class InstitutionPatch(NoNullPatch):
+    _not_nullable = frozenset({"name", "level", "type", "specialties", "centres", "active"})
+
+    name: Name | None = None
+    name_en: Name | None = None
+    level: InstitutionLevel | None = None
+    type: InstitutionType | None = None
+    region_code: RegionCode | None = None
+    location: Location | None = None
+    consortium_id: Id | None = None
+    specialties: list[SpecialtyCode] | None = Field(None, max_length=200)
+    centres: list[Centre] | None = Field(None, max_length=10)
+    contact: Contact | None = None
+    active: bool | None = None
+
+
+def institution_columns(body: InstitutionIn | InstitutionPatch) -> dict[str, object]:
+    """Flatten the API shape into column values (only the fields the caller sent)."""
+    data = body.model_dump(exclude_unset=True)
+    if "location" in data:
+        loc = data.pop("location")
+        data["latitude"] = loc["lat"] if loc else None
+        data["longitude"] = loc["lon"] if loc else None
+        data["location_approximate"] = bool(loc and loc.get("approximate"))
+    if "contact" in data:
+        contact = data.pop("contact") or {}
+        data["contact_name"] = contact.get("name")
+        data["contact_phone"] = contact.get("phone")
+    return data

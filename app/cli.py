@@ -1,0 +1,209 @@
+"""Command line: ``referral-service serve | migrate | load-consortium | create-api-key | export-openapi``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.config import ConfigurationError, Settings, get_settings
+from app.db import migrate as migrations
+from app.db.session import Database
+from app.domain.enums import Role
+from app.domain.errors import DomainError
+
+
+def _settings() -> Settings:
+    get_settings.cache_clear()
+    return get_settings()
+
+
+async def _with_session(settings: Settings, work: Any) -> Any:
+    database = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    try:
+        async with database.unit_of_work() as session:
+            return await work(session)
+    finally:
+        await database.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app.services import loader
+
+    settings = _settings()
+    migrations.upgrade(settings.database_url, args.revision)
+    count = asyncio.run(_with_session(settings, loader.load_specialties))
+    print(f"database at revision {args.revision}; specialty catalogue: {count} rows changed")
+    return 0
+
+
+def _prepare_demo(settings: Settings) -> None:
+    from app.services import demo
+
+    migrations.upgrade(settings.database_url)
+
+    async def work(session: Any) -> list[demo.DemoKey]:
+        return await demo.load_demo(
+            session, pepper=settings.secret("api_key_pepper"), seed=settings.secret("api_key_pepper")
+        )
+
+    keys = asyncio.run(_with_session(settings, work))
+    demo.write_keys(settings.demo_keys_file, keys)
+    print("Demo consortia loaded. Demo API keys (all of them in "
+          f"{settings.demo_keys_file.resolve()}):")
+    print(demo.summary(keys))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.demo:
+        os.environ["REFERRAL_DEMO_MODE"] = "true"
+    for name in ("host", "port", "workers"):
+        value = getattr(args, name)
+        if value is not None:
+            os.environ[f"REFERRAL_{name.upper()}"] = str(value)
+    settings = _settings()
+    settings.require_secrets()
+    if settings.demo_mode:
+        _prepare_demo(settings)
+    from app.logging_setup import configure_logging
+
+    configure_logging(settings.log_level)
+    print(f"Serving on http://{settings.host}:{settings.port}{settings.root_path} "
+          f"(Swagger UI at {settings.root_path}/docs)", flush=True)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_graceful_shutdown=20,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_load_consortium(args: argparse.Namespace) -> int:
+    from app.services import loader
+
+    settings = _settings()
+    parsed = loader.parse_file(Path(args.file))
+
+    async def work(session: Any) -> loader.LoadResult:
+        await loader.load_specialties(session)
+        return await loader.load_consortium(session, parsed)
+
+    result = asyncio.run(_with_session(settings, work))
+    print(f"consortium {result.consortium_code} ({result.consortium_id}): "
+          f"{result.institutions} members, {result.partners} upstream partners")
+    return 0
+
+
+def cmd_create_api_key(args: argparse.Namespace) -> int:
+    from app.db.repositories import registry as repo
+    from app.services import auth
+
+    settings = _settings()
+    settings.require_secrets()
+
+    async def work(session: Any) -> auth.IssuedKey:
+        institution_id = consortium_id = None
+        if args.institution:
+            inst = await repo.get_institution_by_code(session, args.institution)
+            if inst is None:
+                raise DomainError(f"no institution with code {args.institution}")
+            institution_id, consortium_id = inst.id, inst.consortium_id
+        if args.consortium:
+            cons = await repo.get_consortium_by_code(session, args.consortium)
+            if cons is None:
+                raise DomainError(f"no consortium with code {args.consortium}")
+            consortium_id = cons.id
+        role = Role(args.role)
+        if role in (Role.CLINIC, Role.HOSPITAL) and institution_id is None:
+            raise DomainError(f"a {role.value} key needs --institution")
+        if role is Role.COUNCIL and consortium_id is None:
+            raise DomainError("a council key needs --consortium (or --institution)")
+        return await auth.issue_key(
+            session, pepper=settings.secret("api_key_pepper"), name=args.name, role=role,
+            institution_id=institution_id, consortium_id=consortium_id,
+        )
+
+    issued = asyncio.run(_with_session(settings, work))
+    print(json.dumps({"id": issued.key_id, "key": issued.key,
+                      "note": "Shown once; only a hash is stored."}))
+    return 0
+
+
+def cmd_export_openapi(args: argparse.Namespace) -> int:
+    from app.main import create_app
+    from app.openapi_export import render
+
+    os.environ.setdefault("REFERRAL_DEMO_MODE", "true")
+    text = render(create_app(_settings()))
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="referral-service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
+    serve.add_argument("--demo", action="store_true",
+                       help="demo mode: migrate, load demo consortia, write demo keys")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    mig = sub.add_parser("migrate", help="apply database migrations and reference data")
+    mig.add_argument("revision", nargs="?", default="head")
+    mig.set_defaults(func=cmd_migrate)
+
+    load = sub.add_parser("load-consortium", help="load or update a consortium file (YAML/JSON)")
+    load.add_argument("file")
+    load.set_defaults(func=cmd_load_consortium)
+
+    key = sub.add_parser("create-api-key", help="create an API key (printed once)")
+    key.add_argument("--role", required=True, choices=[r.value for r in Role])
+    key.add_argument("--name", required=True)
+    key.add_argument("--institution", help="institution code (clinic, hospital, council)")
+    key.add_argument("--consortium", help="consortium code (council)")
+    key.set_defaults(func=cmd_create_api_key)
+
+    exp = sub.add_parser("export-openapi", help="write the OpenAPI document")
+    exp.add_argument("--output", default="openapi/openapi.json")
+    exp.set_defaults(func=cmd_export_openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DomainError as exc:
+        detail = exc.detail
+        errors = getattr(exc, "errors", None)
+        print(f"error: {detail}", file=sys.stderr)
+        for err in errors or []:
+            print(f"  {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Settings from the environment (prefix ``REFERRAL_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_SECRET = "demo-only-secret-do-not-use-in-production"  # noqa: S105 - demo mode only
+SECRET_FIELDS = ("api_key_pepper", "patient_data_key", "patient_hmac_key")
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot be used; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REFERRAL_", env_file=None, extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./referral.db",
+        description="sqlite+aiosqlite:///path.db (embedded default) or postgresql+asyncpg://...",
+    )
+    demo_mode: bool = Field(default=False, description="Load demo consortia and demo API keys.")
+    demo_keys_file: Path = Field(default=Path("demo-keys.json"))
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    root_path: str = Field(default="", description="Path prefix the gateway mounts the API at.")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1", description="Proxies trusted for X-Forwarded-* headers ('*' = any)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    api_key_pepper: SecretStr | None = None
+    patient_data_key: SecretStr | None = Field(
+        default=None, description="AES-256 key for patient identifiers at rest (base64, 32 bytes)."
+    )
+    patient_hmac_key: SecretStr | None = None
+
+    sqlite_busy_timeout_ms: int = 5000
+    db_pool_size: int = 10
+    page_size_default: int = 50
+    page_size_max: int = 200
+    max_body_bytes: int = 1_048_576
+
+    @model_validator(mode="after")
+    def _secrets_present(self) -> Settings:
+        if self.demo_mode:
+            for name in SECRET_FIELDS:
+                if getattr(self, name) is None:
+                    setattr(self, name, SecretStr(DEMO_SECRET + ":" + name))
+        return self
+
+    def require_secrets(self) -> None:
+        """Refuse to start outside demo mode when a secret is missing."""
+        missing = [f"REFERRAL_{n.upper()}" for n in SECRET_FIELDS if getattr(self, n) is None]
+        if missing:
+            raise ConfigurationError(
+                "Refusing to start: missing secret(s) "
+                + ", ".join(missing)
+                + ". Set them in the environment, or set REFERRAL_DEMO_MODE=true for a demo."
+            )
+
+    def secret(self, name: str) -> bytes:
+        value = getattr(self, name)
+        if value is None:
+            raise ConfigurationError(f"REFERRAL_{name.upper()} is not set")
+        secret: SecretStr = value
+        return secret.get_secret_value().encode()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

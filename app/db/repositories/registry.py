@@ -1,0 +1,243 @@
+"""SQL for the consortium registry: specialties, consortia, institutions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.db.models import (
+    Consortium,
+    ConsortiumPartner,
+    Institution,
+    InstitutionCentre,
+    InstitutionSpecialty,
+    Specialty,
+)
+from app.domain.enums import Centre, InstitutionLevel, InstitutionType
+
+# --- specialties -------------------------------------------------------------------------
+
+
+async def list_specialties(session: AsyncSession) -> Sequence[Specialty]:
+    result = await session.execute(select(Specialty).order_by(Specialty.code))
+    return result.scalars().all()
+
+
+async def existing_specialty_codes(session: AsyncSession, codes: Iterable[str]) -> set[str]:
+    wanted = set(codes)
+    if not wanted:
+        return set()
+    result = await session.execute(select(Specialty.code).where(Specialty.code.in_(wanted)))
+    return set(result.scalars().all())
+
+
+async def upsert_specialties(session: AsyncSession, rows: Sequence[dict[str, str | None]]) -> int:
+    existing = {s.code: s for s in await list_specialties(session)}
+    changed = 0
+    # parents first so the self-reference is satisfied
+    for row in sorted(rows, key=lambda r: (str(r["code"]).count("."), str(r["code"]))):
+        code = str(row["code"])
+        current = existing.get(code)
+        if current is None:
+            session.add(
+                Specialty(
+                    code=code,
+                    name=str(row["name"]),
+                    name_en=str(row["name_en"]),
+                    parent_code=row.get("parent"),
+                )
+            )
+            changed += 1
+        elif (current.name, current.name_en, current.parent_code) != (
+            row["name"],
+            row["name_en"],
+            row.get("parent"),
+        ):
+            current.name = str(row["name"])
+            current.name_en = str(row["name_en"])
+            current.parent_code = row.get("parent")
+            changed += 1
+        await session.flush()
+    return changed
+
+
+# --- consortia ---------------------------------------------------------------------------
+
+
+async def get_consortium(session: AsyncSession, consortium_id: str) -> Consortium | None:
+    return await session.get(Consortium, consortium_id)
+
+
+async def get_consortium_by_code(session: AsyncSession, code: str) -> Consortium | None:
+    result = await session.execute(select(Consortium).where(Consortium.code == code))
+    return result.scalar_one_or_none()
+
+
+async def get_consortium_by_prefix(session: AsyncSession, prefix: str) -> Consortium | None:
+    result = await session.execute(select(Consortium).where(Consortium.referral_prefix == prefix))
+    return result.scalar_one_or_none()
+
+
+async def list_consortia(
+    session: AsyncSession, *, after: str | None, limit: int
+) -> Sequence[Consortium]:
+    stmt = select(Consortium).order_by(Consortium.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Consortium.id > after)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def add_consortium(session: AsyncSession, consortium: Consortium) -> Consortium:
+    session.add(consortium)
+    await session.flush()
+    return consortium
+
+
+async def lead_ids(session: AsyncSession, consortium_ids: Sequence[str]) -> dict[str, str]:
+    if not consortium_ids:
+        return {}
+    stmt = select(Institution.consortium_id, Institution.id).where(
+        Institution.consortium_id.in_(consortium_ids), Institution.is_lead.is_(True)
+    )
+    return {str(c): i for c, i in (await session.execute(stmt)).all()}
+
+
+async def partner_ids(session: AsyncSession, consortium_ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {cid: [] for cid in consortium_ids}
+    if not consortium_ids:
+        return out
+    stmt = (
+        select(ConsortiumPartner.consortium_id, ConsortiumPartner.institution_id)
+        .where(ConsortiumPartner.consortium_id.in_(consortium_ids))
+        .order_by(ConsortiumPartner.institution_id)
+    )
+    for cid, iid in (await session.execute(stmt)).all():
+        out[cid].append(iid)
+    return out
+
+
+async def set_partners(session: AsyncSession, consortium_id: str, institution_ids: Sequence[str]) -> None:
+    await session.execute(
+        delete(ConsortiumPartner).where(ConsortiumPartner.consortium_id == consortium_id)
+    )
+    for iid in dict.fromkeys(institution_ids):
+        session.add(ConsortiumPartner(consortium_id=consortium_id, institution_id=iid))
+    await session.flush()
+
+
+async def set_lead(session: AsyncSession, consortium_id: str, institution_id: str | None) -> None:
+    await session.execute(
+        update(Institution)
+        .where(Institution.consortium_id == consortium_id, Institution.is_lead.is_(True))
+        .values(is_lead=False, version=Institution.version + 1)
+        .execution_options(synchronize_session="fetch")
+    )
+    if institution_id is not None:
+        await session.execute(
+            update(Institution)
+            .where(Institution.id == institution_id)
+            .values(is_lead=True, version=Institution.version + 1)
+            .execution_options(synchronize_session="fetch")
+        )
+
+
+# --- institutions ------------------------------------------------------------------------
+
+
+def _with_links() -> tuple[object, object]:
+    return selectinload(Institution.specialty_links), selectinload(Institution.centre_links)
+
+
+async def get_institution(session: AsyncSession, institution_id: str) -> Institution | None:
+    stmt = select(Institution).where(Institution.id == institution_id).options(*_with_links())
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_institutions(session: AsyncSession, ids: Sequence[str]) -> Sequence[Institution]:
+    if not ids:
+        return []
+    stmt = select(Institution).where(Institution.id.in_(ids)).options(*_with_links())
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def get_institution_by_code(session: AsyncSession, code: str) -> Institution | None:
+    stmt = select(Institution).where(Institution.code == code).options(*_with_links())
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_institutions(
+    session: AsyncSession,
+    *,
+    after: str | None,
+    limit: int,
+    consortium_id: str | None = None,
+    level: InstitutionLevel | None = None,
+    type_: InstitutionType | None = None,
+    specialty: str | None = None,
+    centre: Centre | None = None,
+    active: bool | None = None,
+    q: str | None = None,
+) -> Sequence[Institution]:
+    stmt = select(Institution).options(*_with_links()).order_by(Institution.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Institution.id > after)
+    if consortium_id is not None:
+        partners = select(ConsortiumPartner.institution_id).where(
+            ConsortiumPartner.consortium_id == consortium_id
+        )
+        stmt = stmt.where(
+            or_(Institution.consortium_id == consortium_id, Institution.id.in_(partners))
+        )
+    if level is not None:
+        stmt = stmt.where(Institution.level == level)
+    if type_ is not None:
+        stmt = stmt.where(Institution.type == type_)
+    if active is not None:
+        stmt = stmt.where(Institution.active.is_(active))
+    if specialty is not None:
+        stmt = stmt.where(
+            Institution.id.in_(
+                select(InstitutionSpecialty.institution_id).where(
+                    InstitutionSpecialty.specialty_code == specialty
+                )
+            )
+        )
+    if centre is not None:
+        stmt = stmt.where(
+            Institution.id.in_(
+                select(InstitutionCentre.institution_id).where(InstitutionCentre.centre == centre)
+            )
+        )
+    if q:
+        pattern = f"%{q.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Institution.name).like(pattern),
+                func.lower(func.coalesce(Institution.name_en, "")).like(pattern),
+                func.lower(Institution.code).like(pattern),
+            )
+        )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def add_institution(session: AsyncSession, institution: Institution) -> Institution:
+    session.add(institution)
+    await session.flush()
+    return institution
+
+
+def set_institution_specialties(institution: Institution, codes: Iterable[str]) -> None:
+    wanted = list(dict.fromkeys(codes))
+    current = {link.specialty_code: link for link in institution.specialty_links}
+    institution.specialty_links = [
+        current.get(code) or InstitutionSpecialty(specialty_code=code) for code in wanted
+    ]
+
+
+def set_institution_centres(institution: Institution, centres: Iterable[Centre]) -> None:
+    wanted = list(dict.fromkeys(centres))
+    current = {link.centre: link for link in institution.centre_links}
+    institution.centre_links = [current.get(c) or InstitutionCentre(centre=c) for c in wanted]

@@ -1,0 +1,38 @@
+"""Domain and use-case errors. They carry no HTTP; app/api/errors.py maps them once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base class. ``detail`` is safe to show: it never holds patient data."""
+
+    kind = "domain-error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    kind = "not-found"
+
+
+class Conflict(DomainError):
+    kind = "conflict"
+
+
+class Forbidden(DomainError):
+    kind = "forbidden"
+
+
+class InvalidInput(DomainError):
+    """Semantic validation failure; ``errors`` lists offending fields."""
+
+    kind = "validation-error"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors or []

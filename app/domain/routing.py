@@ -1,0 +1,596 @@
+"""Up-referral routing: pick the target institution and say why.
+
+:func:`route` is a pure function of a :class:`RoutingRequest` and the candidate institutions the
+caller loaded (the consortium's members and its configured upstream partners, with their capacity
+figures for the requested specialty and care type). It reads no clock and no database; the
+request carries ``now``.
+
+Eligibility. Each candidate is checked in this order; the first failing check is the reason it is
+left out (:class:`ExclusionReason`):
+
+1. ``is_source``: it is the referring institution;
+2. ``not_in_consortium``: an entry of ``members`` flagged ``in_consortium=False`` (never applied to
+   ``partners``, which are outside the consortium by definition);
+3. ``inactive``;
+4. ``level_not_higher``: its level is not above the source's level;
+5. ``specialty_not_offered``: see *specialty match* below;
+6. ``previously_declined``: listed in ``excluded_institution_ids`` (it rejected this referral or let
+   it expire);
+7. ``stale_census``: no census ever reported (``census_as_of`` or ``capacity_free`` is None), or
+   the census is older than ``stale_exclude_after``;
+8. ``no_free_capacity``: ``capacity_free <= 0``.
+
+A census older than ``stale_after`` (but not older than ``stale_exclude_after``) keeps the
+candidate eligible but ranks it below every candidate with a fresh census.
+
+Specialty match. Codes of the national catalogue of medical subjects are dotted paths
+(``03`` internal medicine, ``03.04`` cardiology). A candidate offering a code covers that code and
+everything below it: offering ``03`` covers a request for ``03.04``. Not the other way round:
+offering only ``03.04`` does not cover a request for ``03``. Matching is on whole dotted segments
+(``03`` does not cover ``030``).
+
+Order (a single sort key, earlier components decide first; :class:`RankingRule`):
+
+0. ``consortium_member``: members before partners (partners only matter when no member is
+   eligible, or when the patient chose one);
+1. ``fresh_census``: fresh before stale;
+2. ``signed_institution``: the patient's signed institutions first, in the order given
+   (members only);
+3. ``lead_hospital``: the consortium's lead hospital (members only);
+4. ``lowest_adequate_level``: lower level first ("major illness stays in the county");
+5. ``travel_distance``: great-circle distance from the source, rounded to 0.1 km, unknown last;
+6. ``free_share``: higher ``capacity_free / capacity_total`` first, unknown share last;
+7. ``tie_break``: ``code``, then ``institution_id``.
+
+Each ranked entry records the rule that placed it: the first key component on which it differs
+from the entry directly above it. The first entry records the component on which it beat the
+second, or ``only_candidate`` when alone. When the patient's own choice is eligible it is ranked
+first with ``patient_choice``; the rest keep their normal order, the first of them also recording
+``patient_choice`` (it is second because of the patient's choice), the others as above.
+
+Green channel (an extension of the brief, used when ``RoutingRequest.green_channel`` names a
+centre): the patient must be received, so the centre replaces the specialty check
+(``centre_not_held``), and neither a stale census nor full beds exclude anyone. The order is
+members before partners, then distance (nearest first), then fresh census, free share and the
+tie-break. A target without free capacity is flagged ``overflow`` for the council.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from app.domain.enums import CareType, Centre, InstitutionLevel
+from app.domain.geo import haversine_km
+
+__all__ = [
+    "Candidate",
+    "Exclusion",
+    "ExclusionReason",
+    "PatientChoiceNotAllowed",
+    "RankedCandidate",
+    "RankingRule",
+    "RoutingDecision",
+    "RoutingOutcome",
+    "RoutingRequest",
+    "decision_to_dict",
+    "route",
+    "specialty_covers",
+]
+
+
+class RoutingOutcome(StrEnum):
+    ROUTED = "routed"
+    OUT_OF_CONSORTIUM = "out_of_consortium"
+    WAITLISTED = "waitlisted"
+
+
+class ExclusionReason(StrEnum):
+    """Why a candidate is not eligible; declared in the order the checks run."""
+
+    IS_SOURCE = "is_source"
+    NOT_IN_CONSORTIUM = "not_in_consortium"
+    INACTIVE = "inactive"
+    LEVEL_NOT_HIGHER = "level_not_higher"
+    SPECIALTY_NOT_OFFERED = "specialty_not_offered"
+    CENTRE_NOT_HELD = "centre_not_held"
+    PREVIOUSLY_DECLINED = "previously_declined"
+    STALE_CENSUS = "stale_census"
+    NO_FREE_CAPACITY = "no_free_capacity"
+
+
+class RankingRule(StrEnum):
+    """The rule that put a ranked candidate in its place."""
+
+    CONSORTIUM_MEMBER = "consortium_member"
+    FRESH_CENSUS = "fresh_census"
+    SIGNED_INSTITUTION = "signed_institution"
+    LEAD_HOSPITAL = "lead_hospital"
+    LOWEST_ADEQUATE_LEVEL = "lowest_adequate_level"
+    TRAVEL_DISTANCE = "travel_distance"
+    FREE_SHARE = "free_share"
+    TIE_BREAK = "tie_break"
+    ONLY_CANDIDATE = "only_candidate"
+    PATIENT_CHOICE = "patient_choice"
+
+
+class PatientChoiceNotAllowed(Exception):
+    """The institution the patient chose cannot take this referral."""
+
+    def __init__(self, institution_id: str, reason: ExclusionReason) -> None:
+        super().__init__(f"the patient's chosen institution is not eligible: {reason.value}")
+        self.institution_id = institution_id
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An institution that might take the referral, with its capacity for this request.
+
+    ``capacity_free``: free beds of the specialty (inpatient) or free slots on the wanted day
+    (outpatient, examination); None when no census was ever reported. ``census_as_of`` is an
+    aware UTC datetime.
+    """
+
+    institution_id: str
+    code: str
+    name: str
+    level: InstitutionLevel
+    active: bool
+    in_consortium: bool
+    specialties: frozenset[str]
+    centres: frozenset[Centre]
+    lat: float | None
+    lon: float | None
+    capacity_free: int | None
+    capacity_total: int | None
+    census_as_of: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoutingRequest:
+    source_institution_id: str
+    source_level: InstitutionLevel
+    source_lat: float | None
+    source_lon: float | None
+    consortium_id: str
+    lead_institution_id: str | None
+    specialty_code: str
+    care_type: CareType
+    signed_institution_ids: tuple[str, ...] = ()
+    patient_choice_id: str | None = None
+    excluded_institution_ids: frozenset[str] = frozenset()
+    now: datetime
+    stale_after: timedelta
+    stale_exclude_after: timedelta
+    green_channel: Centre | None = None
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None or self.now.utcoffset() is None:
+            raise ValueError("now must be an aware datetime")
+        if self.stale_after > self.stale_exclude_after:
+            raise ValueError("stale_after must not exceed stale_exclude_after")
+
+
+@dataclass(frozen=True, slots=True)
+class RankedCandidate:
+    institution_id: str
+    code: str
+    name: str
+    level: InstitutionLevel
+    rank: int
+    rule: RankingRule
+    capacity_free: int | None
+    capacity_total: int | None
+    distance_km: float | None
+    stale: bool
+    in_consortium: bool
+    #: Green channel only: the target has no free capacity; the council is told.
+    overflow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    institution_id: str
+    code: str
+    name: str
+    reason: ExclusionReason
+    detail: str
+    in_consortium: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    outcome: RoutingOutcome
+    target: RankedCandidate | None
+    alternatives: tuple[RankedCandidate, ...]
+    excluded: tuple[Exclusion, ...]
+    explanation: str
+
+    @property
+    def overflow(self) -> bool:
+        return self.target is not None and self.target.overflow
+
+
+def specialty_covers(offered: str, requested: str) -> bool:
+    """True when offering ``offered`` covers a request for ``requested`` (same code or a parent)."""
+    return offered == requested or requested.startswith(offered + ".")
+
+
+def _specialty_ancestors(code: str) -> frozenset[str]:
+    """``"03.04.01"`` -> ``{"03", "03.04", "03.04.01"}``: every offered code that covers it."""
+    parts = code.split(".")
+    return frozenset(".".join(parts[: i + 1]) for i in range(len(parts)))
+
+
+# -- ranking key -------------------------------------------------------------------------------
+
+#: (numeric components in rule order, code, institution_id)
+_Key = tuple[tuple[float, ...], str, str]
+
+_RULES: Final = (
+    RankingRule.CONSORTIUM_MEMBER,
+    RankingRule.FRESH_CENSUS,
+    RankingRule.SIGNED_INSTITUTION,
+    RankingRule.LEAD_HOSPITAL,
+    RankingRule.LOWEST_ADEQUATE_LEVEL,
+    RankingRule.TRAVEL_DISTANCE,
+    RankingRule.FREE_SHARE,
+)
+_GREEN_RULES: Final = (
+    RankingRule.CONSORTIUM_MEMBER,
+    RankingRule.TRAVEL_DISTANCE,
+    RankingRule.FRESH_CENSUS,
+    RankingRule.FREE_SHARE,
+)
+
+_INF: Final = math.inf
+
+
+@dataclass(slots=True)
+class _Eligible:
+    candidate: Candidate
+    member: bool
+    stale: bool
+    distance_km: float | None
+    key: _Key
+
+
+def _deciding_rule(above: _Key, below: _Key, rules: tuple[RankingRule, ...]) -> RankingRule:
+    for a, b, rule in zip(above[0], below[0], rules, strict=True):
+        if a != b:
+            return rule
+    return RankingRule.TIE_BREAK
+
+
+# -- wording -----------------------------------------------------------------------------------
+
+_REASON_SUMMARY: Final = {
+    ExclusionReason.IS_SOURCE: "the referring institution",
+    ExclusionReason.NOT_IN_CONSORTIUM: "not in the consortium",
+    ExclusionReason.INACTIVE: "inactive",
+    ExclusionReason.LEVEL_NOT_HIGHER: "not of a higher level",
+    ExclusionReason.SPECIALTY_NOT_OFFERED: "without the specialty",
+    ExclusionReason.CENTRE_NOT_HELD: "without the centre",
+    ExclusionReason.PREVIOUSLY_DECLINED: "already declined",
+    ExclusionReason.STALE_CENSUS: "stale or missing census",
+    ExclusionReason.NO_FREE_CAPACITY: "full",
+}
+
+
+def _age_words(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} d"
+
+
+def _unit(care_type: CareType) -> str:
+    return "beds" if care_type is CareType.INPATIENT else "slots"
+
+
+def _capacity_words(free: int | None, total: int | None, care_type: CareType) -> str:
+    if free is None:
+        return "no census"
+    if total is None:
+        return f"{free} {_unit(care_type)} free"
+    return f"{free} of {total} {_unit(care_type)} free"
+
+
+def _centre_words(centre: Centre) -> str:
+    return centre.value.replace("_", " ")
+
+
+def _summary(exclusions: Sequence[Exclusion]) -> str:
+    if not exclusions:
+        return "no candidates"
+    counts = Counter(e.reason for e in exclusions)
+    return ", ".join(f"{_REASON_SUMMARY[r]}: {counts[r]}" for r in ExclusionReason if r in counts)
+
+
+def _why(target: RankedCandidate, request: RoutingRequest) -> str:
+    kind = "member" if target.in_consortium else "partner"
+    if request.green_channel is not None:
+        kind += f" holding the {_centre_words(request.green_channel)} centre"
+    rule = target.rule
+    if rule is RankingRule.PATIENT_CHOICE:
+        return "the patient's own choice"
+    if rule in (RankingRule.ONLY_CANDIDATE, RankingRule.CONSORTIUM_MEMBER):
+        return f"the only eligible {kind}"
+    if rule is RankingRule.FRESH_CENSUS:
+        return f"the first eligible {kind} with a fresh capacity census"
+    if rule is RankingRule.SIGNED_INSTITUTION:
+        return "one of the patient's signed institutions"
+    if rule is RankingRule.LEAD_HOSPITAL:
+        return "the consortium's lead hospital"
+    if rule is RankingRule.LOWEST_ADEQUATE_LEVEL:
+        return f"the lowest adequate level ({target.level.value})"
+    if rule is RankingRule.TRAVEL_DISTANCE:
+        return f"the nearest eligible {kind} ({target.distance_km:.1f} km)"
+    if rule is RankingRule.FREE_SHARE:
+        return f"the eligible {kind} with the highest share of free capacity"
+    return f"first of equally ranked {kind}s by code"
+
+
+def _explain(
+    request: RoutingRequest,
+    target: RankedCandidate | None,
+    member_exclusions: Sequence[Exclusion],
+    all_exclusions: Sequence[Exclusion],
+    any_member_eligible: bool,
+) -> str:
+    prefix = ""
+    if request.green_channel is not None:
+        prefix = f"Green channel ({_centre_words(request.green_channel)}): "
+    if target is None:
+        return (
+            f"{prefix}Waitlisted: no consortium member or partner can take the patient "
+            f"({_summary(all_exclusions)})."
+        )
+    capacity = _capacity_words(target.capacity_free, target.capacity_total, request.care_type)
+    if target.overflow:
+        tail = (
+            f"; it has no free capacity ({capacity}), so the overflow is flagged for the council."
+        )
+    else:
+        tail = f" with free capacity ({capacity})."
+    if target.stale:
+        tail += " Its capacity census is stale."
+    why = _why(target, request)
+    if target.in_consortium:
+        return f"{prefix}Routed to {target.name}: {why}{tail}"
+    lead_in = ""
+    if not any_member_eligible:
+        lead_in = f"No consortium member can take the patient ({_summary(member_exclusions)}). "
+    return f"{prefix}{lead_in}Referred out of the consortium to {target.name}: {why}{tail}"
+
+
+# -- routing -----------------------------------------------------------------------------------
+
+
+def route(
+    request: RoutingRequest,
+    members: Sequence[Candidate],
+    partners: Sequence[Candidate],
+) -> RoutingDecision:
+    """Choose the target of an up-referral among ``members``, then ``partners``.
+
+    Returns ROUTED with a member target, OUT_OF_CONSORTIUM with a partner target (no member
+    eligible, or the patient chose the partner), or WAITLISTED without a target. Raises
+    :class:`PatientChoiceNotAllowed` when ``patient_choice_id`` names an ineligible or unknown
+    institution. See the module documentation for the checks and the order.
+    """
+    green = request.green_channel
+    rules = _RULES if green is None else _GREEN_RULES
+    ancestors = _specialty_ancestors(request.specialty_code)
+    declined = request.excluded_institution_ids
+    source_id = request.source_institution_id
+    source_rank = request.source_level.rank
+    src_lat, src_lon = request.source_lat, request.source_lon
+    now = request.now
+    stale_after = request.stale_after
+    stale_exclude_after = request.stale_exclude_after
+    lead_id = request.lead_institution_id
+    signed_index: dict[str, int] = {}
+    for i, inst in enumerate(request.signed_institution_ids):
+        signed_index.setdefault(inst, i)
+    not_signed = float(len(request.signed_institution_ids))
+
+    eligible: list[_Eligible] = []
+    member_exclusions: list[Exclusion] = []
+    partner_exclusions: list[Exclusion] = []
+    seen_members: set[str] = set()
+
+    def assess(c: Candidate, member: bool) -> None:
+        reason: ExclusionReason | None = None
+        detail = ""
+        stale = True
+        age: timedelta | None = None
+        if c.census_as_of is not None:
+            age = now - c.census_as_of
+            stale = age > stale_after
+        if c.institution_id == source_id:
+            reason, detail = ExclusionReason.IS_SOURCE, "referring institution"
+        elif member and not c.in_consortium:
+            reason, detail = ExclusionReason.NOT_IN_CONSORTIUM, "not a member of this consortium"
+        elif not c.active:
+            reason, detail = ExclusionReason.INACTIVE, "inactive"
+        elif c.level.rank <= source_rank:
+            reason = ExclusionReason.LEVEL_NOT_HIGHER
+            detail = f"level {c.level.value} not above {request.source_level.value}"
+        elif green is None and ancestors.isdisjoint(c.specialties):
+            reason = ExclusionReason.SPECIALTY_NOT_OFFERED
+            detail = f"specialty {request.specialty_code} not offered"
+        elif green is not None and green not in c.centres:
+            reason, detail = ExclusionReason.CENTRE_NOT_HELD, f"no {_centre_words(green)} centre"
+        elif c.institution_id in declined:
+            reason, detail = ExclusionReason.PREVIOUSLY_DECLINED, "declined or let it expire"
+        elif green is None and (age is None or c.capacity_free is None):
+            reason, detail = ExclusionReason.STALE_CENSUS, "no census reported"
+        elif green is None and age is not None and age > stale_exclude_after:
+            reason, detail = ExclusionReason.STALE_CENSUS, f"census {_age_words(age)} old"
+        elif green is None and c.capacity_free is not None and c.capacity_free <= 0:
+            reason = ExclusionReason.NO_FREE_CAPACITY
+            detail = _capacity_words(c.capacity_free, c.capacity_total, request.care_type)
+
+        if reason is not None:
+            exclusion = Exclusion(c.institution_id, c.code, c.name, reason, detail, member)
+            (member_exclusions if member else partner_exclusions).append(exclusion)
+            return
+
+        distance: float | None = None
+        if src_lat is not None and src_lon is not None and c.lat is not None and c.lon is not None:
+            distance = round(haversine_km(src_lat, src_lon, c.lat, c.lon), 1)
+        distance_key = _INF if distance is None else distance
+        free, total = c.capacity_free, c.capacity_total
+        share_key = _INF if free is None or not total or total <= 0 else -(free / total)
+        stale_key = 1.0 if stale else 0.0
+        member_key = 0.0 if member else 1.0
+        numbers: tuple[float, ...]
+        if green is not None:
+            numbers = (member_key, distance_key, stale_key, share_key)
+        elif member:
+            numbers = (
+                member_key,
+                stale_key,
+                float(signed_index.get(c.institution_id, not_signed)),
+                0.0 if c.institution_id == lead_id else 1.0,
+                float(c.level.rank),
+                distance_key,
+                share_key,
+            )
+        else:  # partners: no signed or lead preference
+            numbers = (member_key, stale_key, not_signed, 1.0, float(c.level.rank))
+            numbers += (distance_key, share_key)
+        key: _Key = (numbers, c.code, c.institution_id)
+        eligible.append(_Eligible(c, member, stale, distance, key))
+
+    for c in members:
+        seen_members.add(c.institution_id)
+        assess(c, member=True)
+    for c in partners:
+        if c.institution_id not in seen_members:  # listed as a member too: the member entry wins
+            assess(c, member=False)
+
+    eligible.sort(key=lambda e: e.key)
+
+    choice_id = request.patient_choice_id
+    chosen = False
+    if choice_id is not None:
+        index = next(
+            (i for i, e in enumerate(eligible) if e.candidate.institution_id == choice_id), -1
+        )
+        if index < 0:
+            refused = next(
+                (
+                    x.reason
+                    for x in (*member_exclusions, *partner_exclusions)
+                    if x.institution_id == choice_id
+                ),
+                ExclusionReason.NOT_IN_CONSORTIUM,
+            )
+            raise PatientChoiceNotAllowed(choice_id, refused)
+        if index > 0:
+            eligible.insert(0, eligible.pop(index))
+        chosen = True
+
+    ranked: list[RankedCandidate] = []
+    for i, e in enumerate(eligible):
+        if i == 0:
+            if chosen:
+                rule = RankingRule.PATIENT_CHOICE
+            elif len(eligible) == 1:
+                rule = RankingRule.ONLY_CANDIDATE
+            else:
+                rule = _deciding_rule(e.key, eligible[1].key, rules)
+        elif i == 1 and chosen:
+            rule = RankingRule.PATIENT_CHOICE
+        else:
+            rule = _deciding_rule(eligible[i - 1].key, e.key, rules)
+        c = e.candidate
+        overflow = (
+            i == 0 and green is not None and (c.capacity_free is None or c.capacity_free <= 0)
+        )
+        ranked.append(
+            RankedCandidate(
+                institution_id=c.institution_id,
+                code=c.code,
+                name=c.name,
+                level=c.level,
+                rank=i + 1,
+                rule=rule,
+                capacity_free=c.capacity_free,
+                capacity_total=c.capacity_total,
+                distance_km=e.distance_km,
+                stale=e.stale,
+                in_consortium=e.member,
+                overflow=overflow,
+            )
+        )
+
+    target = ranked[0] if ranked else None
+    if target is None:
+        outcome = RoutingOutcome.WAITLISTED
+    elif target.in_consortium:
+        outcome = RoutingOutcome.ROUTED
+    else:
+        outcome = RoutingOutcome.OUT_OF_CONSORTIUM
+    excluded = (*member_exclusions, *partner_exclusions)
+    any_member_eligible = any(e.member for e in eligible)
+    return RoutingDecision(
+        outcome=outcome,
+        target=target,
+        alternatives=tuple(ranked[1:]),
+        excluded=excluded,
+        explanation=_explain(request, target, member_exclusions, excluded, any_member_eligible),
+    )
+
+
+# -- serialisation -----------------------------------------------------------------------------
+
+
+def _ranked_to_dict(r: RankedCandidate) -> dict[str, Any]:
+    return {
+        "institution_id": r.institution_id,
+        "code": r.code,
+        "name": r.name,
+        "level": r.level.value,
+        "rank": r.rank,
+        "rule": r.rule.value,
+        "capacity_free": r.capacity_free,
+        "capacity_total": r.capacity_total,
+        "distance_km": r.distance_km,
+        "stale": r.stale,
+        "in_consortium": r.in_consortium,
+        "overflow": r.overflow,
+    }
+
+
+def _exclusion_to_dict(x: Exclusion) -> dict[str, Any]:
+    return {
+        "institution_id": x.institution_id,
+        "code": x.code,
+        "name": x.name,
+        "reason": x.reason.value,
+        "detail": x.detail,
+        "in_consortium": x.in_consortium,
+    }
+
+
+def decision_to_dict(decision: RoutingDecision) -> dict[str, Any]:
+    """A JSON-serialisable form of ``decision`` (enums as their values) for storage and the API."""
+    return {
+        "outcome": decision.outcome.value,
+        "target": None if decision.target is None else _ranked_to_dict(decision.target),
+        "alternatives": [_ranked_to_dict(r) for r in decision.alternatives],
+        "excluded": [_exclusion_to_dict(x) for x in decision.excluded],
+        "explanation": decision.explanation,
+        "overflow": decision.overflow,
+    }

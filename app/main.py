@@ -1,0 +1,92 @@
+"""Application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+
+from app import __version__
+from app.api import errors
+from app.api.middleware import Metrics, RequestContextMiddleware
+from app.api.routes import ops, registry
+from app.config import Settings, get_settings
+from app.db.session import Database
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+DESCRIPTION = """
+Two-way referral routing for medical consortia (医联体 / 医共体).
+
+* Authenticate with an API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`
+  (Swagger UI: **Authorize**). Demo keys are in `demo-keys.json` when started in demo mode.
+* Errors are RFC 9457 `application/problem+json` documents with a stable `type`.
+* Lists use keyset paging: pass `next_cursor` back as `cursor`.
+* Every response carries `X-Request-ID` (sent back as given, or generated).
+"""
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable operation ids: the endpoint function's name."""
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.require_secrets()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.shutting_down = False
+        yield
+        app.state.shutting_down = True
+        await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Referral routing service",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        root_path=settings.root_path,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.settings = settings
+    app.state.database = Database(
+        settings.database_url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        pool_size=settings.db_pool_size,
+    )
+    app.state.metrics = Metrics()
+    app.state.shutting_down = False
+
+    errors.install(app)
+    app.include_router(ops.router)
+    app.include_router(registry.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(
+        RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
+    )
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            servers=[{"url": settings.root_path}] if settings.root_path else None,
+        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,190 @@
+"""Consortium files (YAML or JSON, format ``referral-consortium/v1``) and the specialty catalogue.
+
+Loading is idempotent: institutions and consortia are matched by code and updated in place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Consortium, Institution
+from app.db.repositories import registry as repo
+from app.domain.enums import Centre, ConsortiumKind, InstitutionLevel, InstitutionType
+from app.domain.errors import InvalidInput
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+SPECIALTIES_FILE = DATA_DIR / "specialties.json"
+DEMO_CONSORTIA_DIR = DATA_DIR / "consortia"
+
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileLocation(_Model):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    approximate: bool = False
+
+
+class FileContact(_Model):
+    name: str | None = None
+    phone: str | None = None
+
+
+class FileInstitution(_Model):
+    code: Code
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str | None = None
+    level: InstitutionLevel
+    type: InstitutionType
+    region_code: str | None = None
+    location: FileLocation | None = None
+    specialties: list[str] = Field(default_factory=list)
+    centres: list[Centre] = Field(default_factory=list)
+    beds: dict[str, int] = Field(default_factory=dict)
+    outpatient_slots_per_day: dict[str, int] = Field(default_factory=dict)
+    contact: FileContact | None = None
+    active: bool = True
+    generated_name: bool = False
+
+
+class FileConsortium(_Model):
+    code: Code
+    name: str
+    name_en: str | None = None
+    kind: ConsortiumKind
+    close_knit: bool = True
+    region_code: str | None = None
+    referral_prefix: str = Field(pattern=r"^[A-Z]{2,4}$")
+    lead: Code
+    upstream_partners: list[Code] = Field(default_factory=list)
+    notes: str | None = None
+
+
+class ConsortiumFile(_Model):
+    format: Literal["referral-consortium/v1"]
+    consortium: FileConsortium
+    institutions: list[FileInstitution]
+    partners: list[FileInstitution] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    consortium_id: str
+    consortium_code: str
+    institutions: int
+    partners: int
+
+
+def parse_file(path: Path) -> ConsortiumFile:
+    text = path.read_text(encoding="utf-8")
+    raw: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    try:
+        parsed = ConsortiumFile.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"{path.name} is not a valid consortium file.",
+            [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()],
+        ) from exc
+    member_codes = {i.code for i in parsed.institutions}
+    partner_codes = {p.code for p in parsed.partners}
+    problems = []
+    if parsed.consortium.lead not in member_codes:
+        problems.append({"loc": ["consortium", "lead"], "msg": "lead is not a listed member"})
+    for code in parsed.consortium.upstream_partners:
+        if code not in partner_codes:
+            problems.append({"loc": ["consortium", "upstream_partners"], "msg": f"{code} not in partners"})
+    if problems:
+        raise InvalidInput(f"{path.name} is inconsistent.", problems)
+    return parsed
+
+
+def demo_files() -> list[Path]:
+    return sorted(DEMO_CONSORTIA_DIR.glob("*.yaml"))
+
+
+async def load_specialties(session: AsyncSession, path: Path = SPECIALTIES_FILE) -> int:
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    return await repo.upsert_specialties(session, rows)
+
+
+async def _upsert_institution(
+    session: AsyncSession, item: FileInstitution, consortium_id: str | None
+) -> Institution:
+    row = await repo.get_institution_by_code(session, item.code)
+    values: dict[str, Any] = {
+        "name": item.name,
+        "name_en": item.name_en,
+        "level": item.level,
+        "type": item.type,
+        "region_code": item.region_code,
+        "latitude": item.location.lat if item.location else None,
+        "longitude": item.location.lon if item.location else None,
+        "location_approximate": bool(item.location and item.location.approximate),
+        "contact_name": item.contact.name if item.contact else None,
+        "contact_phone": item.contact.phone if item.contact else None,
+        "active": item.active,
+        "generated_name": item.generated_name,
+    }
+    if row is None:
+        row = Institution(code=item.code, consortium_id=consortium_id, **values)
+        row.specialty_links = []
+        row.centre_links = []
+        session.add(row)
+    else:
+        for key, value in values.items():
+            setattr(row, key, value)
+        if consortium_id is not None:
+            row.consortium_id = consortium_id
+    repo.set_institution_specialties(row, item.specialties)
+    repo.set_institution_centres(row, item.centres)
+    await session.flush()
+    return row
+
+
+async def load_consortium(session: AsyncSession, parsed: ConsortiumFile) -> LoadResult:
+    codes = {c for i in [*parsed.institutions, *parsed.partners] for c in i.specialties}
+    known = await repo.existing_specialty_codes(session, codes)
+    unknown = sorted(codes - known)
+    if unknown:
+        raise InvalidInput(
+            "The file names unknown specialty codes.",
+            [{"loc": ["specialties"], "msg": f"unknown specialty code {c}"} for c in unknown],
+        )
+    spec = parsed.consortium
+    consortium = await repo.get_consortium_by_code(session, spec.code)
+    values = {
+        "name": spec.name,
+        "name_en": spec.name_en,
+        "kind": spec.kind,
+        "close_knit": spec.close_knit,
+        "region_code": spec.region_code,
+        "referral_prefix": spec.referral_prefix,
+        "notes": spec.notes,
+    }
+    if consortium is None:
+        consortium = await repo.add_consortium(session, Consortium(code=spec.code, **values))
+    else:
+        for key, value in values.items():
+            setattr(consortium, key, value)
+    by_code: dict[str, Institution] = {}
+    for item in parsed.institutions:
+        by_code[item.code] = await _upsert_institution(session, item, consortium.id)
+    partner_rows = [await _upsert_institution(session, p, None) for p in parsed.partners]
+    await repo.set_lead(session, consortium.id, by_code[spec.lead].id)
+    partner_by_code = {r.code: r for r in partner_rows}
+    await repo.set_partners(
+        session, consortium.id, [partner_by_code[c].id for c in spec.upstream_partners]
+    )
+    await session.flush()
+    return LoadResult(consortium.id, consortium.code, len(by_code), len(partner_rows))

@@ -1,0 +1,229 @@
+"""Use cases of the consortium registry. Never commits: the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Consortium, Institution, Specialty
+from app.db.repositories import registry as repo
+from app.domain.enums import Centre, InstitutionLevel, InstitutionType, Role
+from app.domain.errors import Forbidden, InvalidInput, NotFound
+from app.services.auth import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class ConsortiumView:
+    row: Consortium
+    lead_institution_id: str | None
+    upstream_partner_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class InstitutionFilter:
+    consortium_id: str | None = None
+    level: InstitutionLevel | None = None
+    type: InstitutionType | None = None
+    specialty: str | None = None
+    centre: Centre | None = None
+    active: bool | None = None
+    q: str | None = None
+
+
+def _require_registry_writer(principal: Principal, consortium_id: str | None) -> None:
+    if principal.role is Role.ADMIN:
+        return
+    if principal.role is Role.COUNCIL and consortium_id is not None:
+        if principal.consortium_id == consortium_id:
+            return
+        raise Forbidden("A council key may change only its own consortium.")
+    raise Forbidden("Registry changes need a council or admin key.")
+
+
+async def list_specialties(session: AsyncSession) -> Sequence[Specialty]:
+    return await repo.list_specialties(session)
+
+
+async def _consortium_views(
+    session: AsyncSession, rows: Sequence[Consortium]
+) -> list[ConsortiumView]:
+    ids = [r.id for r in rows]
+    leads = await repo.lead_ids(session, ids)
+    partners = await repo.partner_ids(session, ids)
+    return [ConsortiumView(r, leads.get(r.id), partners.get(r.id, [])) for r in rows]
+
+
+async def get_consortium(session: AsyncSession, consortium_id: str) -> ConsortiumView:
+    row = await repo.get_consortium(session, consortium_id)
+    if row is None:
+        raise NotFound("No consortium with this id.")
+    return (await _consortium_views(session, [row]))[0]
+
+
+async def list_consortia(
+    session: AsyncSession, *, after: str | None, limit: int
+) -> list[ConsortiumView]:
+    rows = await repo.list_consortia(session, after=after, limit=limit)
+    return await _consortium_views(session, rows)
+
+
+async def _check_partners(session: AsyncSession, partner_ids: Sequence[str]) -> None:
+    found = {i.id for i in await repo.get_institutions(session, list(partner_ids))}
+    missing = [i for i in partner_ids if i not in found]
+    if missing:
+        raise InvalidInput(
+            "Unknown upstream partner institution.",
+            [{"loc": ["body", "upstream_partner_ids"], "msg": f"unknown institution id {m}"}
+             for m in missing],
+        )
+
+
+async def _check_lead(session: AsyncSession, consortium_id: str, lead_id: str) -> None:
+    lead = await repo.get_institution(session, lead_id)
+    if lead is None or lead.consortium_id != consortium_id:
+        raise InvalidInput(
+            "The lead institution must be a member of the consortium.",
+            [{"loc": ["body", "lead_institution_id"], "msg": "not a member of this consortium"}],
+        )
+
+
+async def _check_unique(session: AsyncSession, *, code: str | None = None, prefix: str | None = None) -> None:
+    if code is not None and await repo.get_consortium_by_code(session, code) is not None:
+        raise InvalidInput(
+            "A consortium with this code exists.",
+            [{"loc": ["body", "code"], "msg": "already in use"}],
+        )
+    if prefix is not None and await repo.get_consortium_by_prefix(session, prefix) is not None:
+        raise InvalidInput(
+            "This referral prefix is in use.",
+            [{"loc": ["body", "referral_prefix"], "msg": "already in use"}],
+        )
+
+
+async def create_consortium(
+    session: AsyncSession, principal: Principal, data: dict[str, Any]
+) -> ConsortiumView:
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("Creating a consortium needs an admin key.")
+    partners = list(data.pop("upstream_partner_ids", None) or [])
+    await _check_unique(session, code=data["code"], prefix=data["referral_prefix"])
+    await _check_partners(session, partners)
+    row = await repo.add_consortium(session, Consortium(**data))
+    await repo.set_partners(session, row.id, partners)
+    return await get_consortium(session, row.id)
+
+
+async def update_consortium(
+    session: AsyncSession, principal: Principal, consortium_id: str, changes: dict[str, Any]
+) -> ConsortiumView:
+    row = await repo.get_consortium(session, consortium_id)
+    if row is None:
+        raise NotFound("No consortium with this id.")
+    _require_registry_writer(principal, consortium_id)
+    if "upstream_partner_ids" in changes:
+        partners = list(changes.pop("upstream_partner_ids") or [])
+        await _check_partners(session, partners)
+        await repo.set_partners(session, consortium_id, partners)
+    if "lead_institution_id" in changes:
+        lead_id = changes.pop("lead_institution_id")
+        if lead_id is not None:
+            await _check_lead(session, consortium_id, lead_id)
+        await repo.set_lead(session, consortium_id, lead_id)
+    if "referral_prefix" in changes and changes["referral_prefix"] != row.referral_prefix:
+        await _check_unique(session, prefix=changes["referral_prefix"])
+    for key, value in changes.items():
+        setattr(row, key, value)
+    await session.flush()
+    return await get_consortium(session, consortium_id)
+
+
+async def get_institution(session: AsyncSession, institution_id: str) -> Institution:
+    row = await repo.get_institution(session, institution_id)
+    if row is None:
+        raise NotFound("No institution with this id.")
+    return row
+
+
+async def list_institutions(
+    session: AsyncSession, filters: InstitutionFilter, *, after: str | None, limit: int
+) -> Sequence[Institution]:
+    return await repo.list_institutions(
+        session,
+        after=after,
+        limit=limit,
+        consortium_id=filters.consortium_id,
+        level=filters.level,
+        type_=filters.type,
+        specialty=filters.specialty,
+        centre=filters.centre,
+        active=filters.active,
+        q=filters.q,
+    )
+
+
+async def _check_specialties(session: AsyncSession, codes: Sequence[str]) -> None:
+    known = await repo.existing_specialty_codes(session, codes)
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise InvalidInput(
+            "Unknown specialty code.",
+            [{"loc": ["body", "specialties"], "msg": f"unknown specialty code {c}"}
+             for c in unknown],
+        )
+
+
+async def _check_consortium(session: AsyncSession, consortium_id: str | None) -> None:
+    if consortium_id is not None and await repo.get_consortium(session, consortium_id) is None:
+        raise InvalidInput(
+            "Unknown consortium.",
+            [{"loc": ["body", "consortium_id"], "msg": "no consortium with this id"}],
+        )
+
+
+async def create_institution(
+    session: AsyncSession, principal: Principal, data: dict[str, Any]
+) -> Institution:
+    _require_registry_writer(principal, data.get("consortium_id"))
+    specialties = list(data.pop("specialties", []) or [])
+    centres = list(data.pop("centres", []) or [])
+    await _check_consortium(session, data.get("consortium_id"))
+    await _check_specialties(session, specialties)
+    if await repo.get_institution_by_code(session, data["code"]) is not None:
+        raise InvalidInput(
+            "An institution with this code exists.",
+            [{"loc": ["body", "code"], "msg": "already in use"}],
+        )
+    row = Institution(**data, specialty_links=[], centre_links=[])
+    repo.set_institution_specialties(row, specialties)
+    repo.set_institution_centres(row, centres)
+    await repo.add_institution(session, row)
+    return await get_institution(session, row.id)
+
+
+async def update_institution(
+    session: AsyncSession, principal: Principal, institution_id: str, changes: dict[str, Any]
+) -> Institution:
+    row = await get_institution(session, institution_id)
+    _require_registry_writer(principal, row.consortium_id)
+    if "consortium_id" in changes and changes["consortium_id"] != row.consortium_id:
+        _require_registry_writer(principal, changes["consortium_id"])
+        await _check_consortium(session, changes["consortium_id"])
+        if row.is_lead:
+            raise InvalidInput(
+                "The lead institution cannot leave its consortium; name another lead first.",
+                [{"loc": ["body", "consortium_id"], "msg": "institution is the lead"}],
+            )
+    if "specialties" in changes:
+        codes = list(changes.pop("specialties") or [])
+        await _check_specialties(session, codes)
+        repo.set_institution_specialties(row, codes)
+    if "centres" in changes:
+        repo.set_institution_centres(row, list(changes.pop("centres") or []))
+    for key, value in changes.items():
+        setattr(row, key, value)
+    await session.flush()
+    session.expire(row)
+    return await get_institution(session, institution_id)
