@@ -1,4 +1,5 @@
-"""Command line: ``referral-service serve | migrate | load-consortium | create-api-key | export-openapi``."""
+"""Command line: ``referral-service serve | migrate | load-consortium | create-api-key |
+export-openapi``."""
 
 from __future__ import annotations
 
@@ -48,13 +49,17 @@ def _prepare_demo(settings: Settings) -> None:
 
     async def work(session: Any) -> list[demo.DemoKey]:
         return await demo.load_demo(
-            session, pepper=settings.secret("api_key_pepper"), seed=settings.secret("api_key_pepper")
+            session,
+            pepper=settings.secret("api_key_pepper"),
+            seed=settings.secret("api_key_pepper"),
         )
 
     keys = asyncio.run(_with_session(settings, work))
     demo.write_keys(settings.demo_keys_file, keys)
-    print("Demo consortia loaded. Demo API keys (all of them in "
-          f"{settings.demo_keys_file.resolve()}):")
+    print(
+        "Demo consortia loaded. Demo API keys (all of them in "
+        f"{settings.demo_keys_file.resolve()}):"
+    )
     print(demo.summary(keys))
 
 
@@ -74,8 +79,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.logging_setup import configure_logging
 
     configure_logging(settings.log_level)
-    print(f"Serving on http://{settings.host}:{settings.port}{settings.root_path} "
-          f"(Swagger UI at {settings.root_path}/docs)", flush=True)
+    print(
+        f"Serving on http://{settings.host}:{settings.port}{settings.root_path} "
+        f"(Swagger UI at {settings.root_path}/docs)",
+        flush=True,
+    )
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -102,8 +110,10 @@ def cmd_load_consortium(args: argparse.Namespace) -> int:
         return await loader.load_consortium(session, parsed)
 
     result = asyncio.run(_with_session(settings, work))
-    print(f"consortium {result.consortium_code} ({result.consortium_id}): "
-          f"{result.institutions} members, {result.partners} upstream partners")
+    print(
+        f"consortium {result.consortium_code} ({result.consortium_id}): "
+        f"{result.institutions} members, {result.partners} upstream partners"
+    )
     return 0
 
 
@@ -132,13 +142,20 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
         if role is Role.COUNCIL and consortium_id is None:
             raise DomainError("a council key needs --consortium (or --institution)")
         return await auth.issue_key(
-            session, pepper=settings.secret("api_key_pepper"), name=args.name, role=role,
-            institution_id=institution_id, consortium_id=consortium_id,
+            session,
+            pepper=settings.secret("api_key_pepper"),
+            name=args.name,
+            role=role,
+            institution_id=institution_id,
+            consortium_id=consortium_id,
         )
 
     issued = asyncio.run(_with_session(settings, work))
-    print(json.dumps({"id": issued.key_id, "key": issued.key,
-                      "note": "Shown once; only a hash is stored."}))
+    print(
+        json.dumps(
+            {"id": issued.key_id, "key": issued.key, "note": "Shown once; only a hash is stored."}
+        )
+    )
     return 0
 
 
@@ -161,8 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
-    serve.add_argument("--demo", action="store_true",
-                       help="demo mode: migrate, load demo consortia, write demo keys")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo mode: migrate, load demo consortia, write demo keys",
+    )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)

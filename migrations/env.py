@@ -8,11 +8,13 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from app.config import get_settings
-from app.db.models import Base
+from app.db import models
+from app.db.base import Base
 from app.db.session import create_engine
 
 config = context.config
 target_metadata = Base.metadata
+assert models.Institution.__tablename__  # models register their tables on Base
 
 
 def _url() -> str:

@@ -20,7 +20,9 @@ from app.services import auth
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 bearer_scheme = HTTPBearer(
-    auto_error=False, description="API key as `Authorization: Bearer <key>`.", bearerFormat="API key"
+    auto_error=False,
+    description="API key as `Authorization: Bearer <key>`.",
+    bearerFormat="API key",
 )
 api_key_scheme = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="API key in the X-API-Key header."
@@ -62,7 +64,8 @@ async def get_principal(
     key = header_key or (bearer.credentials if bearer else None)
     if not key:
         raise HTTPException(
-            401, "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
+            401,
+            "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
             headers={"WWW-Authenticate": "Bearer"},
         )
     principal = await auth.authenticate(session, key, settings.secret("api_key_pepper"))
@@ -111,15 +114,15 @@ def _decode_cursor(cursor: str) -> str:
 
 def get_page(
     request: Request,
-    limit: Annotated[
-        int, Query(ge=1, le=200, description="Page size (1 to 200).")
-    ] = 50,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size (1 to 200).")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=100, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> Page:
     settings: Settings = request.app.state.settings
-    return Page(after=_decode_cursor(cursor) if cursor else None, limit=min(limit, settings.page_size_max))
+    return Page(
+        after=_decode_cursor(cursor) if cursor else None, limit=min(limit, settings.page_size_max)
+    )
 
 
 PageDep = Annotated[Page, Depends(get_page)]

@@ -7,6 +7,7 @@ not the value, so no patient data can leak through an error.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -91,7 +92,7 @@ def problem_response(
     detail: str | None = None,
     *,
     kind: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     kind = kind or STATUS_KIND.get(status, "error")
@@ -104,16 +105,20 @@ def problem_response(
         "request_id": getattr(request.state, "request_id", None),
     }
     body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {})
+    )
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
         out.append(
-            {"loc": [p for p in err.get("loc", ()) if isinstance(p, (str, int))],
-             "msg": str(err.get("msg", "invalid")),
-             "type": err.get("type")}
+            {
+                "loc": [p for p in err.get("loc", ()) if isinstance(p, (str, int))],
+                "msg": str(err.get("msg", "invalid")),
+                "type": err.get("type"),
+            }
         )
     return out
 
@@ -165,7 +170,9 @@ def install(app: FastAPI) -> None:
     async def _db_operational(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else "error")
         return problem_response(
-            request, 503, "The database is busy or unreachable; retry shortly.",
+            request,
+            503,
+            "The database is busy or unreachable; retry shortly.",
             headers={"Retry-After": "1"},
         )
 
@@ -173,7 +180,9 @@ def install(app: FastAPI) -> None:
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
             return problem_response(
-                request, 503, "The database connection was lost; retry shortly.",
+                request,
+                503,
+                "The database connection was lost; retry shortly.",
                 headers={"Retry-After": "1"},
             )
         log.error("database error %s", type(exc.orig).__name__ if exc.orig else "DBAPIError")

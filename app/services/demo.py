@@ -52,10 +52,16 @@ async def _issue(
 async def load_demo(session: AsyncSession, *, pepper: bytes, seed: bytes) -> list[DemoKey]:
     await loader.load_specialties(session)
     keys = [
-        DemoKey("demo admin", Role.ADMIN.value, await _issue(
-            session, pepper, seed, name="demo admin", role=Role.ADMIN)),
-        DemoKey("demo insurer", Role.INSURER.value, await _issue(
-            session, pepper, seed, name="demo insurer", role=Role.INSURER)),
+        DemoKey(
+            "demo admin",
+            Role.ADMIN.value,
+            await _issue(session, pepper, seed, name="demo admin", role=Role.ADMIN),
+        ),
+        DemoKey(
+            "demo insurer",
+            Role.INSURER.value,
+            await _issue(session, pepper, seed, name="demo insurer", role=Role.INSURER),
+        ),
     ]
     for path in loader.demo_files():
         result = await loader.load_consortium(session, loader.parse_file(path))
@@ -67,20 +73,48 @@ async def load_demo(session: AsyncSession, *, pepper: bytes, seed: bytes) -> lis
                 continue  # upstream partners get no demo key
             if inst.is_lead:
                 name = f"demo council {result.consortium_code}"
-                keys.append(DemoKey(name, Role.COUNCIL.value, await _issue(
-                    session, pepper, seed, name=name, role=Role.COUNCIL,
-                    institution_id=inst.id, consortium_id=result.consortium_id,
-                ), inst.code, inst.name, result.consortium_code))
+                keys.append(
+                    DemoKey(
+                        name,
+                        Role.COUNCIL.value,
+                        await _issue(
+                            session,
+                            pepper,
+                            seed,
+                            name=name,
+                            role=Role.COUNCIL,
+                            institution_id=inst.id,
+                            consortium_id=result.consortium_id,
+                        ),
+                        inst.code,
+                        inst.name,
+                        result.consortium_code,
+                    )
+                )
             role = (
                 Role.HOSPITAL
                 if inst.level in (InstitutionLevel.SECONDARY, InstitutionLevel.TERTIARY)
                 else Role.CLINIC
             )
             name = f"demo {role.value} {inst.code}"
-            keys.append(DemoKey(name, role.value, await _issue(
-                session, pepper, seed, name=name, role=role,
-                institution_id=inst.id, consortium_id=result.consortium_id,
-            ), inst.code, inst.name, result.consortium_code))
+            keys.append(
+                DemoKey(
+                    name,
+                    role.value,
+                    await _issue(
+                        session,
+                        pepper,
+                        seed,
+                        name=name,
+                        role=role,
+                        institution_id=inst.id,
+                        consortium_id=result.consortium_id,
+                    ),
+                    inst.code,
+                    inst.name,
+                    result.consortium_code,
+                )
+            )
     return keys
 
 

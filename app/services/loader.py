@@ -5,6 +5,7 @@ Loading is idempotent: institutions and consortia are matched by code and update
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,9 @@ def parse_file(path: Path) -> ConsortiumFile:
         problems.append({"loc": ["consortium", "lead"], "msg": "lead is not a listed member"})
     for code in parsed.consortium.upstream_partners:
         if code not in partner_codes:
-            problems.append({"loc": ["consortium", "upstream_partners"], "msg": f"{code} not in partners"})
+            problems.append(
+                {"loc": ["consortium", "upstream_partners"], "msg": f"{code} not in partners"}
+            )
     if problems:
         raise InvalidInput(f"{path.name} is inconsistent.", problems)
     return parsed
@@ -114,7 +117,7 @@ def demo_files() -> list[Path]:
 
 
 async def load_specialties(session: AsyncSession, path: Path = SPECIALTIES_FILE) -> int:
-    rows = json.loads(path.read_text(encoding="utf-8"))
+    rows = json.loads(await asyncio.to_thread(path.read_text, encoding="utf-8"))
     return await repo.upsert_specialties(session, rows)
 
 

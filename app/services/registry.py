@@ -76,8 +76,10 @@ async def _check_partners(session: AsyncSession, partner_ids: Sequence[str]) -> 
     if missing:
         raise InvalidInput(
             "Unknown upstream partner institution.",
-            [{"loc": ["body", "upstream_partner_ids"], "msg": f"unknown institution id {m}"}
-             for m in missing],
+            [
+                {"loc": ["body", "upstream_partner_ids"], "msg": f"unknown institution id {m}"}
+                for m in missing
+            ],
         )
 
 
@@ -90,7 +92,9 @@ async def _check_lead(session: AsyncSession, consortium_id: str, lead_id: str) -
         )
 
 
-async def _check_unique(session: AsyncSession, *, code: str | None = None, prefix: str | None = None) -> None:
+async def _check_unique(
+    session: AsyncSession, *, code: str | None = None, prefix: str | None = None
+) -> None:
     if code is not None and await repo.get_consortium_by_code(session, code) is not None:
         raise InvalidInput(
             "A consortium with this code exists.",
@@ -170,8 +174,10 @@ async def _check_specialties(session: AsyncSession, codes: Sequence[str]) -> Non
     if unknown:
         raise InvalidInput(
             "Unknown specialty code.",
-            [{"loc": ["body", "specialties"], "msg": f"unknown specialty code {c}"}
-             for c in unknown],
+            [
+                {"loc": ["body", "specialties"], "msg": f"unknown specialty code {c}"}
+                for c in unknown
+            ],
         )
 
 

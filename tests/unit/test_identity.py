@@ -24,8 +24,9 @@ EXAMPLE = "11010519491231002X"  # the standard's worked example
 def _reason(value: str, today: date = TODAY) -> str:
     with pytest.raises(InvalidResidentId) as info:
         validate_resident_id(value, today)
-    assert value not in str(info.value)
-    assert value not in repr(info.value)
+    if value:
+        assert value not in str(info.value)
+        assert value not in repr(info.value)
     return info.value.reason
 
 
@@ -70,7 +71,7 @@ def test_check_character_of_example() -> None:
     assert check_character(make_resident_id("110105", date(1990, 1, 1), 10)[:17]) in "0123456789X"
 
 
-@pytest.mark.parametrize("last", [c for c in "0123456789X" if c != "X"])
+@pytest.mark.parametrize("last", list("0123456789"))
 def test_wrong_check_character(last: str) -> None:
     assert _reason(EXAMPLE[:17] + last) == "check_character"
 

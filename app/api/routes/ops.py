@@ -28,7 +28,7 @@ async def readyz(request: Request) -> Response:
         return problem_response(request, 503, "The service is shutting down.")
     try:
         await state.database.ping()
-    except Exception:  # noqa: BLE001 - any failure means not ready
+    except Exception:
         return problem_response(
             request, 503, "The database is unreachable.", headers={"Retry-After": "1"}
         )

@@ -79,9 +79,7 @@ async def create_consortium(
 @router.get(
     "/consortia/{consortium_id}", response_model=ConsortiumOut, responses=problem_responses(404)
 )
-async def get_consortium(
-    consortium_id: str, session: SessionDep, _: PrincipalDep
-) -> ConsortiumOut:
+async def get_consortium(consortium_id: str, session: SessionDep, _: PrincipalDep) -> ConsortiumOut:
     return _consortium_out(await registry.get_consortium(session, consortium_id))
 
 
@@ -106,10 +104,11 @@ async def list_institutions(
     _: PrincipalDep,
     page: PageDep,
     consortium: Annotated[
-        str | None, Query(max_length=36, description="Members and upstream partners of this consortium (id).")
+        str | None,
+        Query(max_length=36, description="Members and upstream partners of this consortium (id)."),
     ] = None,
     level: InstitutionLevel | None = None,
-    type: InstitutionType | None = None,  # noqa: A002 - the API's field name
+    type: InstitutionType | None = None,
     specialty: Annotated[str | None, Query(max_length=8)] = None,
     centre: Centre | None = None,
     active: bool | None = None,

@@ -59,15 +59,18 @@ class NoNullPatch(StrictModel):
 
     @model_validator(mode="after")
     def _refuse_null(self) -> NoNullPatch:
-        nulls = sorted(f for f in self.model_fields_set & self._not_nullable
-                       if getattr(self, f) is None)
+        nulls = sorted(
+            f for f in self.model_fields_set & self._not_nullable if getattr(self, f) is None
+        )
         if nulls:
             raise ValueError("may not be null: " + ", ".join(nulls))
         return self
 
 
 class ConsortiumPatch(NoNullPatch):
-    _not_nullable = frozenset({"name", "kind", "close_knit", "referral_prefix", "upstream_partner_ids"})
+    _not_nullable = frozenset(
+        {"name", "kind", "close_knit", "referral_prefix", "upstream_partner_ids"}
+    )
 
     name: Name | None = None
     name_en: Name | None = None

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.strategy_options import _AbstractLoad
 
 from app.db.models import (
     Consortium,
@@ -119,7 +120,9 @@ async def partner_ids(session: AsyncSession, consortium_ids: Sequence[str]) -> d
     return out
 
 
-async def set_partners(session: AsyncSession, consortium_id: str, institution_ids: Sequence[str]) -> None:
+async def set_partners(
+    session: AsyncSession, consortium_id: str, institution_ids: Sequence[str]
+) -> None:
     await session.execute(
         delete(ConsortiumPartner).where(ConsortiumPartner.consortium_id == consortium_id)
     )
@@ -147,7 +150,7 @@ async def set_lead(session: AsyncSession, consortium_id: str, institution_id: st
 # --- institutions ------------------------------------------------------------------------
 
 
-def _with_links() -> tuple[object, object]:
+def _with_links() -> tuple[_AbstractLoad, _AbstractLoad]:
     return selectinload(Institution.specialty_links), selectinload(Institution.centre_links)
 
 

@@ -1,0 +1,119 @@
+"""Test databases built by the real migrations, on SQLite and (when configured) PostgreSQL.
+
+A template database is migrated and loaded with the demo data once per run and back end;
+every test that asks for ``db_url`` gets its own copy (a file copy on SQLite,
+``CREATE DATABASE ... TEMPLATE`` on PostgreSQL), so tests never see each other's writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+from app.db import migrate as migrations
+from app.db.session import Database
+from app.services import demo
+
+PG_ENV = "REFERRAL_TEST_DATABASE_URL"
+TEST_SECRET = "test-secret"
+
+
+def pg_url() -> str | None:
+    return os.environ.get(PG_ENV) or None
+
+
+def settings_for(url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": url,
+        "demo_mode": True,
+        "api_key_pepper": TEST_SECRET + "-pepper",
+        "patient_data_key": TEST_SECRET + "-data",
+        "patient_hmac_key": TEST_SECRET + "-hmac",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _pg_admin_dsn(url: str) -> str:
+    u = make_url(url)
+    return u.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def pg_execute(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(_pg_admin_dsn(url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def pg_database_url(base_url: str, name: str) -> str:
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+@dataclass
+class Template:
+    backend: str
+    url: str
+    keys: dict[str, str]
+    path: Path | None = None
+
+    async def clone(self, tmp_path: Path) -> str:
+        if self.backend == "sqlite":
+            assert self.path is not None
+            target = tmp_path / f"t-{uuid.uuid4().hex[:8]}.db"
+            shutil.copyfile(self.path, target)
+            return f"sqlite+aiosqlite:///{target}"
+        name = f"referral_t_{uuid.uuid4().hex[:12]}"
+        template = make_url(self.url).database
+        await pg_execute(pg_url() or "", f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return pg_database_url(pg_url() or "", name)
+
+    async def drop_clone(self, url: str) -> None:
+        if self.backend == "postgresql":
+            name = make_url(url).database
+            await pg_execute(pg_url() or "", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def build_template(backend: str, workdir: Path) -> Template:
+    if backend == "sqlite":
+        path = workdir / "template.db"
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        base = pg_url()
+        assert base is not None
+        name = f"referral_tpl_{uuid.uuid4().hex[:10]}"
+        await pg_execute(base, f'CREATE DATABASE "{name}"')
+        url = pg_database_url(base, name)
+        path = None
+    await asyncio.to_thread(migrations.upgrade, url)
+    settings = settings_for(url)
+    database = Database(url)
+    try:
+        async with database.unit_of_work() as session:
+            keys = await demo.load_demo(
+                session, pepper=settings.secret("api_key_pepper"), seed=b"test-seed"
+            )
+    finally:
+        await database.dispose()
+    if path is not None:
+        # fold the WAL into the main file so a plain file copy is complete
+        import sqlite3
+
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return Template(backend, url, {k.name: k.key for k in keys}, path)
+
+
+async def drop_template(template: Template) -> None:
+    if template.backend == "postgresql":
+        name = make_url(template.url).database
+        await pg_execute(pg_url() or "", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
