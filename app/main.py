@@ -18,6 +18,7 @@ from app.api.middleware import Metrics, RequestContextMiddleware
 from app.api.routes import ops, registry
 from app.config import Settings, get_settings
 from app.db.session import Database
+from app.services.auth import PrincipalCache
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool_size=settings.db_pool_size,
     )
     app.state.metrics = Metrics()
+    app.state.principal_cache = PrincipalCache()
     app.state.shutting_down = False
 
     errors.install(app)

@@ -56,11 +56,16 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 async def get_principal(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     header_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> auth.Principal:
+    """The caller, from its API key.
+
+    Looked up in a short read-only transaction of its own (not the request's), so an endpoint
+    may commit work of its own before its main transaction starts; results are cached for a
+    few seconds per process.
+    """
     key = header_key or (bearer.credentials if bearer else None)
     if not key:
         raise HTTPException(
@@ -68,7 +73,13 @@ async def get_principal(
             "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = await auth.authenticate(session, key, settings.secret("api_key_pepper"))
+    cache: auth.PrincipalCache = request.app.state.principal_cache
+    principal = cache.get(key)
+    if principal is None:
+        async with get_database(request).unit_of_work(read_only=True) as session:
+            principal = await auth.authenticate(session, key, settings.secret("api_key_pepper"))
+        if principal is not None:
+            cache.put(key, principal)
     if principal is None:
         raise HTTPException(
             401, "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"}

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
+    CheckConstraint,
+    Date,
     Enum,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     text,
@@ -20,11 +25,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base, UTCDateTime, enum_values, new_id, utcnow
 from app.domain.enums import (
+    CareType,
     Centre,
     ConsortiumKind,
     InstitutionLevel,
     InstitutionType,
+    InsuranceScheme,
     Role,
+    Sex,
+    Urgency,
 )
 
 
@@ -165,3 +174,178 @@ class ApiKey(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --- capacity ----------------------------------------------------------------------------
+
+
+class BedCapacity(Base):
+    """Inpatient beds of one institution and specialty. free = total - occupied - held."""
+
+    __tablename__ = "bed_capacity"
+
+    institution_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("institution.id", ondelete="CASCADE"), primary_key=True
+    )
+    specialty_code: Mapped[str] = mapped_column(
+        String(8), ForeignKey("specialty.code"), primary_key=True
+    )
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    occupied: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    overflow: Mapped[int] = mapped_column(Integer, default=0)
+    as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("total >= 0 AND occupied >= 0 AND held >= 0", name="non_negative"),
+        CheckConstraint("total - occupied - held >= 0", name="free_non_negative"),
+    )
+
+
+class SlotCapacity(Base):
+    """Outpatient referral slots of one institution, specialty and day."""
+
+    __tablename__ = "slot_capacity"
+
+    institution_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("institution.id", ondelete="CASCADE"), primary_key=True
+    )
+    specialty_code: Mapped[str] = mapped_column(
+        String(8), ForeignKey("specialty.code"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    occupied: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    overflow: Mapped[int] = mapped_column(Integer, default=0)
+    as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("total >= 0 AND occupied >= 0 AND held >= 0", name="non_negative"),
+        CheckConstraint("total - occupied - held >= 0", name="free_non_negative"),
+    )
+
+
+class CapacityChange(Base):
+    """History of every census change: who, when, before and after."""
+
+    __tablename__ = "capacity_change"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    institution_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("institution.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # beds | slots
+    specialty_code: Mapped[str] = mapped_column(String(8))
+    day: Mapped[date | None] = mapped_column(Date)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor_key_id: Mapped[str | None] = mapped_column(String(36))
+    actor_institution_id: Mapped[str | None] = mapped_column(String(36))
+
+    __table_args__ = (
+        Index("ix_capacity_change_institution_changed", "institution_id", "changed_at"),
+    )
+
+
+# --- referrals ---------------------------------------------------------------------------
+
+
+class Referral(Base):
+    __tablename__ = "referral"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    consortium_id: Mapped[str] = mapped_column(String(36), ForeignKey("consortium.id"))
+    direction: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    source_institution_id: Mapped[str] = mapped_column(String(36), ForeignKey("institution.id"))
+    target_institution_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("institution.id")
+    )
+    out_of_consortium: Mapped[bool] = mapped_column(Boolean, default=False)
+    specialty_code: Mapped[str] = mapped_column(String(8), ForeignKey("specialty.code"))
+    care_type: Mapped[CareType] = mapped_column(_enum(CareType, "care_type"))
+    wanted_day: Mapped[date | None] = mapped_column(Date)
+    urgency: Mapped[Urgency] = mapped_column(_enum(Urgency, "urgency"))
+    insurance_scheme: Mapped[InsuranceScheme] = mapped_column(
+        _enum(InsuranceScheme, "insurance_scheme")
+    )
+    diagnosis_code: Mapped[str] = mapped_column(String(16))
+    patient_sex: Mapped[Sex] = mapped_column(_enum(Sex, "sex"))
+    patient_birth_date: Mapped[date] = mapped_column(Date)
+    resident_id_hmac: Mapped[str] = mapped_column(String(64), index=True)
+    sensitive: Mapped[str] = mapped_column(Text)  # AES-GCM sealed JSON: identity, diagnosis text
+    hold_kind: Mapped[str | None] = mapped_column(String(8))  # bed | slot
+    hold_specialty_code: Mapped[str | None] = mapped_column(String(8))
+    hold_day: Mapped[date | None] = mapped_column(Date)
+    referring_doctor: Mapped[str | None] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_referral_target_status", "target_institution_id", "status"),
+        Index("ix_referral_source_created", "source_institution_id", "created_at"),
+        Index("ix_referral_consortium_created", "consortium_id", "created_at"),
+    )
+
+
+class RoutingAttempt(Base):
+    __tablename__ = "routing_attempt"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    referral_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("referral.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(24))
+    target_institution_id: Mapped[str | None] = mapped_column(String(36))
+    decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReferralEvent(Base):
+    """Append-only audit trail of a referral."""
+
+    __tablename__ = "referral_event"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    referral_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("referral.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    actor_institution_id: Mapped[str | None] = mapped_column(String(36))
+    actor_user: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReferralCounter(Base):
+    """Per consortium and day, the last referral sequence number handed out."""
+
+    __tablename__ = "referral_counter"
+
+    consortium_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_record"
+
+    institution_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # in_flight | done
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

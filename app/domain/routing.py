@@ -23,6 +23,8 @@ left out (:class:`ExclusionReason`):
 A census older than ``stale_after`` (but not older than ``stale_exclude_after``) keeps the
 candidate eligible but ranks it below every candidate with a fresh census.
 
+An institution listed both in ``members`` and in ``partners`` is assessed once, as a member.
+
 Specialty match. Codes of the national catalogue of medical subjects are dotted paths
 (``03`` internal medicine, ``03.04`` cardiology). A candidate offering a code covers that code and
 everything below it: offering ``03`` covers a request for ``03.04``. Not the other way round:
@@ -41,6 +43,9 @@ Order (a single sort key, earlier components decide first; :class:`RankingRule`)
 5. ``travel_distance``: great-circle distance from the source, rounded to 0.1 km, unknown last;
 6. ``free_share``: higher ``capacity_free / capacity_total`` first, unknown share last;
 7. ``tie_break``: ``code``, then ``institution_id``.
+
+``consortium_member`` is a rule value added to the brief's list: it names why the first partner
+ranks below the last member.
 
 Each ranked entry records the rule that placed it: the first key component on which it differs
 from the entry directly above it. The first entry records the component on which it beat the

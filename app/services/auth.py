@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,27 @@ class IssuedKey:
     key_id: str
     key: str
     prefix: str
+
+
+class PrincipalCache:
+    """Keys seen recently, so most requests skip the key lookup (revocation takes ``ttl``)."""
+
+    def __init__(self, ttl_seconds: float = 30.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key: str) -> Principal | None:
+        entry = self._entries.get(hashlib.sha256(key.encode()).hexdigest())
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: str, principal: Principal) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        self._entries[digest] = (time.monotonic() + self.ttl, principal)
 
 
 def hash_key(key: str, pepper: bytes) -> str:
