@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -42,6 +43,17 @@ class Settings(BaseSettings):
     )
     patient_hmac_key: SecretStr | None = None
 
+    census_stale_after_minutes: int = Field(
+        default=720, description="A census older than this is stale: it ranks lower."
+    )
+    census_exclude_after_minutes: int = Field(
+        default=4320, description="A census older than this excludes the institution."
+    )
+    idempotency_ttl_hours: int = Field(default=24, ge=24, description="How long keys are kept.")
+    idempotency_in_flight_seconds: int = Field(
+        default=60, description="An unfinished request older than this may be taken over."
+    )
+
     sqlite_busy_timeout_ms: int = 5000
     db_pool_size: int = 10
     page_size_default: int = 50
@@ -72,6 +84,22 @@ class Settings(BaseSettings):
             raise ConfigurationError(f"REFERRAL_{name.upper()} is not set")
         secret: SecretStr = value
         return secret.get_secret_value().encode()
+
+    @property
+    def census_stale_after(self) -> timedelta:
+        return timedelta(minutes=self.census_stale_after_minutes)
+
+    @property
+    def census_exclude_after(self) -> timedelta:
+        return timedelta(minutes=self.census_exclude_after_minutes)
+
+    @property
+    def idempotency_ttl(self) -> timedelta:
+        return timedelta(hours=self.idempotency_ttl_hours)
+
+    @property
+    def idempotency_in_flight(self) -> timedelta:
+        return timedelta(seconds=self.idempotency_in_flight_seconds)
 
     @property
     def is_sqlite(self) -> bool:

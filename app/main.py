@@ -15,10 +15,11 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.api import errors
 from app.api.middleware import Metrics, RequestContextMiddleware
-from app.api.routes import ops, registry
+from app.api.routes import capacity, ops, referrals, registry
 from app.config import Settings, get_settings
 from app.db.session import Database
 from app.services.auth import PrincipalCache
+from app.services.crypto import PatientDataProtector
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -67,11 +68,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = Metrics()
     app.state.principal_cache = PrincipalCache()
+    app.state.protector = PatientDataProtector(
+        settings.secret("patient_data_key"), settings.secret("patient_hmac_key")
+    )
     app.state.shutting_down = False
 
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(registry.router)
+    app.include_router(capacity.router)
+    app.include_router(referrals.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes

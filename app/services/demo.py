@@ -64,7 +64,7 @@ async def load_demo(session: AsyncSession, *, pepper: bytes, seed: bytes) -> lis
         ),
     ]
     for path in loader.demo_files():
-        result = await loader.load_consortium(session, loader.parse_file(path))
+        result = await loader.load_consortium(session, loader.parse_file(path), with_capacity=True)
         members = await repo.list_institutions(
             session, after=None, limit=10_000, consortium_id=result.consortium_id
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,7 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Consortium, Institution
+from app.db.base import utcnow
+from app.db.models import BedCapacity, Consortium, Institution, SlotCapacity
+from app.db.repositories import capacity as capacity_repo
 from app.db.repositories import registry as repo
 from app.domain.enums import Centre, ConsortiumKind, InstitutionLevel, InstitutionType
 from app.domain.errors import InvalidInput
@@ -155,7 +158,48 @@ async def _upsert_institution(
     return row
 
 
-async def load_consortium(session: AsyncSession, parsed: ConsortiumFile) -> LoadResult:
+async def seed_capacity(
+    session: AsyncSession, row: Institution, item: FileInstitution, now: datetime, days: int = 7
+) -> None:
+    """Example census from the file where none exists yet (demo mode): about 10% beds free."""
+    for code, total in item.beds.items():
+        if await capacity_repo.bed_row(session, row.id, code) is None:
+            spare = min(total, max(2, total // 10))
+            capacity_repo.add(
+                session,
+                BedCapacity(
+                    institution_id=row.id,
+                    specialty_code=code,
+                    total=total,
+                    occupied=total - spare,
+                    held=0,
+                    overflow=0,
+                    as_of=now,
+                ),
+            )
+    for code, per_day in item.outpatient_slots_per_day.items():
+        for offset in range(days):
+            day = now.date() + timedelta(days=offset)
+            if await capacity_repo.slot_row(session, row.id, code, day) is None:
+                capacity_repo.add(
+                    session,
+                    SlotCapacity(
+                        institution_id=row.id,
+                        specialty_code=code,
+                        day=day,
+                        total=per_day,
+                        occupied=0,
+                        held=0,
+                        overflow=0,
+                        as_of=now,
+                    ),
+                )
+    await session.flush()
+
+
+async def load_consortium(
+    session: AsyncSession, parsed: ConsortiumFile, *, with_capacity: bool = False
+) -> LoadResult:
     codes = {c for i in [*parsed.institutions, *parsed.partners] for c in i.specialties}
     known = await repo.existing_specialty_codes(session, codes)
     unknown = sorted(codes - known)
@@ -189,5 +233,11 @@ async def load_consortium(session: AsyncSession, parsed: ConsortiumFile) -> Load
     await repo.set_partners(
         session, consortium.id, [partner_by_code[c].id for c in spec.upstream_partners]
     )
+    if with_capacity:
+        now = utcnow()
+        items = [*parsed.institutions, *parsed.partners]
+        rows = [*by_code.values(), *partner_rows]
+        for item, inst in zip(items, rows, strict=True):
+            await seed_capacity(session, inst, item, now)
     await session.flush()
     return LoadResult(consortium.id, consortium.code, len(by_code), len(partner_rows))

@@ -1,0 +1,185 @@
+"""Up-referrals: routing preview, idempotent creation with a held bed, reading one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response, status
+
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep, get_database
+from app.api.errors import problem_responses
+from app.api.schemas.referrals import (
+    DecisionOut,
+    HoldOut,
+    PatientOut,
+    ReferralCreate,
+    ReferralOut,
+    RoutingPreviewIn,
+)
+from app.domain.errors import Forbidden
+from app.services import idempotency, referrals
+from app.services.crypto import PatientDataProtector
+
+router = APIRouter(prefix="/v1", tags=["referrals"], responses=problem_responses(401, 422))
+
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="Required. The same key and body replay the first answer; keys are kept 24 h.",
+    ),
+]
+
+
+def _protector(request: Request) -> PatientDataProtector:
+    protector: PatientDataProtector = request.app.state.protector
+    return protector
+
+
+def referral_out(view: referrals.ReferralView) -> ReferralOut:
+    row = view.row
+    return ReferralOut(
+        id=row.id,
+        number=row.number,
+        direction=row.direction,
+        status=row.status,
+        consortium_id=row.consortium_id,
+        source_institution_id=row.source_institution_id,
+        target_institution_id=row.target_institution_id,
+        out_of_consortium=row.out_of_consortium,
+        specialty_code=row.specialty_code,
+        care_type=row.care_type,
+        wanted_day=row.wanted_day,
+        urgency=row.urgency,
+        insurance_scheme=row.insurance_scheme,
+        patient=PatientOut.model_validate(referrals.masked(view)),
+        patient_sex=row.patient_sex,
+        patient_birth_date=row.patient_birth_date,
+        diagnosis={"icd10": row.diagnosis_code, "text": view.sensitive.get("diagnosis_text")},
+        clinical_summary=view.sensitive.get("clinical_summary"),
+        tests_done=view.sensitive.get("tests_done") or [],
+        referring_doctor=row.referring_doctor,
+        hold=(
+            HoldOut(kind=row.hold_kind, specialty_code=row.hold_specialty_code, day=row.hold_day)
+            if row.hold_kind and row.hold_specialty_code
+            else None
+        ),
+        routing=DecisionOut.model_validate(view.decision) if view.decision else None,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def etag(view: referrals.ReferralView) -> str:
+    return f'"{view.row.id}.{view.row.version}"'
+
+
+@router.post(
+    "/routing/preview",
+    response_model=DecisionOut,
+    responses=problem_responses(403),
+)
+async def preview_routing(
+    body: RoutingPreviewIn, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> DecisionOut:
+    """The decision `POST /v1/referrals` would take now, without creating or holding anything."""
+    data = referrals.RoutingInput(
+        specialty_code=body.specialty_code,
+        care_type=body.care_type,
+        wanted_day=body.wanted_day,
+        signed_institution_ids=tuple(body.signed_institution_ids),
+        patient_choice_id=body.patient_choice_institution_id,
+    )
+    decision = await referrals.preview(
+        session, settings, principal, data, body.source_institution_id
+    )
+    return DecisionOut.model_validate(decision)
+
+
+@router.post(
+    "/referrals",
+    response_model=ReferralOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        **problem_responses(403, 409, 503),
+        201: {
+            "description": "Created: routed with a hold, out of consortium, or waitlisted.",
+            "headers": {
+                "Location": {"schema": {"type": "string"}},
+                "ETag": {"schema": {"type": "string"}},
+            },
+            "links": {
+                "GetReferral": {
+                    "operationId": "get_referral",
+                    "parameters": {"referral_id": "$response.body#/id"},
+                }
+            },
+        },
+    },
+)
+async def create_referral(
+    request: Request,
+    body: ReferralCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey,
+) -> Response:
+    """Send an up-referral from the caller's institution.
+
+    In one transaction: route, hold a bed (or outpatient slot) with one conditional update,
+    write the referral, its routing decision and its first event. With no member or partner
+    able to take the patient, the referral is created **waitlisted** (not an error).
+    """
+    if principal.institution_id is None:
+        raise Forbidden("Only a clinic or hospital key sends referrals.")
+    database = get_database(request)
+    replay = await idempotency.claim(
+        database,
+        institution_id=principal.institution_id,
+        key=idempotency_key,
+        body_hash=idempotency.request_hash(body.model_dump(mode="json")),
+        ttl=settings.idempotency_ttl,
+        in_flight_timeout=settings.idempotency_in_flight,
+    )
+    if replay is not None:
+        return Response(replay.body, replay.status, replay.headers, media_type=None)
+    try:
+        view = await referrals.create_up_referral(
+            session, settings, _protector(request), principal, body.model_dump()
+        )
+        content = referral_out(view).model_dump_json().encode()
+        headers = {
+            "Location": f"{request.scope.get('root_path', '')}/v1/referrals/{view.row.id}",
+            "ETag": etag(view),
+            "Content-Type": "application/json",
+        }
+        await referrals.remember_response(
+            session, principal.institution_id, idempotency_key, 201, headers, content
+        )
+    except BaseException:
+        await idempotency.release(
+            database, institution_id=principal.institution_id, key=idempotency_key
+        )
+        raise
+    return Response(content, 201, headers, media_type=None)
+
+
+@router.get(
+    "/referrals/{referral_id}",
+    response_model=ReferralOut,
+    responses=problem_responses(404),
+)
+async def get_referral(
+    referral_id: str,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+) -> ReferralOut:
+    """One referral: for its source, its current target, its council and admins."""
+    view = await referrals.get_referral(session, _protector(request), principal, referral_id)
+    response.headers["ETag"] = etag(view)
+    return referral_out(view)

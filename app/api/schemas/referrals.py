@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from app.api.schemas.common import ResponseModel, StrictModel
+from app.api.schemas.registry import Id, SpecialtyCode
+from app.domain.enums import CareType, InsuranceScheme, Sex, Urgency
+
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class PatientIn(StrictModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    resident_id: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
+        description="18-character resident identity number (GB 11643); checked, stored encrypted."
+    )
+    sex: Sex | None = Field(None, description="Checked against the resident ID when given.")
+    birth_date: date | None = Field(None, description="Checked against the resident ID.")
+    insurance_scheme: InsuranceScheme
+    insurance_number: Annotated[str, StringConstraints(max_length=64)] | None = None
+    signed_institution_ids: list[Id] = Field(
+        default_factory=list, max_length=3, description="Family-doctor signing (1+1+1)."
+    )
+
+
+class DiagnosisIn(StrictModel):
+    icd10: Annotated[str, StringConstraints(min_length=1, max_length=16)] = Field(
+        examples=["I63.9"]
+    )
+    text: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class TestDone(StrictModel):
+    name: Text200
+    result: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    done_on: date | None = None
+
+
+class Doctor(StrictModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    id: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="The doctor's id in the HIS; recorded as the actor of events."
+    )
+
+
+class RoutingFields(StrictModel):
+    specialty_code: SpecialtyCode
+    care_type: CareType
+    wanted_day: date | None = Field(None, description="Required for outpatient and examination.")
+    urgency: Urgency = Urgency.ROUTINE
+    patient_choice_institution_id: Id | None = Field(
+        None, description="The patient's own choice; honoured when the rules allow it."
+    )
+
+
+class ReferralCreate(RoutingFields):
+    direction: Literal["up"] = "up"
+    patient: PatientIn
+    diagnosis: DiagnosisIn
+    clinical_summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    tests_done: list[TestDone] = Field(default_factory=list, max_length=50)
+    referring_doctor: Doctor | None = None
+
+
+class RoutingPreviewIn(RoutingFields):
+    signed_institution_ids: list[Id] = Field(default_factory=list, max_length=3)
+    source_institution_id: Id | None = Field(
+        None, description="Council and admin only; clinics and hospitals preview for themselves."
+    )
+
+
+class RankedOut(ResponseModel):
+    institution_id: str
+    code: str
+    name: str
+    level: str
+    rank: int
+    rule: str
+    capacity_free: int | None
+    capacity_total: int | None
+    distance_km: float | None
+    stale: bool
+    in_consortium: bool
+    overflow: bool = False
+
+
+class ExclusionOut(ResponseModel):
+    institution_id: str
+    code: str
+    name: str
+    reason: str
+    detail: str
+    in_consortium: bool = True
+
+
+class DecisionOut(ResponseModel):
+    outcome: str = Field(description="routed, out_of_consortium or waitlisted")
+    target: RankedOut | None
+    alternatives: list[RankedOut]
+    excluded: list[ExclusionOut]
+    explanation: str
+    overflow: bool = False
+
+
+class PatientOut(ResponseModel):
+    name: str
+    resident_id: str = Field(description="Masked unless the caller is the source or the target.")
+    insurance_number: str | None
+    signed_institution_ids: list[str]
+
+
+class HoldOut(ResponseModel):
+    kind: str
+    specialty_code: str
+    day: date | None
+
+
+class ReferralOut(ResponseModel):
+    id: str
+    number: str
+    direction: str
+    status: str
+    consortium_id: str
+    source_institution_id: str
+    target_institution_id: str | None
+    out_of_consortium: bool
+    specialty_code: str
+    care_type: CareType
+    wanted_day: date | None
+    urgency: Urgency
+    insurance_scheme: InsuranceScheme
+    patient: PatientOut
+    patient_sex: Sex
+    patient_birth_date: date
+    diagnosis: dict[str, Any]
+    clinical_summary: str | None
+    tests_done: list[dict[str, Any]]
+    referring_doctor: str | None
+    hold: HoldOut | None
+    routing: DecisionOut | None
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,419 @@
+"""Up-referral use cases: preview a routing decision, create a referral and hold its bed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.db.base import new_id, utcnow
+from app.db.models import Referral
+from app.db.repositories import capacity as capacity_repo
+from app.db.repositories import referrals as repo
+from app.db.repositories import registry as registry_repo
+from app.db.repositories import routing as routing_repo
+from app.domain import routing
+from app.domain.capacity import free
+from app.domain.enums import CareType, Role, Sex
+from app.domain.errors import DomainError, Forbidden, InvalidInput, NotFound
+from app.domain.icd10 import InvalidIcd10Code, validate_icd10
+from app.domain.identity import InvalidResidentId, mask_resident_id, validate_resident_id
+from app.services.auth import Principal
+from app.services.crypto import PatientDataProtector
+
+MAX_HOLD_ATTEMPTS = 8
+STATUS_PENDING = "pending"
+STATUS_WAITLISTED = "waitlisted"
+
+
+class PatientChoiceRefused(DomainError):
+    kind = "patient-choice-not-allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingInput:
+    specialty_code: str
+    care_type: CareType
+    wanted_day: date | None
+    signed_institution_ids: tuple[str, ...]
+    patient_choice_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    id: str
+    consortium_id: str
+    level: Any
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    members: list[routing.Candidate]
+    partners: list[routing.Candidate]
+    lead_id: str | None
+    capacity_code: dict[str, str]  # institution -> the capacity row's specialty code
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralView:
+    row: Referral
+    sensitive: dict[str, Any]
+    decision: dict[str, Any] | None
+    show_full_identity: bool
+
+
+def _ancestors(code: str) -> list[str]:
+    parts = code.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+async def _source(session: AsyncSession, principal: Principal, source_id: str | None) -> Source:
+    if principal.role in (Role.CLINIC, Role.HOSPITAL):
+        if source_id is not None and source_id != principal.institution_id:
+            raise Forbidden("A referral is always sent from the caller's own institution.")
+        source_id = principal.institution_id
+    elif principal.role in (Role.COUNCIL, Role.ADMIN):
+        if source_id is None:
+            raise InvalidInput(
+                "Name the source institution for a preview made by the council or an admin.",
+                [{"loc": ["body", "source_institution_id"], "msg": "required for this role"}],
+            )
+    else:
+        raise Forbidden("This key's role may not send referrals.")
+    inst = await registry_repo.get_institution(session, source_id or "")
+    if inst is None or inst.consortium_id is None:
+        raise InvalidInput(
+            "The source institution is not a member of a consortium.",
+            [{"loc": ["body", "source_institution_id"], "msg": "not a consortium member"}],
+        )
+    if principal.role is Role.COUNCIL and inst.consortium_id != principal.consortium_id:
+        raise Forbidden("A council key may preview only for its own consortium.")
+    return Source(inst.id, inst.consortium_id, inst.level, inst.latitude, inst.longitude)
+
+
+async def _candidates(session: AsyncSession, source: Source, data: RoutingInput) -> Candidates:
+    facts = await routing_repo.institutions_for_routing(session, source.consortium_id)
+    ids = [f.id for f in facts]
+    codes = _ancestors(data.specialty_code)
+    offered = await routing_repo.specialties_offered(session, ids, codes)
+    if data.care_type is CareType.INPATIENT:
+        rows = await capacity_repo.candidate_beds(session, ids, codes)
+    else:
+        day = data.wanted_day or utcnow().date()
+        rows = await capacity_repo.candidate_slots(session, ids, codes, day)
+    # the most specific capacity row per institution (03.04 before 03)
+    best: dict[str, tuple[str, int, int, int, datetime | None]] = {}
+    for iid, code, total, occupied, held, as_of in rows:
+        current = best.get(iid)
+        if current is None or len(code) > len(current[0]):
+            best[iid] = (code, total, occupied, held, as_of)
+    members: list[routing.Candidate] = []
+    partners: list[routing.Candidate] = []
+    lead_id = None
+    for f in facts:
+        cap = best.get(f.id)
+        cand = routing.Candidate(
+            institution_id=f.id,
+            code=f.code,
+            name=f.name,
+            level=f.level,
+            active=f.active,
+            in_consortium=f.consortium_id == source.consortium_id,
+            specialties=frozenset(offered.get(f.id, ())),
+            centres=frozenset(),
+            lat=f.lat,
+            lon=f.lon,
+            capacity_free=free(cap[1], cap[2], cap[3]) if cap else None,
+            capacity_total=cap[1] if cap else None,
+            census_as_of=cap[4] if cap else None,
+        )
+        if f.consortium_id == source.consortium_id:
+            members.append(cand)
+            if f.is_lead:
+                lead_id = f.id
+        elif f.is_partner:
+            partners.append(cand)
+    return Candidates(members, partners, lead_id, {k: v[0] for k, v in best.items()})
+
+
+def _decide(
+    settings: Settings, source: Source, data: RoutingInput, cands: Candidates, now: datetime
+) -> routing.RoutingDecision:
+    request = routing.RoutingRequest(
+        source_institution_id=source.id,
+        source_level=source.level,
+        source_lat=source.lat,
+        source_lon=source.lon,
+        consortium_id=source.consortium_id,
+        lead_institution_id=cands.lead_id,
+        specialty_code=data.specialty_code,
+        care_type=data.care_type,
+        signed_institution_ids=data.signed_institution_ids,
+        patient_choice_id=data.patient_choice_id,
+        now=now,
+        stale_after=settings.census_stale_after,
+        stale_exclude_after=settings.census_exclude_after,
+    )
+    try:
+        return routing.route(request, cands.members, cands.partners)
+    except routing.PatientChoiceNotAllowed as exc:
+        raise PatientChoiceRefused(
+            "The patient's chosen hospital cannot take this referral.",
+            reason=str(exc.reason),
+        ) from exc
+
+
+async def _check_routing_input(session: AsyncSession, data: RoutingInput) -> None:
+    errors: list[dict[str, Any]] = []
+    known = await registry_repo.existing_specialty_codes(session, [data.specialty_code])
+    if data.specialty_code not in known:
+        errors.append({"loc": ["body", "specialty_code"], "msg": "unknown specialty code"})
+    if data.care_type is not CareType.INPATIENT and data.wanted_day is None:
+        errors.append(
+            {"loc": ["body", "wanted_day"], "msg": "required for outpatient and examination"}
+        )
+    if data.wanted_day is not None and data.wanted_day < utcnow().date():
+        errors.append({"loc": ["body", "wanted_day"], "msg": "must not be in the past"})
+    ids = [
+        *data.signed_institution_ids,
+        *([data.patient_choice_id] if data.patient_choice_id else []),
+    ]
+    found = {i.id for i in await registry_repo.get_institutions(session, ids)}
+    for i, iid in enumerate(data.signed_institution_ids):
+        if iid not in found:
+            errors.append(
+                {
+                    "loc": ["body", "patient", "signed_institution_ids", i],
+                    "msg": "unknown institution",
+                }
+            )
+    if data.patient_choice_id and data.patient_choice_id not in found:
+        errors.append(
+            {"loc": ["body", "patient_choice_institution_id"], "msg": "unknown institution"}
+        )
+    if errors:
+        raise InvalidInput("The referral has invalid fields.", errors)
+
+
+async def preview(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    data: RoutingInput,
+    source_id: str | None,
+) -> dict[str, Any]:
+    await _check_routing_input(session, data)
+    source = await _source(session, principal, source_id)
+    cands = await _candidates(session, source, data)
+    return routing.decision_to_dict(_decide(settings, source, data, cands, utcnow()))
+
+
+def _without_capacity(cands: Candidates, institution_id: str) -> Candidates:
+    def strip(items: list[routing.Candidate]) -> list[routing.Candidate]:
+        return [
+            replace(c, capacity_free=0) if c.institution_id == institution_id else c for c in items
+        ]
+
+    return replace(cands, members=strip(cands.members), partners=strip(cands.partners))
+
+
+def validate_patient(patient: dict[str, Any], today: date) -> tuple[str, date, Sex]:
+    """Check the resident ID (GB 11643) against the birth date and sex given, if any."""
+    try:
+        rid = validate_resident_id(str(patient["resident_id"]), today)
+    except InvalidResidentId as exc:
+        raise InvalidInput(
+            "The resident ID number is not valid.",
+            [{"loc": ["body", "patient", "resident_id"], "msg": f"invalid ({exc.reason})"}],
+        ) from exc
+    errors = []
+    if patient.get("birth_date") is not None and patient["birth_date"] != rid.birth_date:
+        errors.append(
+            {
+                "loc": ["body", "patient", "birth_date"],
+                "msg": "does not match the resident ID number",
+            }
+        )
+    sex = patient.get("sex")
+    if sex not in (None, Sex.UNKNOWN) and sex != rid.sex:
+        errors.append(
+            {"loc": ["body", "patient", "sex"], "msg": "does not match the resident ID number"}
+        )
+    if errors:
+        raise InvalidInput("The patient's details contradict the resident ID number.", errors)
+    return rid.value, rid.birth_date, rid.sex
+
+
+def validate_diagnosis(code: str) -> str:
+    try:
+        return validate_icd10(code)
+    except InvalidIcd10Code as exc:
+        raise InvalidInput(
+            "The diagnosis code is not a valid ICD-10 code.",
+            [{"loc": ["body", "diagnosis", "icd10"], "msg": "not an ICD-10 code"}],
+        ) from exc
+
+
+async def create_up_referral(
+    session: AsyncSession,
+    settings: Settings,
+    protector: PatientDataProtector,
+    principal: Principal,
+    body: dict[str, Any],
+) -> ReferralView:
+    if principal.role not in (Role.CLINIC, Role.HOSPITAL):
+        raise Forbidden("Only a clinic or hospital key sends referrals.")
+    now = utcnow()
+    resident_id, birth_date, sex = validate_patient(body["patient"], now.date())
+    icd10 = validate_diagnosis(body["diagnosis"]["icd10"])
+    data = RoutingInput(
+        specialty_code=body["specialty_code"],
+        care_type=body["care_type"],
+        wanted_day=body.get("wanted_day"),
+        signed_institution_ids=tuple(body["patient"].get("signed_institution_ids") or ()),
+        patient_choice_id=body.get("patient_choice_institution_id"),
+    )
+    await _check_routing_input(session, data)
+    source = await _source(session, principal, None)
+    cands = await _candidates(session, source, data)
+
+    decision = _decide(settings, source, data, cands, now)
+    for _ in range(MAX_HOLD_ATTEMPTS):
+        target = decision.target
+        if target is None:
+            break
+        code = cands.capacity_code[target.institution_id]
+        if data.care_type is CareType.INPATIENT:
+            held = await capacity_repo.try_hold_bed(session, target.institution_id, code)
+        else:
+            assert data.wanted_day is not None
+            held = await capacity_repo.try_hold_slot(
+                session, target.institution_id, code, data.wanted_day
+            )
+        if held:
+            break
+        # another referral took the last place first: decide again without it
+        cands = _without_capacity(cands, target.institution_id)
+        decision = _decide(settings, source, data, cands, now)
+    else:
+        raise DomainError("Capacity kept changing; retry the request.")
+
+    target = decision.target
+    status = STATUS_PENDING if target else STATUS_WAITLISTED
+    consortium = await registry_repo.get_consortium(session, source.consortium_id)
+    assert consortium is not None
+    seq = await repo.next_sequence(session, consortium.id, now.date())
+    referral_id = new_id()
+    sensitive = {
+        "patient": {
+            "name": body["patient"]["name"],
+            "resident_id": resident_id,
+            "insurance_number": body["patient"].get("insurance_number"),
+            "signed_institution_ids": list(data.signed_institution_ids),
+        },
+        "diagnosis_text": body["diagnosis"].get("text"),
+        "clinical_summary": body.get("clinical_summary"),
+        "tests_done": body.get("tests_done") or [],
+    }
+    row = Referral(
+        id=referral_id,
+        number=f"{consortium.referral_prefix}-{now:%Y%m%d}-{seq:04d}",
+        consortium_id=consortium.id,
+        direction="up",
+        status=status,
+        source_institution_id=source.id,
+        target_institution_id=target.institution_id if target else None,
+        out_of_consortium=bool(target and not target.in_consortium),
+        specialty_code=data.specialty_code,
+        care_type=data.care_type,
+        wanted_day=data.wanted_day,
+        urgency=body["urgency"],
+        insurance_scheme=body["patient"]["insurance_scheme"],
+        diagnosis_code=icd10,
+        patient_sex=sex,
+        patient_birth_date=birth_date,
+        resident_id_hmac=protector.identifier_hmac(resident_id),
+        sensitive=protector.seal(sensitive, associated=referral_id),
+        hold_kind=(
+            None if target is None else "bed" if data.care_type is CareType.INPATIENT else "slot"
+        ),
+        hold_specialty_code=cands.capacity_code[target.institution_id] if target else None,
+        hold_day=data.wanted_day if target and data.care_type is not CareType.INPATIENT else None,
+        referring_doctor=(body.get("referring_doctor") or {}).get("name"),
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    repo.add(session, row)
+    decision_dict = routing.decision_to_dict(decision)
+    await session.flush()
+    repo.add_attempt(
+        session,
+        referral_id=referral_id,
+        attempt=1,
+        outcome=str(decision.outcome),
+        target_institution_id=row.target_institution_id,
+        decision=decision_dict,
+        created_at=now,
+    )
+    actor_user = (body.get("referring_doctor") or {}).get("id")
+    repo.add_event(
+        session,
+        referral_id=referral_id,
+        type="created",
+        from_status=None,
+        to_status=status,
+        actor_institution_id=source.id,
+        actor_user=actor_user,
+        reason=decision.explanation,
+        at=now,
+    )
+    return ReferralView(row, sensitive, decision_dict, show_full_identity=True)
+
+
+def _can_see(principal: Principal, row: Referral) -> bool:
+    if principal.role is Role.ADMIN:
+        return True
+    if principal.role is Role.COUNCIL:
+        return principal.consortium_id == row.consortium_id
+    return principal.institution_id in (row.source_institution_id, row.target_institution_id)
+
+
+async def get_referral(
+    session: AsyncSession, protector: PatientDataProtector, principal: Principal, referral_id: str
+) -> ReferralView:
+    row = await repo.get(session, referral_id)
+    if row is None or not _can_see(principal, row):
+        raise NotFound("No referral with this id.")
+    attempt = await repo.latest_attempt(session, row.id)
+    sensitive = protector.open(row.sensitive, associated=row.id)
+    full = principal.institution_id in (row.source_institution_id, row.target_institution_id)
+    return ReferralView(row, sensitive, attempt.decision if attempt else None, full)
+
+
+def masked(view: ReferralView) -> dict[str, Any]:
+    patient = dict(view.sensitive["patient"])
+    if not view.show_full_identity:
+        patient["resident_id"] = mask_resident_id(patient["resident_id"])
+        if patient.get("insurance_number"):
+            patient["insurance_number"] = "****" + str(patient["insurance_number"])[-4:]
+    return patient
+
+
+async def remember_response(
+    session: AsyncSession,
+    institution_id: str,
+    key: str,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+) -> None:
+    """Store the answer for replays, in the same transaction as the referral."""
+    await repo.complete_idempotency(
+        session, institution_id, key, status=status, headers=headers, body=body
+    )
