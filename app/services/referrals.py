@@ -381,6 +381,8 @@ def _can_see(principal: Principal, row: Referral) -> bool:
         return True
     if principal.role is Role.COUNCIL:
         return principal.consortium_id == row.consortium_id
+    if principal.role not in (Role.CLINIC, Role.HOSPITAL):
+        return False
     return principal.institution_id in (row.source_institution_id, row.target_institution_id)
 
 
@@ -392,7 +394,10 @@ async def get_referral(
         raise NotFound("No referral with this id.")
     attempt = await repo.latest_attempt(session, row.id)
     sensitive = protector.open(row.sensitive, associated=row.id)
-    full = principal.institution_id in (row.source_institution_id, row.target_institution_id)
+    full = principal.role in (Role.CLINIC, Role.HOSPITAL) and principal.institution_id in (
+        row.source_institution_id,
+        row.target_institution_id,
+    )
     return ReferralView(row, sensitive, attempt.decision if attempt else None, full)
 
 

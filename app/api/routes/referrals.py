@@ -160,6 +160,8 @@ async def create_referral(
             session, principal.institution_id, idempotency_key, 201, headers, content
         )
     except BaseException:
+        # end the request's transaction first: on SQLite it holds the write lock
+        await session.rollback()
         await idempotency.release(
             database, institution_id=principal.institution_id, key=idempotency_key
         )

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.factories import census, referral_body
+
+PROBLEM = "application/problem+json"
+
+
+async def _ids(client: httpx.AsyncClient, h: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 200}
+        if cursor:
+            params["cursor"] = cursor
+        body = (await client.get("/v1/institutions", params=params, headers=h)).json()
+        out.update({i["code"]: i["id"] for i in body["items"]})
+        cursor = body["next_cursor"]
+        if not cursor:
+            return out
+
+
+async def _create(client, h, body=None, key=None) -> httpx.Response:
+    return await client.post(
+        "/v1/referrals",
+        json=body or referral_body(),
+        headers={**h, "Idempotency-Key": key or uuid.uuid4().hex},
+    )
+
+
+async def _set_beds(client, auth, ids, code: str, beds: dict[str, tuple[int, int]]) -> None:
+    r = await client.put(
+        f"/v1/institutions/{ids[code]}/capacity", json=census(beds), headers=auth("demo admin")
+    )
+    assert r.status_code == 200, r.text
+
+
+async def _walk(client, auth, clinic: str, lead: str, others: list[str], partner: str) -> None:
+    """Lead while it has beds, then the next member, then the partner, then waitlisted."""
+    h = auth(f"demo clinic {clinic}")
+    ids = await _ids(client, h)
+    await _set_beds(client, auth, ids, lead, {"03": (10, 8)})  # 2 free
+    for other in others:
+        await _set_beds(client, auth, ids, other, {"03": (10, 9)})  # 1 free each
+    await _set_beds(client, auth, ids, partner, {"03": (10, 9)})
+
+    preview = await client.post(
+        "/v1/routing/preview",
+        json={"specialty_code": "03", "care_type": "inpatient"},
+        headers=h,
+    )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["target"]["code"] == lead
+    assert preview.json()["target"]["rule"] in {"lead_hospital", "consortium_member"}
+
+    targets = []
+    for _ in range(2 + len(others) + 2):
+        r = await _create(client, h)
+        assert r.status_code == 201, r.text
+        body = r.json()
+        targets.append((body["status"], body["routing"]["target"]["code"]
+                        if body["routing"]["target"] else None, body["out_of_consortium"]))
+        assert r.headers["location"] == f"/v1/referrals/{body['id']}"
+        assert r.headers["etag"]
+        assert body["routing"]["explanation"]
+    expected = [("pending", lead, False)] * 2
+    expected += [("pending", o, False) for o in others]
+    expected += [("pending", partner, True), ("waitlisted", None, False)]
+    assert sorted(targets[2:2 + len(others)]) == sorted(expected[2:2 + len(others)])
+    assert targets[:2] == expected[:2]
+    assert targets[-2:] == expected[-2:]
+
+    # the waitlisted decision says why each member was left out
+    last = r.json()["routing"]
+    reasons = {x["code"]: x["reason"] for x in last["excluded"]}
+    assert reasons[lead] == "no_free_capacity"
+    assert reasons[clinic] == "is_source"
+    cap = (await client.get(f"/v1/institutions/{ids[lead]}/capacity", headers=h)).json()
+    beds = next(i for i in cap["items"] if i["specialty_code"] == "03")
+    assert (beds["held"], beds["free"]) == (2, 0)
+
+
+async def test_zhenghe_township_walks_lead_member_partner_waitlist(client, auth) -> None:
+    await _walk(client, auth, "ZH-THC-TS", "ZH-CH", ["ZH-TCM"], "NP-FH")
+
+
+async def test_huangzhong_first_consortium_walk(client, auth) -> None:
+    await _walk(client, auth, "HZ-THC-XB", "HZ-FPH", [], "QH-PPH")
+
+
+async def test_preview_changes_nothing(client, auth) -> None:
+    h = auth("demo clinic ZH-THC-TS")
+    ids = await _ids(client, h)
+    before = (await client.get(f"/v1/institutions/{ids['ZH-CH']}/capacity", headers=h)).json()
+    for _ in range(3):
+        r = await client.post(
+            "/v1/routing/preview", json={"specialty_code": "03", "care_type": "inpatient"},
+            headers=h,
+        )
+        assert r.status_code == 200
+    after = (await client.get(f"/v1/institutions/{ids['ZH-CH']}/capacity", headers=h)).json()
+    assert before == after
+
+
+async def test_idempotent_replay_and_conflicts(client, auth) -> None:
+    h = auth("demo clinic ZH-THC-TS")
+    body = referral_body()
+    first = await _create(client, h, body, key="k-1")
+    assert first.status_code == 201
+    again = await _create(client, h, body, key="k-1")
+    assert again.status_code == 201
+    assert again.content == first.content
+    assert again.headers["etag"] == first.headers["etag"]
+    other = await _create(client, h, referral_body(), key="k-1")
+    assert other.status_code == 422
+    assert other.json()["type"].endswith("/idempotency-key-reused")
+    # the same key from another clinic is another key
+    elsewhere = await _create(client, auth("demo clinic ZH-THC-LY"), body, key="k-1")
+    assert elsewhere.status_code == 201
+    assert elsewhere.json()["id"] != first.json()["id"]
+
+
+async def test_bad_inputs_write_nothing(client, auth) -> None:
+    h = auth("demo clinic ZH-THC-TS")
+    ids = await _ids(client, h)
+    cap_before = (await client.get(f"/v1/institutions/{ids['ZH-CH']}/capacity", headers=h)).json()
+    good = referral_body()
+    bad_id = {**good, "patient": {**good["patient"], "resident_id": "11010519491231002Y"}}
+    cases: list[tuple[dict[str, Any], list[str]]] = [
+        (bad_id, ["body", "patient", "resident_id"]),
+        ({**good, "specialty_code": "99"}, ["body", "specialty_code"]),
+        ({**good, "diagnosis": {"icd10": "not-a-code"}}, ["body", "diagnosis", "icd10"]),
+        ({**good, "status": "accepted"}, ["body", "status"]),
+        ({**good, "care_type": "outpatient"}, ["body", "wanted_day"]),
+    ]
+    for payload, loc in cases:
+        r = await _create(client, h, payload)
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == PROBLEM
+        assert any(e["loc"][: len(loc)] == loc for e in r.json()["errors"]), r.json()
+        assert "11010519491231002Y" not in r.text
+    r = await client.post("/v1/referrals", json=good, headers=h)  # no Idempotency-Key
+    assert r.status_code == 422
+    assert any("idempotency-key" in [str(p).lower() for p in e["loc"]] for e in r.json()["errors"])
+    cap_after = (await client.get(f"/v1/institutions/{ids['ZH-CH']}/capacity", headers=h)).json()
+    assert cap_before == cap_after
+    # a rejected attempt does not burn the key: the same key works with a good body
+    r = await _create(client, h, good, key="retry-after-422")
+    r2 = await _create(client, h, {**good, "specialty_code": "99"}, key="retry-after-422b")
+    assert r.status_code == 201 and r2.status_code == 422
+
+
+async def test_visibility_and_masking(client, auth) -> None:
+    h = auth("demo clinic ZH-THC-TS")
+    created = (await _create(client, h)).json()
+    rid = created["patient"]["resident_id"]
+    assert len(rid) == 18 and "*" not in rid  # the source sees it in full
+    path = f"/v1/referrals/{created['id']}"
+    target = next(k for k in ("demo hospital ZH-CH", "demo hospital ZH-TCM"))
+    assert (await client.get(path, headers=auth(target))).status_code == 200
+    council = await client.get(path, headers=auth("demo council ZHENGHE"))
+    assert council.status_code == 200
+    assert "*" in council.json()["patient"]["resident_id"]
+    for outsider in ("demo clinic ZH-THC-LY", "demo council HUANGZHONG-1", "demo insurer"):
+        r = await client.get(path, headers=auth(outsider))
+        assert r.status_code == 404
+        missing = await client.get("/v1/referrals/does-not-exist", headers=auth(outsider))
+        assert r.json()["detail"] == missing.json()["detail"]
+
+
+async def test_census_keeps_holds_and_reports_overflow(client, auth) -> None:
+    h = auth("demo clinic ZH-THC-TS")
+    ids = await _ids(client, h)
+    await _set_beds(client, auth, ids, "ZH-CH", {"03": (5, 3)})
+    for _ in range(2):
+        assert (await _create(client, h)).status_code == 201
+    hospital = auth("demo hospital ZH-CH")
+    r = await client.put(
+        f"/v1/institutions/{ids['ZH-CH']}/capacity", json=census({"03": (5, 5)}), headers=hospital
+    )
+    assert r.status_code == 200, r.text
+    item = next(i for i in r.json()["items"] if i["specialty_code"] == "03")
+    assert (item["held"], item["free"], item["overflow"]) == (2, 0, 2)
+    # another hospital may not report this one's census
+    r = await client.put(
+        f"/v1/institutions/{ids['ZH-CH']}/capacity", json=census({"03": (5, 1)}),
+        headers=auth("demo hospital ZH-TCM"),
+    )
+    assert r.status_code == 403
+    # an older census than the stored one is refused
+    from datetime import UTC, datetime, timedelta
+
+    old = census({"03": (5, 1)}, as_of=datetime.now(UTC) - timedelta(hours=1))
+    r = await client.put(f"/v1/institutions/{ids['ZH-CH']}/capacity", json=old, headers=hospital)
+    assert r.status_code == 409
