@@ -62,15 +62,20 @@ async def _walk(client, auth, clinic: str, lead: str, others: list[str], partner
         r = await _create(client, h)
         assert r.status_code == 201, r.text
         body = r.json()
-        targets.append((body["status"], body["routing"]["target"]["code"]
-                        if body["routing"]["target"] else None, body["out_of_consortium"]))
+        targets.append(
+            (
+                body["status"],
+                body["routing"]["target"]["code"] if body["routing"]["target"] else None,
+                body["out_of_consortium"],
+            )
+        )
         assert r.headers["location"] == f"/v1/referrals/{body['id']}"
         assert r.headers["etag"]
         assert body["routing"]["explanation"]
     expected = [("pending", lead, False)] * 2
     expected += [("pending", o, False) for o in others]
     expected += [("pending", partner, True), ("waitlisted", None, False)]
-    assert sorted(targets[2:2 + len(others)]) == sorted(expected[2:2 + len(others)])
+    assert sorted(targets[2 : 2 + len(others)]) == sorted(expected[2 : 2 + len(others)])
     assert targets[:2] == expected[:2]
     assert targets[-2:] == expected[-2:]
 
@@ -98,7 +103,8 @@ async def test_preview_changes_nothing(client, auth) -> None:
     before = (await client.get(f"/v1/institutions/{ids['ZH-CH']}/capacity", headers=h)).json()
     for _ in range(3):
         r = await client.post(
-            "/v1/routing/preview", json={"specialty_code": "03", "care_type": "inpatient"},
+            "/v1/routing/preview",
+            json={"specialty_code": "03", "care_type": "inpatient"},
             headers=h,
         )
         assert r.status_code == 200
@@ -187,7 +193,8 @@ async def test_census_keeps_holds_and_reports_overflow(client, auth) -> None:
     assert (item["held"], item["free"], item["overflow"]) == (2, 0, 2)
     # another hospital may not report this one's census
     r = await client.put(
-        f"/v1/institutions/{ids['ZH-CH']}/capacity", json=census({"03": (5, 1)}),
+        f"/v1/institutions/{ids['ZH-CH']}/capacity",
+        json=census({"03": (5, 1)}),
         headers=auth("demo hospital ZH-TCM"),
     )
     assert r.status_code == 403
