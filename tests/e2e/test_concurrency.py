@@ -23,7 +23,7 @@ from tests.support import TEST_SECRET
 
 pytestmark = pytest.mark.slow
 CLIENTS = 120
-ID_PATTERN = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+ID_PATTERN = re.compile(r"(?<![0-9A-Za-z.])\d{17}[\dXx](?![0-9A-Za-z])")
 
 
 async def _create(client: httpx.AsyncClient, key: str, statuses: Counter[int]) -> dict[str, object]:
