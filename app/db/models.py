@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app.db.base import Base, UTCDateTime, enum_values, new_id, utcnow
 from app.domain.enums import (
@@ -179,8 +179,26 @@ class ApiKey(Base):
 # --- capacity ----------------------------------------------------------------------------
 
 
-class BedCapacity(Base):
-    """Inpatient beds of one institution and specialty. free = total - occupied - held."""
+class CapacityFigures:
+    """Columns shared by beds and slots: free = total - occupied - held, never negative."""
+
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    occupied: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    overflow: Mapped[int] = mapped_column(Integer, default=0)
+    as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[CheckConstraint, ...]:
+        return (
+            CheckConstraint("total >= 0 AND occupied >= 0 AND held >= 0", name="non_negative"),
+            CheckConstraint("total - occupied - held >= 0", name="free_non_negative"),
+        )
+
+
+class BedCapacity(CapacityFigures, Base):
+    """Inpatient beds of one institution and specialty."""
 
     __tablename__ = "bed_capacity"
 
@@ -190,20 +208,9 @@ class BedCapacity(Base):
     specialty_code: Mapped[str] = mapped_column(
         String(8), ForeignKey("specialty.code"), primary_key=True
     )
-    total: Mapped[int] = mapped_column(Integer, default=0)
-    occupied: Mapped[int] = mapped_column(Integer, default=0)
-    held: Mapped[int] = mapped_column(Integer, default=0)
-    overflow: Mapped[int] = mapped_column(Integer, default=0)
-    as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-    __table_args__ = (
-        CheckConstraint("total >= 0 AND occupied >= 0 AND held >= 0", name="non_negative"),
-        CheckConstraint("total - occupied - held >= 0", name="free_non_negative"),
-    )
 
 
-class SlotCapacity(Base):
+class SlotCapacity(CapacityFigures, Base):
     """Outpatient referral slots of one institution, specialty and day."""
 
     __tablename__ = "slot_capacity"
@@ -215,17 +222,6 @@ class SlotCapacity(Base):
         String(8), ForeignKey("specialty.code"), primary_key=True
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    total: Mapped[int] = mapped_column(Integer, default=0)
-    occupied: Mapped[int] = mapped_column(Integer, default=0)
-    held: Mapped[int] = mapped_column(Integer, default=0)
-    overflow: Mapped[int] = mapped_column(Integer, default=0)
-    as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-    __table_args__ = (
-        CheckConstraint("total >= 0 AND occupied >= 0 AND held >= 0", name="non_negative"),
-        CheckConstraint("total - occupied - held >= 0", name="free_non_negative"),
-    )
 
 
 class CapacityChange(Base):

@@ -107,33 +107,33 @@ async def candidate_slots(
     return [tuple(r) for r in (await session.execute(stmt)).all()]  # type: ignore[misc]
 
 
-async def try_hold_bed(session: AsyncSession, institution_id: str, specialty: str) -> bool:
-    """Take one free bed: a single conditional UPDATE, never read-then-write."""
+async def _try_hold(session: AsyncSession, model: type[CapacityRow], *where: Any) -> bool:
+    """Take one free place: a single conditional UPDATE, never read-then-write."""
     result = await session.execute(
-        update(BedCapacity)
-        .where(
-            BedCapacity.institution_id == institution_id,
-            BedCapacity.specialty_code == specialty,
-            BedCapacity.total - BedCapacity.occupied - BedCapacity.held > 0,
-        )
-        .values(held=BedCapacity.held + 1)
+        update(model)
+        .where(*where, model.total - model.occupied - model.held > 0)
+        .values(held=model.held + 1)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def try_hold_bed(session: AsyncSession, institution_id: str, specialty: str) -> bool:
+    return await _try_hold(
+        session,
+        BedCapacity,
+        BedCapacity.institution_id == institution_id,
+        BedCapacity.specialty_code == specialty,
+    )
 
 
 async def try_hold_slot(
     session: AsyncSession, institution_id: str, specialty: str, day: date
 ) -> bool:
-    result = await session.execute(
-        update(SlotCapacity)
-        .where(
-            SlotCapacity.institution_id == institution_id,
-            SlotCapacity.specialty_code == specialty,
-            SlotCapacity.day == day,
-            SlotCapacity.total - SlotCapacity.occupied - SlotCapacity.held > 0,
-        )
-        .values(held=SlotCapacity.held + 1)
-        .execution_options(synchronize_session=False)
+    return await _try_hold(
+        session,
+        SlotCapacity,
+        SlotCapacity.institution_id == institution_id,
+        SlotCapacity.specialty_code == specialty,
+        SlotCapacity.day == day,
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
