@@ -159,6 +159,23 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from app.services.sweeper import sweep_once
+
+    settings = _settings()
+    settings.require_secrets()
+
+    async def run() -> int:
+        database = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        try:
+            return await sweep_once(database, settings)
+        finally:
+            await database.dispose()
+
+    print(f"expired and re-routed {asyncio.run(run())} referrals")
+    return 0
+
+
 def cmd_export_openapi(args: argparse.Namespace) -> int:
     from app.main import create_app
     from app.openapi_export import render
@@ -202,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--institution", help="institution code (clinic, hospital, council)")
     key.add_argument("--consortium", help="consortium code (council)")
     key.set_defaults(func=cmd_create_api_key)
+
+    sweep = sub.add_parser("sweep", help="expire overdue pending referrals and re-route them")
+    sweep.set_defaults(func=cmd_sweep)
 
     exp = sub.add_parser("export-openapi", help="write the OpenAPI document")
     exp.add_argument("--output", default="openapi/openapi.json")

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         default=60, description="An unfinished request older than this may be taken over."
     )
 
+    service_levels_file: Path | None = Field(
+        default=None, description="JSON of answer times per urgency (default: the shipped file)."
+    )
+    sweep_interval_seconds: float = Field(
+        default=30, ge=0, description="How often expired referrals are swept; 0 turns it off."
+    )
+
     sqlite_busy_timeout_ms: int = 5000
     db_pool_size: int = 10
     page_size_default: int = 50

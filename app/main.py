@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,11 +17,12 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.api import errors
 from app.api.middleware import Metrics, RequestContextMiddleware
-from app.api.routes import capacity, ops, referrals, registry
+from app.api.routes import capacity, lifecycle, ops, referrals, registry
 from app.config import Settings, get_settings
 from app.db.session import Database
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
+from app.services.sweeper import run_forever
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -46,8 +49,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.shutting_down = False
+        sweeper = None
+        if settings.sweep_interval_seconds > 0:
+            sweeper = asyncio.create_task(
+                run_forever(app.state.database, settings), name="expiry-sweeper"
+            )
         yield
         app.state.shutting_down = True
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         await app.state.database.dispose()
 
     app = FastAPI(
@@ -78,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry.router)
     app.include_router(capacity.router)
     app.include_router(referrals.router)
+    app.include_router(lifecycle.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes

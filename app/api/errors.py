@@ -17,7 +17,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.domain.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from app.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://referral.example.org/problems/"
@@ -83,6 +91,8 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     Forbidden: 403,
     Conflict: 409,
     InvalidInput: 422,
+    PreconditionFailed: 412,
+    PreconditionRequired: 428,
 }
 
 

@@ -280,6 +280,18 @@ class Referral(Base):
     hold_specialty_code: Mapped[str | None] = mapped_column(String(8))
     hold_day: Mapped[date | None] = mapped_column(Date)
     referring_doctor: Mapped[str | None] = mapped_column(String(100))
+    signed_institution_ids: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    patient_choice_id: Mapped[str | None] = mapped_column(String(36))
+    declined_institution_ids: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    priority: Mapped[int] = mapped_column(Integer, default=3, server_default=text("3"))
+    respond_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acceptance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -288,6 +300,9 @@ class Referral(Base):
         Index("ix_referral_target_status", "target_institution_id", "status"),
         Index("ix_referral_source_created", "source_institution_id", "created_at"),
         Index("ix_referral_consortium_created", "consortium_id", "created_at"),
+        Index("ix_referral_worklist", "target_institution_id", "priority", "created_at", "id"),
+        Index("ix_referral_status_respond_by", "status", "respond_by"),
+        Index("ix_referral_consortium_status", "consortium_id", "status", "priority"),
     )
 
 
@@ -300,7 +315,7 @@ class RoutingAttempt(Base):
     )
     attempt: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(24))
-    target_institution_id: Mapped[str | None] = mapped_column(String(36))
+    target_institution_id: Mapped[str | None] = mapped_column(String(36), index=True)
     decision: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -320,6 +335,8 @@ class ReferralEvent(Base):
     actor_institution_id: Mapped[str | None] = mapped_column(String(36))
     actor_user: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    target_institution_id: Mapped[str | None] = mapped_column(String(36))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

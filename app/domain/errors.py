@@ -33,6 +33,20 @@ class InvalidInput(DomainError):
 
     kind = "validation-error"
 
-    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(detail)
+    def __init__(
+        self, detail: str, errors: list[dict[str, Any]] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail, **extra)
         self.errors = errors or []
+
+
+class PreconditionRequired(DomainError):
+    """A change that must name the version it was based on (If-Match) did not."""
+
+    kind = "precondition-required"
+
+
+class PreconditionFailed(DomainError):
+    """The object changed since the caller read it."""
+
+    kind = "precondition-failed"

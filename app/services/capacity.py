@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.db.base import utcnow
 from app.db.models import BedCapacity, SlotCapacity
 from app.db.repositories import capacity as repo
@@ -15,6 +16,7 @@ from app.db.repositories import registry as registry_repo
 from app.domain.capacity import apply_census, free
 from app.domain.enums import Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.services import lifecycle
 from app.services.auth import Principal
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -67,16 +69,18 @@ def _item(row: BedCapacity | SlotCapacity, now: datetime, stale_after: timedelta
 
 async def _institution_for_write(
     session: AsyncSession, principal: Principal, institution_id: str
-) -> None:
+) -> str | None:
+    """Check the caller may report this census; returns the institution's consortium."""
     inst = await registry_repo.get_institution(session, institution_id)
     if inst is None:
         raise NotFound("No institution with this id.")
-    if principal.role is Role.ADMIN:
-        return
-    if principal.role is Role.COUNCIL and principal.consortium_id == inst.consortium_id:
-        return
-    if principal.role is Role.HOSPITAL and principal.institution_id == institution_id:
-        return
+    allowed = (
+        principal.role is Role.ADMIN
+        or (principal.role is Role.COUNCIL and principal.consortium_id == inst.consortium_id)
+        or (principal.role is Role.HOSPITAL and principal.institution_id == institution_id)
+    )
+    if allowed:
+        return inst.consortium_id
     raise Forbidden("Only the hospital itself, its council or an admin may report its census.")
 
 
@@ -99,9 +103,11 @@ async def report_census(
     as_of: datetime,
     beds: list[BedFigure],
     slots: list[SlotFigure],
-    stale_after: timedelta,
+    settings: Settings,
 ) -> list[CapacityItem]:
-    await _institution_for_write(session, principal, institution_id)
+    """Store the census; if places became free, waitlisted referrals try again."""
+    stale_after = settings.census_stale_after
+    consortium_id = await _institution_for_write(session, principal, institution_id)
     now = utcnow()
     if as_of > now + CLOCK_SKEW:
         raise InvalidInput(
@@ -179,4 +185,6 @@ async def report_census(
         )
         await session.flush()
         out.append(_item(row, now, stale_after))
+    if consortium_id is not None and any(item.free > 0 for item in out):
+        await lifecycle.retry_waitlist(session, settings, consortium_id, now)
     return out

@@ -18,9 +18,10 @@ from app.db.repositories import routing as routing_repo
 from app.domain import routing
 from app.domain.capacity import free
 from app.domain.enums import CareType, Role, Sex
-from app.domain.errors import DomainError, Forbidden, InvalidInput, NotFound
+from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.icd10 import InvalidIcd10Code, validate_icd10
 from app.domain.identity import InvalidResidentId, mask_resident_id, validate_resident_id
+from app.services import service_levels
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
 
@@ -29,7 +30,7 @@ STATUS_PENDING = "pending"
 STATUS_WAITLISTED = "waitlisted"
 
 
-class PatientChoiceRefused(DomainError):
+class PatientChoiceRefused(InvalidInput):
     kind = "patient-choice-not-allowed"
 
 
@@ -85,14 +86,19 @@ async def _source(session: AsyncSession, principal: Principal, source_id: str | 
             )
     else:
         raise Forbidden("This key's role may not send referrals.")
-    inst = await registry_repo.get_institution(session, source_id or "")
+    source = await load_source(session, source_id or "")
+    if principal.role is Role.COUNCIL and source.consortium_id != principal.consortium_id:
+        raise Forbidden("A council key may preview only for its own consortium.")
+    return source
+
+
+async def load_source(session: AsyncSession, source_id: str) -> Source:
+    inst = await registry_repo.get_institution(session, source_id)
     if inst is None or inst.consortium_id is None:
         raise InvalidInput(
             "The source institution is not a member of a consortium.",
             [{"loc": ["body", "source_institution_id"], "msg": "not a consortium member"}],
         )
-    if principal.role is Role.COUNCIL and inst.consortium_id != principal.consortium_id:
-        raise Forbidden("A council key may preview only for its own consortium.")
     return Source(inst.id, inst.consortium_id, inst.level, inst.latitude, inst.longitude)
 
 
@@ -142,7 +148,12 @@ async def _candidates(session: AsyncSession, source: Source, data: RoutingInput)
 
 
 def _decide(
-    settings: Settings, source: Source, data: RoutingInput, cands: Candidates, now: datetime
+    settings: Settings,
+    source: Source,
+    data: RoutingInput,
+    cands: Candidates,
+    now: datetime,
+    excluded: frozenset[str] = frozenset(),
 ) -> routing.RoutingDecision:
     request = routing.RoutingRequest(
         source_institution_id=source.id,
@@ -155,6 +166,7 @@ def _decide(
         care_type=data.care_type,
         signed_institution_ids=data.signed_institution_ids,
         patient_choice_id=data.patient_choice_id,
+        excluded_institution_ids=excluded,
         now=now,
         stale_after=settings.census_stale_after,
         stale_exclude_after=settings.census_exclude_after,
@@ -164,6 +176,7 @@ def _decide(
     except routing.PatientChoiceNotAllowed as exc:
         raise PatientChoiceRefused(
             "The patient's chosen hospital cannot take this referral.",
+            [{"loc": ["body", "patient_choice_institution_id"], "msg": str(exc.reason)}],
             reason=str(exc.reason),
         ) from exc
 
@@ -211,6 +224,53 @@ async def preview(
     source = await _source(session, principal, source_id)
     cands = await _candidates(session, source, data)
     return routing.decision_to_dict(_decide(settings, source, data, cands, utcnow()))
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    decision: routing.RoutingDecision
+    candidates: Candidates
+
+    @property
+    def target(self) -> routing.RankedCandidate | None:
+        return self.decision.target
+
+    def hold_code(self) -> str | None:
+        target = self.decision.target
+        return self.candidates.capacity_code[target.institution_id] if target else None
+
+
+async def route_and_hold(
+    session: AsyncSession,
+    settings: Settings,
+    source: Source,
+    data: RoutingInput,
+    now: datetime,
+    excluded: frozenset[str] = frozenset(),
+) -> Placement:
+    """Route, then hold the chosen place with one conditional UPDATE.
+
+    If another transaction took the last place first, decide again without that hospital.
+    """
+    cands = await _candidates(session, source, data)
+    decision = _decide(settings, source, data, cands, now, excluded)
+    for _ in range(MAX_HOLD_ATTEMPTS):
+        target = decision.target
+        if target is None:
+            return Placement(decision, cands)
+        code = cands.capacity_code[target.institution_id]
+        if data.care_type is CareType.INPATIENT:
+            held = await capacity_repo.try_hold_bed(session, target.institution_id, code)
+        else:
+            assert data.wanted_day is not None
+            held = await capacity_repo.try_hold_slot(
+                session, target.institution_id, code, data.wanted_day
+            )
+        if held:
+            return Placement(decision, cands)
+        cands = _without_capacity(cands, target.institution_id)
+        decision = _decide(settings, source, data, cands, now, excluded)
+    raise Conflict("Capacity kept changing while routing; retry the request.")
 
 
 def _without_capacity(cands: Candidates, institution_id: str) -> Candidates:
@@ -280,29 +340,9 @@ async def create_up_referral(
     )
     await _check_routing_input(session, data)
     source = await _source(session, principal, None)
-    cands = await _candidates(session, source, data)
 
-    decision = _decide(settings, source, data, cands, now)
-    for _ in range(MAX_HOLD_ATTEMPTS):
-        target = decision.target
-        if target is None:
-            break
-        code = cands.capacity_code[target.institution_id]
-        if data.care_type is CareType.INPATIENT:
-            held = await capacity_repo.try_hold_bed(session, target.institution_id, code)
-        else:
-            assert data.wanted_day is not None
-            held = await capacity_repo.try_hold_slot(
-                session, target.institution_id, code, data.wanted_day
-            )
-        if held:
-            break
-        # another referral took the last place first: decide again without it
-        cands = _without_capacity(cands, target.institution_id)
-        decision = _decide(settings, source, data, cands, now)
-    else:
-        raise DomainError("Capacity kept changing; retry the request.")
-
+    placed = await route_and_hold(session, settings, source, data, now)
+    decision, cands = placed.decision, placed.candidates
     target = decision.target
     status = STATUS_PENDING if target else STATUS_WAITLISTED
     consortium = await registry_repo.get_consortium(session, source.consortium_id)
@@ -342,9 +382,16 @@ async def create_up_referral(
         hold_kind=(
             None if target is None else "bed" if data.care_type is CareType.INPATIENT else "slot"
         ),
-        hold_specialty_code=cands.capacity_code[target.institution_id] if target else None,
+        hold_specialty_code=placed.hold_code(),
         hold_day=data.wanted_day if target and data.care_type is not CareType.INPATIENT else None,
         referring_doctor=(body.get("referring_doctor") or {}).get("name"),
+        signed_institution_ids=list(data.signed_institution_ids),
+        patient_choice_id=data.patient_choice_id,
+        declined_institution_ids=[],
+        priority=service_levels.priority(body["urgency"]),
+        respond_by=(
+            now + service_levels.respond_within(body["urgency"], settings) if target else None
+        ),
         version=1,
         created_at=now,
         updated_at=now,
@@ -352,6 +399,7 @@ async def create_up_referral(
     repo.add(session, row)
     decision_dict = routing.decision_to_dict(decision)
     await session.flush()
+    del cands
     repo.add_attempt(
         session,
         referral_id=referral_id,
@@ -371,26 +419,31 @@ async def create_up_referral(
         actor_institution_id=source.id,
         actor_user=actor_user,
         reason=decision.explanation,
+        target_institution_id=row.target_institution_id,
         at=now,
     )
     return ReferralView(row, sensitive, decision_dict, show_full_identity=True)
 
 
-def _can_see(principal: Principal, row: Referral) -> bool:
+def can_see(principal: Principal, row: Referral) -> bool:
     if principal.role is Role.ADMIN:
         return True
     if principal.role is Role.COUNCIL:
         return principal.consortium_id == row.consortium_id
     if principal.role not in (Role.CLINIC, Role.HOSPITAL):
         return False
-    return principal.institution_id in (row.source_institution_id, row.target_institution_id)
+    return principal.institution_id in (
+        row.source_institution_id,
+        row.target_institution_id,
+        *row.declined_institution_ids,
+    )
 
 
 async def get_referral(
     session: AsyncSession, protector: PatientDataProtector, principal: Principal, referral_id: str
 ) -> ReferralView:
     row = await repo.get(session, referral_id)
-    if row is None or not _can_see(principal, row):
+    if row is None or not can_see(principal, row):
         raise NotFound("No referral with this id.")
     attempt = await repo.latest_attempt(session, row.id)
     sensitive = protector.open(row.sensitive, associated=row.id)

@@ -55,6 +55,6 @@ async def put_capacity(
         slots=[
             capacity.SlotFigure(s.specialty_code, s.day, s.total, s.occupied) for s in body.slots
         ],
-        stale_after=settings.census_stale_after,
+        settings=settings,
     )
     return _out(institution_id, items)

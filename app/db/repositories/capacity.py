@@ -137,3 +137,46 @@ async def try_hold_slot(
         SlotCapacity.specialty_code == specialty,
         SlotCapacity.day == day,
     )
+
+
+def _hold_row(kind: str) -> type[CapacityRow]:
+    return BedCapacity if kind == "bed" else SlotCapacity
+
+
+def _hold_where(kind: str, institution_id: str, specialty: str, day: date | None) -> list[Any]:
+    model = _hold_row(kind)
+    where = [
+        model.institution_id == institution_id,
+        model.specialty_code == specialty,
+        model.held > 0,
+    ]
+    if kind != "bed":
+        where.append(SlotCapacity.day == day)
+    return where
+
+
+async def release_hold(
+    session: AsyncSession, kind: str, institution_id: str, specialty: str, day: date | None
+) -> bool:
+    model = _hold_row(kind)
+    result = await session.execute(
+        update(model)
+        .where(*_hold_where(kind, institution_id, specialty, day))
+        .values(held=model.held - 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def occupy_hold(
+    session: AsyncSession, kind: str, institution_id: str, specialty: str, day: date | None
+) -> bool:
+    """The held place becomes an occupied one (admission, or an outpatient visit)."""
+    model = _hold_row(kind)
+    result = await session.execute(
+        update(model)
+        .where(*_hold_where(kind, institution_id, specialty, day))
+        .values(held=model.held - 1, occupied=model.occupied + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,3 +151,129 @@ async def purge_expired_idempotency(session: AsyncSession, now: datetime) -> int
         delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- lifecycle ---------------------------------------------------------------------------
+
+
+async def get_for_update(session: AsyncSession, referral_id: str) -> Referral | None:
+    stmt = select(Referral).where(Referral.id == referral_id).with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def count_attempts(session: AsyncSession, referral_id: str) -> int:
+    stmt = select(func.count()).where(RoutingAttempt.referral_id == referral_id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def claim_expired(session: AsyncSession, now: datetime, limit: int) -> Sequence[Referral]:
+    """Pending referrals past their answer time, locked; rows other sweepers hold are skipped."""
+    stmt = (
+        select(Referral)
+        .where(Referral.status == "pending", Referral.respond_by < now)
+        .order_by(Referral.respond_by)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def claim_waitlisted(
+    session: AsyncSession, consortium_id: str, limit: int, exclude: Sequence[str] = ()
+) -> Sequence[Referral]:
+    """Waitlisted referrals of a consortium, most urgent then oldest first, locked."""
+    stmt = (
+        select(Referral)
+        .where(Referral.consortium_id == consortium_id, Referral.status == "waitlisted")
+        .order_by(Referral.priority, Referral.created_at, Referral.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if exclude:
+        stmt = stmt.where(Referral.id.not_in(list(exclude)))
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def events_of(session: AsyncSession, referral_id: str) -> Sequence[ReferralEvent]:
+    stmt = (
+        select(ReferralEvent)
+        .where(ReferralEvent.referral_id == referral_id)
+        .order_by(ReferralEvent.at, ReferralEvent.id)
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def last_events(
+    session: AsyncSession, referral_ids: Sequence[str]
+) -> dict[str, ReferralEvent]:
+    if not referral_ids:
+        return {}
+    stmt = (
+        select(ReferralEvent)
+        .where(ReferralEvent.referral_id.in_(list(referral_ids)))
+        .order_by(ReferralEvent.referral_id, ReferralEvent.at, ReferralEvent.id)
+    )
+    out: dict[str, ReferralEvent] = {}
+    for event in (await session.execute(stmt)).scalars():
+        out[event.referral_id] = event
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistQuery:
+    involving: str | None = None  # institution: source, current or earlier target
+    box: str = "all"  # incoming | outgoing | all
+    consortium_id: str | None = None
+    direction: str | None = None
+    statuses: tuple[str, ...] = ()
+    urgency: str | None = None
+    specialty: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    counterpart: str | None = None
+    after: tuple[int, datetime, str] | None = None
+    limit: int = 50
+
+
+async def worklist(session: AsyncSession, q: WorklistQuery) -> Sequence[Referral]:
+    stmt = select(Referral)
+    if q.involving is not None:
+        me = q.involving
+        earlier = select(RoutingAttempt.referral_id).where(
+            RoutingAttempt.target_institution_id == me
+        )
+        incoming = or_(Referral.target_institution_id == me, Referral.id.in_(earlier))
+        if q.box == "incoming":
+            stmt = stmt.where(incoming)
+        elif q.box == "outgoing":
+            stmt = stmt.where(Referral.source_institution_id == me)
+        else:
+            stmt = stmt.where(or_(Referral.source_institution_id == me, incoming))
+    if q.consortium_id is not None:
+        stmt = stmt.where(Referral.consortium_id == q.consortium_id)
+    if q.direction:
+        stmt = stmt.where(Referral.direction == q.direction)
+    if q.statuses:
+        stmt = stmt.where(Referral.status.in_(q.statuses))
+    if q.urgency:
+        stmt = stmt.where(Referral.urgency == q.urgency)
+    if q.specialty:
+        stmt = stmt.where(Referral.specialty_code == q.specialty)
+    if q.created_from:
+        stmt = stmt.where(Referral.created_at >= q.created_from)
+    if q.created_to:
+        stmt = stmt.where(Referral.created_at < q.created_to)
+    if q.counterpart:
+        stmt = stmt.where(
+            or_(
+                Referral.source_institution_id == q.counterpart,
+                Referral.target_institution_id == q.counterpart,
+            )
+        )
+    if q.after is not None:
+        p, c, i = q.after
+        stmt = stmt.where(
+            tuple_(Referral.priority, Referral.created_at, Referral.id) > tuple_(p, c, i)
+        )
+    stmt = stmt.order_by(Referral.priority, Referral.created_at, Referral.id).limit(q.limit)
+    return (await session.execute(stmt)).scalars().all()

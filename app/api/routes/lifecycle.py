@@ -1,0 +1,190 @@
+"""Referral transitions, worklists and the audit trail."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response
+
+from app.api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep
+from app.api.errors import problem_responses
+from app.api.routes.referrals import referral_out
+from app.api.schemas.common import PageOf
+from app.api.schemas.lifecycle import (
+    AcceptIn,
+    EventOut,
+    LastEventOut,
+    NoteIn,
+    ReferralSummary,
+    RejectIn,
+)
+from app.api.schemas.referrals import ReferralOut
+from app.db.repositories.referrals import WorklistQuery
+from app.domain.enums import Urgency
+from app.domain.lifecycle import Action, Status
+from app.services import lifecycle, worklist
+from app.services.crypto import PatientDataProtector
+
+router = APIRouter(prefix="/v1", tags=["lifecycle"], responses=problem_responses(401, 422))
+
+IfMatch = Annotated[
+    str | None, Header(max_length=100, description="The referral's ETag (required).")
+]
+UserId = Annotated[
+    str | None,
+    Header(alias="X-User-ID", max_length=100, description="The HIS user acting; kept in events."),
+]
+
+
+def _encode(row: Any) -> str:
+    raw = f"{row.priority}|{row.created_at.isoformat()}|{row.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[int, datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        p, c, i = raw.split("|")
+        return int(p), datetime.fromisoformat(c), i
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise HTTPException(422, "The cursor is not valid; use next_cursor as given.") from exc
+
+
+def _transition_route(action: Action, body_model: type[Any], summary: str) -> None:
+    """One POST /v1/referrals/{id}/<action> endpoint; each has its own operation id."""
+    name = f"{action.value.replace('-', '_')}_referral"
+    required = action is Action.REJECT
+    body_default: Any = Body() if required else Body(default=None)
+
+    async def endpoint(
+        referral_id: str,
+        request: Request,
+        response: Response,
+        session: SessionDep,
+        settings: SettingsDep,
+        principal: PrincipalDep,
+        if_match: IfMatch = None,
+        user: UserId = None,
+        body: Any = body_default,
+    ) -> ReferralOut:
+        protector: PatientDataProtector = request.app.state.protector
+        details = body.model_dump(mode="json") if body is not None else {}
+        view = await lifecycle.transition(
+            session,
+            settings,
+            protector,
+            principal,
+            referral_id,
+            action,
+            if_match=if_match,
+            actor_user=user,
+            details=details,
+        )
+        response.headers["ETag"] = lifecycle.etag_of(view.row)
+        return referral_out(view)
+
+    endpoint.__annotations__["body"] = body_model if required else body_model | None
+    endpoint.__name__ = name
+    router.add_api_route(
+        f"/referrals/{{referral_id}}/{action.value}",
+        endpoint,
+        methods=["POST"],
+        name=name,
+        summary=summary,
+        response_model=ReferralOut,
+        responses=problem_responses(403, 404, 409, 412, 428),
+    )
+
+
+for _action, _model, _summary in (
+    (Action.ACCEPT, AcceptIn, "Accept (current target): keeps the hold; ward, bed, appointment"),
+    (Action.REJECT, RejectIn, "Reject (current target) with a reason; re-routed to the next one"),
+    (Action.ARRIVE, NoteIn, "The patient arrived (current target)"),
+    (Action.ADMIT, NoteIn, "Admitted (current target, inpatient): the held bed becomes occupied"),
+    (Action.SEE, NoteIn, "Seen (current target, outpatient or examination)"),
+    (Action.COMPLETE, NoteIn, "Completed (current target)"),
+    (Action.CANCEL, NoteIn, "Cancel (source or its council): releases the hold"),
+    (Action.NO_SHOW, NoteIn, "No-show after acceptance (current target): releases the hold"),
+):
+    _transition_route(_action, _model, _summary)
+
+
+@router.get("/referrals", response_model=PageOf[ReferralSummary])
+async def list_referrals(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    box: Literal["all", "incoming", "outgoing"] = "all",
+    direction: Literal["up", "down"] | None = None,
+    status: Annotated[list[Status] | None, Query(max_length=11)] = None,
+    urgency: Urgency | None = None,
+    specialty: Annotated[str | None, Query(max_length=8)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    counterpart: Annotated[str | None, Query(max_length=36)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> PageOf[ReferralSummary]:
+    """Worklist: most urgent first (green channel, emergency, urgent, routine), then oldest.
+
+    Hospitals and clinics see the referrals they sent or that were sent to them (`box`
+    narrows it); the council sees its consortium; admins and insurers see all.
+    """
+    query = WorklistQuery(
+        box=box,
+        direction=direction,
+        statuses=tuple(status or ()),
+        urgency=urgency,
+        specialty=specialty,
+        created_from=created_from,
+        created_to=created_to,
+        counterpart=counterpart,
+        after=_decode(cursor) if cursor else None,
+        limit=page.limit,
+    )
+    result = await worklist.list_referrals(session, principal, query)
+    items = []
+    for row in result.rows:
+        last = result.last_events.get(row.id)
+        items.append(
+            ReferralSummary(
+                id=row.id,
+                number=row.number,
+                direction=row.direction,
+                status=row.status,
+                urgency=row.urgency,
+                priority=row.priority,
+                care_type=row.care_type,
+                specialty_code=row.specialty_code,
+                consortium_id=row.consortium_id,
+                source_institution_id=row.source_institution_id,
+                target_institution_id=row.target_institution_id,
+                out_of_consortium=row.out_of_consortium,
+                respond_by=row.respond_by,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                last_event=(
+                    LastEventOut(type=last.type, to_status=last.to_status, at=last.at)
+                    if last
+                    else None
+                ),
+                allowed_actions=lifecycle.allowed_actions(principal, row),
+            )
+        )
+    next_cursor = _encode(result.rows[-1]) if len(result.rows) == page.limit else None
+    return PageOf[ReferralSummary](items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/referrals/{referral_id}/events",
+    response_model=list[EventOut],
+    responses=problem_responses(404),
+)
+async def list_referral_events(
+    referral_id: str, session: SessionDep, principal: PrincipalDep
+) -> list[EventOut]:
+    """The audit trail: every creation, routing attempt, transition, retry and expiry."""
+    rows = await lifecycle.events(session, principal, referral_id)
+    return [EventOut.model_validate(r) for r in rows]

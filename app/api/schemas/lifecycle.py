@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from app.api.schemas.common import ResponseModel, StrictModel
+from app.domain.enums import CareType, Urgency
+from app.domain.lifecycle import RejectReason
+
+Note = Annotated[str, StringConstraints(max_length=1000)]
+
+
+class NoteIn(StrictModel):
+    note: Note | None = None
+
+
+class AcceptIn(StrictModel):
+    ward: Annotated[str, StringConstraints(max_length=100)] | None = None
+    bed: Annotated[str, StringConstraints(max_length=50)] | None = None
+    appointment_at: AwareDatetime | None = Field(
+        None, description="Outpatient or examination appointment time."
+    )
+    note: Note | None = None
+
+
+class RejectIn(StrictModel):
+    reason_code: RejectReason = Field(description="Why the hospital cannot take the patient.")
+    reason_text: Note | None = Field(None, description="Required when reason_code is other.")
+
+
+class EventOut(ResponseModel):
+    id: str
+    type: str = Field(description="created, accepted, rejected, rerouted, expired, waitlisted, …")
+    from_status: str | None
+    to_status: str | None
+    actor_institution_id: str | None
+    actor_user: str | None
+    reason_code: str | None
+    reason: str | None
+    target_institution_id: str | None
+    at: datetime
+
+
+class LastEventOut(ResponseModel):
+    type: str
+    to_status: str | None
+    at: datetime
+
+
+class ReferralSummary(ResponseModel):
+    id: str
+    number: str
+    direction: str
+    status: str
+    urgency: Urgency
+    priority: int = Field(description="0 green channel, 1 emergency, 2 urgent, 3 routine")
+    care_type: CareType
+    specialty_code: str
+    consortium_id: str
+    source_institution_id: str
+    target_institution_id: str | None
+    out_of_consortium: bool
+    respond_by: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    last_event: LastEventOut | None
+    allowed_actions: list[str] = Field(description="What the caller may do next.")

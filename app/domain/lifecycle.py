@@ -1,0 +1,155 @@
+"""The referral state machine: one table of allowed transitions, and who may take each.
+
+Up-referral: pending → accepted → arrived → admitted (inpatient) or seen (outpatient,
+examination) → completed. A rejection or an expiry sends the referral on to the next candidate
+(it becomes pending again with a new target, or waitlisted); the source cancels; a patient who
+does not come after acceptance is a no-show. Waitlisted referrals become pending when capacity
+appears.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from app.domain.enums import CareType
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    ARRIVED = "arrived"
+    ADMITTED = "admitted"
+    SEEN = "seen"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+    WAITLISTED = "waitlisted"
+
+
+class Action(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    ARRIVE = "arrive"
+    ADMIT = "admit"
+    SEE = "see"
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+    NO_SHOW = "no-show"
+    EXPIRE = "expire"  # the sweeper's, not an endpoint
+
+
+class Party(StrEnum):
+    """Who takes an action: the current target, the source, or the service itself."""
+
+    TARGET = "target"
+    SOURCE = "source"
+    SYSTEM = "system"
+
+
+class HoldEffect(StrEnum):
+    KEEP = "keep"
+    RELEASE = "release"
+    OCCUPY = "occupy"  # the held place becomes an occupied one
+
+
+class RejectReason(StrEnum):
+    NO_BED = "no_bed"
+    NO_SPECIALIST_ON_DUTY = "no_specialist_on_duty"
+    BEYOND_CAPABILITY = "beyond_capability"
+    INCOMPLETE_INFORMATION = "incomplete_information"
+    PATIENT_DECLINED = "patient_declined"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    source: Status
+    action: Action
+    to: Status
+    party: Party
+    hold: HoldEffect
+    reroute: bool = False
+    care_types: frozenset[CareType] = frozenset(CareType)
+
+
+_INPATIENT = frozenset({CareType.INPATIENT})
+_AMBULATORY = frozenset({CareType.OUTPATIENT, CareType.EXAMINATION})
+
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(Status.PENDING, Action.ACCEPT, Status.ACCEPTED, Party.TARGET, HoldEffect.KEEP),
+    Transition(
+        Status.PENDING,
+        Action.REJECT,
+        Status.REJECTED,
+        Party.TARGET,
+        HoldEffect.RELEASE,
+        reroute=True,
+    ),
+    Transition(
+        Status.PENDING,
+        Action.EXPIRE,
+        Status.EXPIRED,
+        Party.SYSTEM,
+        HoldEffect.RELEASE,
+        reroute=True,
+    ),
+    Transition(Status.PENDING, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.RELEASE),
+    Transition(Status.ACCEPTED, Action.ARRIVE, Status.ARRIVED, Party.TARGET, HoldEffect.KEEP),
+    Transition(Status.ACCEPTED, Action.NO_SHOW, Status.NO_SHOW, Party.TARGET, HoldEffect.RELEASE),
+    Transition(Status.ACCEPTED, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.RELEASE),
+    Transition(
+        Status.ARRIVED,
+        Action.ADMIT,
+        Status.ADMITTED,
+        Party.TARGET,
+        HoldEffect.OCCUPY,
+        care_types=_INPATIENT,
+    ),
+    Transition(
+        Status.ARRIVED,
+        Action.SEE,
+        Status.SEEN,
+        Party.TARGET,
+        HoldEffect.OCCUPY,
+        care_types=_AMBULATORY,
+    ),
+    Transition(Status.ADMITTED, Action.COMPLETE, Status.COMPLETED, Party.TARGET, HoldEffect.KEEP),
+    Transition(Status.SEEN, Action.COMPLETE, Status.COMPLETED, Party.TARGET, HoldEffect.KEEP),
+    Transition(Status.WAITLISTED, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.KEEP),
+)
+
+_BY_KEY = {(t.source, t.action): t for t in TRANSITIONS}
+FINAL = frozenset({Status.COMPLETED, Status.CANCELLED, Status.NO_SHOW})
+
+
+class TransitionNotAllowed(Exception):
+    def __init__(self, status: Status, action: Action, allowed: list[str]) -> None:
+        super().__init__(f"'{action}' is not allowed while the referral is {status}")
+        self.status = status
+        self.action = action
+        self.allowed = allowed
+
+
+def find(status: Status, action: Action, care_type: CareType) -> Transition:
+    """The transition for this action now, or TransitionNotAllowed naming what is allowed."""
+    t = _BY_KEY.get((status, action))
+    if t is None or care_type not in t.care_types:
+        raise TransitionNotAllowed(status, action, actions(status, care_type))
+    return t
+
+
+def actions(
+    status: Status, care_type: CareType, parties: frozenset[Party] | None = None
+) -> list[str]:
+    """Endpoint actions available in this state (optionally only for these parties)."""
+    return [
+        str(t.action)
+        for t in TRANSITIONS
+        if t.source is status
+        and care_type in t.care_types
+        and t.party is not Party.SYSTEM
+        and (parties is None or t.party in parties)
+    ]

@@ -1,0 +1,300 @@
+"""Referral transitions, re-routing, waitlist retries and the expiry sweeper.
+
+Every change happens in one transaction with its hold effect and its events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.db.base import utcnow
+from app.db.models import Referral
+from app.db.repositories import capacity as capacity_repo
+from app.db.repositories import referrals as repo
+from app.domain import lifecycle, routing
+from app.domain.enums import Role
+from app.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+from app.domain.lifecycle import Action, HoldEffect, Party, Status
+from app.services import referrals, service_levels
+from app.services.auth import Principal
+from app.services.crypto import PatientDataProtector
+
+WAITLIST_BATCH = 20
+
+
+class TransitionConflict(Conflict):
+    kind = "transition-not-allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    institution_id: str | None
+    user: str | None
+
+
+def parties_of(principal: Principal, row: Referral) -> frozenset[Party]:
+    """Which sides of this referral the caller speaks for."""
+    parties: set[Party] = set()
+    hands_on = principal.role in (Role.CLINIC, Role.HOSPITAL)
+    if hands_on and principal.institution_id == row.target_institution_id:
+        parties.add(Party.TARGET)
+    if hands_on and principal.institution_id == row.source_institution_id:
+        parties.add(Party.SOURCE)
+    if principal.role is Role.COUNCIL and principal.consortium_id == row.consortium_id:
+        parties.add(Party.SOURCE)  # the council may cancel on the clinic's behalf
+    return frozenset(parties)
+
+
+def allowed_actions(principal: Principal, row: Referral) -> list[str]:
+    return lifecycle.actions(Status(row.status), row.care_type, parties_of(principal, row))
+
+
+def etag_of(row: Referral) -> str:
+    return f'"{row.id}.{row.version}"'
+
+
+def _event(
+    session: AsyncSession,
+    row: Referral,
+    type_: str,
+    from_status: str | None,
+    actor: Actor,
+    now: datetime,
+    *,
+    reason: str | None = None,
+    reason_code: str | None = None,
+) -> None:
+    repo.add_event(
+        session,
+        referral_id=row.id,
+        type=type_,
+        from_status=from_status,
+        to_status=row.status,
+        actor_institution_id=actor.institution_id,
+        actor_user=actor.user,
+        reason=reason,
+        reason_code=reason_code,
+        target_institution_id=row.target_institution_id,
+        at=now,
+    )
+
+
+async def _apply_hold(session: AsyncSession, row: Referral, effect: HoldEffect) -> bool:
+    """Returns True when a place was given back (so waitlisted referrals may use it)."""
+    if effect is HoldEffect.KEEP or not row.hold_kind or not row.target_institution_id:
+        return False
+    assert row.hold_specialty_code is not None
+    args = (row.hold_kind, row.target_institution_id, row.hold_specialty_code, row.hold_day)
+    if effect is HoldEffect.RELEASE:
+        await capacity_repo.release_hold(session, *args)
+    else:
+        await capacity_repo.occupy_hold(session, *args)
+    row.hold_kind = row.hold_specialty_code = None
+    row.hold_day = None
+    return effect is HoldEffect.RELEASE
+
+
+def _decline_current_target(row: Referral) -> None:
+    """The rejecting or silent hospital is not asked again for this referral."""
+    if row.target_institution_id is not None:
+        row.declined_institution_ids = [
+            *(row.declined_institution_ids or []),
+            row.target_institution_id,
+        ]
+
+
+async def place(
+    session: AsyncSession,
+    settings: Settings,
+    row: Referral,
+    actor: Actor,
+    now: datetime,
+    *,
+    event_type: str,
+    record_waitlisted: bool = True,
+) -> routing.RoutingDecision:
+    """Route (again) with the declined hospitals excluded; pending with a hold, or waitlisted."""
+    source = await referrals.load_source(session, row.source_institution_id)
+    data = referrals.RoutingInput(
+        specialty_code=row.specialty_code,
+        care_type=row.care_type,
+        wanted_day=row.wanted_day,
+        signed_institution_ids=tuple(row.signed_institution_ids or ()),
+        patient_choice_id=None,  # the patient's choice applied to the first routing only
+    )
+    placed = await referrals.route_and_hold(
+        session, settings, source, data, now, frozenset(row.declined_institution_ids or ())
+    )
+    target = placed.target
+    if target is None and not record_waitlisted:
+        return placed.decision
+    previous = row.status
+    row.target_institution_id = target.institution_id if target else None
+    row.out_of_consortium = bool(target and not target.in_consortium)
+    row.status = Status.PENDING if target else Status.WAITLISTED
+    if target:
+        row.hold_kind = "bed" if row.care_type == "inpatient" else "slot"
+        row.hold_specialty_code = placed.hold_code()
+        row.hold_day = row.wanted_day if row.hold_kind == "slot" else None
+        row.respond_by = now + service_levels.respond_within(row.urgency, settings)
+    else:
+        row.respond_by = None
+    decision = routing.decision_to_dict(placed.decision)
+    repo.add_attempt(
+        session,
+        referral_id=row.id,
+        attempt=await repo.count_attempts(session, row.id) + 1,
+        outcome=str(placed.decision.outcome),
+        target_institution_id=row.target_institution_id,
+        decision=decision,
+        created_at=now,
+    )
+    kind = event_type if target else "waitlisted"
+    _event(session, row, kind, previous, actor, now, reason=placed.decision.explanation)
+    return placed.decision
+
+
+async def retry_waitlist(
+    session: AsyncSession,
+    settings: Settings,
+    consortium_id: str,
+    now: datetime,
+    *,
+    exclude: Sequence[str] = (),
+) -> int:
+    """Capacity appeared: waitlisted referrals (most urgent, then oldest) try again."""
+    placed = 0
+    system = Actor(None, None)
+    for row in await repo.claim_waitlisted(session, consortium_id, WAITLIST_BATCH, exclude):
+        decision = await place(
+            session, settings, row, system, now, event_type="routed", record_waitlisted=False
+        )
+        if decision.target is not None:  # still no place: nothing is recorded again
+            row.version += 1
+            row.updated_at = now
+            placed += 1
+    return placed
+
+
+async def transition(
+    session: AsyncSession,
+    settings: Settings,
+    protector: PatientDataProtector,
+    principal: Principal,
+    referral_id: str,
+    action: Action,
+    *,
+    if_match: str | None,
+    actor_user: str | None,
+    details: dict[str, Any],
+) -> referrals.ReferralView:
+    row = await repo.get_for_update(session, referral_id)
+    if row is None or not referrals.can_see(principal, row):
+        raise NotFound("No referral with this id.")
+    if if_match is None:
+        raise PreconditionRequired("Send If-Match with the referral's ETag.")
+    if if_match.strip() != etag_of(row):
+        raise PreconditionFailed(
+            "The referral has changed since it was read; fetch it again.", etag=etag_of(row)
+        )
+    status = Status(row.status)
+    try:
+        step = lifecycle.find(status, action, row.care_type)
+    except lifecycle.TransitionNotAllowed as exc:
+        raise TransitionConflict(
+            f"'{action}' is not allowed while the referral is {status}.",
+            status=str(status),
+            allowed_actions=exc.allowed,
+        ) from exc
+    if step.party not in parties_of(principal, row):
+        who = "the current target" if step.party is Party.TARGET else "the source or its council"
+        raise Forbidden(f"Only {who} may {action} this referral.")
+    if action is Action.REJECT:
+        code = details.get("reason_code")
+        if code == "other" and not details.get("reason_text"):
+            raise InvalidInput(
+                "A rejection with reason 'other' needs a reason_text.",
+                [{"loc": ["body", "reason_text"], "msg": "required when reason_code is other"}],
+            )
+    now = utcnow()
+    actor = Actor(principal.institution_id, actor_user)
+    released = await _apply_hold(session, row, step.hold)
+    previous = row.status
+    row.status = step.to
+    if action is Action.ACCEPT:
+        row.accepted_at = now
+        row.acceptance = {k: v for k, v in details.items() if v is not None} or None
+        row.respond_by = None
+    if step.to in lifecycle.FINAL:
+        row.closed_at = now
+        row.respond_by = None
+    _event(
+        session,
+        row,
+        str(step.to),
+        previous,
+        actor,
+        now,
+        reason=details.get("reason_text") or details.get("note"),
+        reason_code=details.get("reason_code"),
+    )
+    if step.reroute:
+        _decline_current_target(row)
+        await place(session, settings, row, actor, now, event_type="rerouted")
+    row.version += 1
+    row.updated_at = now
+    await session.flush()
+    if released:
+        await retry_waitlist(session, settings, row.consortium_id, now, exclude=[row.id])
+    return await referrals.get_referral(session, protector, principal, row.id)
+
+
+async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50) -> int:
+    """Expire pending referrals past their answer time and re-route them (exactly once each)."""
+    now = utcnow()
+    rows = await repo.claim_expired(session, now, limit)
+    system = Actor(None, None)
+    consortia: set[str] = set()
+    for row in rows:
+        step = lifecycle.find(Status(row.status), Action.EXPIRE, row.care_type)
+        await _apply_hold(session, row, step.hold)
+        previous = row.status
+        row.status = step.to
+        _event(
+            session,
+            row,
+            "expired",
+            previous,
+            system,
+            now,
+            reason="No answer within the service-level time.",
+        )
+        _decline_current_target(row)
+        await place(session, settings, row, system, now, event_type="rerouted")
+        row.version += 1
+        row.updated_at = now
+        consortia.add(row.consortium_id)
+    await session.flush()
+    for consortium_id in consortia:
+        await retry_waitlist(session, settings, consortium_id, now, exclude=[r.id for r in rows])
+    return len(rows)
+
+
+async def events(session: AsyncSession, principal: Principal, referral_id: str) -> Sequence[Any]:
+    row = await repo.get(session, referral_id)
+    if row is None or not referrals.can_see(principal, row):
+        raise NotFound("No referral with this id.")
+    return await repo.events_of(session, referral_id)
