@@ -216,7 +216,7 @@ async def transition(
     except lifecycle.TransitionNotAllowed as exc:
         raise TransitionConflict(
             f"'{action}' is not allowed while the referral is {status}.",
-            status=str(status),
+            current_status=str(status),
             allowed_actions=exc.allowed,
         ) from exc
     if step.party not in parties_of(principal, row):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response
 
-from app.api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import problem_responses
 from app.api.routes.referrals import referral_out
 from app.api.schemas.common import PageOf
@@ -116,7 +116,7 @@ for _action, _model, _summary in (
 async def list_referrals(
     session: SessionDep,
     principal: PrincipalDep,
-    page: PageDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size (1 to 200).")] = 50,
     box: Literal["all", "incoming", "outgoing"] = "all",
     direction: Literal["up", "down"] | None = None,
     status: Annotated[list[Status] | None, Query(max_length=11)] = None,
@@ -125,7 +125,9 @@ async def list_referrals(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     counterpart: Annotated[str | None, Query(max_length=36)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+    ] = None,
 ) -> PageOf[ReferralSummary]:
     """Worklist: most urgent first (green channel, emergency, urgent, routine), then oldest.
 
@@ -142,7 +144,7 @@ async def list_referrals(
         created_to=created_to,
         counterpart=counterpart,
         after=_decode(cursor) if cursor else None,
-        limit=page.limit,
+        limit=limit,
     )
     result = await worklist.list_referrals(session, principal, query)
     items = []
@@ -173,7 +175,7 @@ async def list_referrals(
                 allowed_actions=lifecycle.allowed_actions(principal, row),
             )
         )
-    next_cursor = _encode(result.rows[-1]) if len(result.rows) == page.limit else None
+    next_cursor = _encode(result.rows[-1]) if len(result.rows) == limit else None
     return PageOf[ReferralSummary](items=items, next_cursor=next_cursor)
 
 
