@@ -1,0 +1,89 @@
+"""Object-level authorization: every id-taking operation in the OpenAPI document is walked
+with its owner, an unrelated institution and no key.
+
+Referral operations: owner → not 404, other institution → the same 404 as a missing id,
+no key → 401. Registry and capacity objects are shared reference data of the consortia: any
+key reads them (200), only their council/hospital/admin writes them (others → 403).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from tests.factories import referral_body
+
+REGISTRY_READS = {"get_consortium", "get_institution", "get_capacity"}
+REGISTRY_WRITES = {"update_consortium", "update_institution", "put_capacity"}
+SOURCE_OPS = {"get_referral", "list_referral_events", "cancel_referral"}
+
+
+async def test_every_id_operation_is_guarded(client, auth, app) -> None:
+    spec = app.openapi()
+    admin = auth("demo admin")
+    items = (await client.get("/v1/institutions", params={"limit": 200}, headers=admin)).json()
+    ids = {i["code"]: i["id"] for i in items["items"]}
+    consortia = (await client.get("/v1/consortia", headers=admin)).json()["items"]
+    zhenghe = next(c["id"] for c in consortia if c["code"] == "ZHENGHE")
+    created = await client.post(
+        "/v1/referrals",
+        json=referral_body(),
+        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    referral = created.json()
+    assert referral["target_institution_id"] == ids["ZH-CH"]
+    values = {
+        "referral_id": referral["id"],
+        "institution_id": ids["ZH-CH"],
+        "consortium_id": zhenghe,
+    }
+    walked = 0
+    for path, item in spec["paths"].items():
+        params = re.findall(r"{(\w+)}", path)
+        if not params:
+            continue
+        url = path.format(**{p: values[p] for p in params})
+        for method, op in item.items():
+            op_id = op["operationId"]
+            call: Any = getattr(client, method)
+            kwargs: dict[str, Any] = {}
+            if method in ("post", "put", "patch"):
+                kwargs["json"] = {"reason_code": "no_bed"} if op_id == "reject_referral" else {}
+            no_key = await call(url, **kwargs)
+            assert no_key.status_code == 401, (op_id, no_key.status_code)
+            if op_id in REGISTRY_READS:
+                other = await call(url, headers=auth("demo clinic HZ-THC-XB"))
+                assert other.status_code == 200, op_id
+            elif op_id in REGISTRY_WRITES:
+                other = await call(url, headers=auth("demo clinic HZ-THC-XB"), **kwargs)
+                assert other.status_code in (403, 422), (op_id, other.status_code)
+                if other.status_code == 422:  # body checked first: send a valid one
+                    body = {"as_of": "2026-01-01T00:00:00+00:00", "beds": []}
+                    other = await call(url, headers=auth("demo clinic HZ-THC-XB"), json=body)
+                    assert other.status_code == 403, op_id
+            else:
+                assert path.startswith("/v1/referrals/{referral_id}"), f"unclassified {op_id}"
+                owner = "demo clinic ZH-THC-TS" if op_id in SOURCE_OPS else "demo hospital ZH-CH"
+                headers = {"If-Match": created.headers["etag"]}
+                mine = await call(url, headers={**auth(owner), **headers}, **kwargs)
+                assert mine.status_code not in (401, 404), (op_id, mine.status_code)
+                for outsider in (
+                    "demo clinic ZH-THC-LY",
+                    "demo hospital HZ-FPH",
+                    "demo council HUANGZHONG-1",
+                    "demo insurer",
+                ):
+                    other = await call(url, headers={**auth(outsider), **headers}, **kwargs)
+                    assert other.status_code == 404, (op_id, outsider, other.status_code)
+                    missing = await call(
+                        url.replace(referral["id"], "missing-id"),
+                        headers={**auth(outsider), **headers},
+                        **kwargs,
+                    )
+                    assert (other.json()["type"], other.json()["detail"]) == (
+                        missing.json()["type"],
+                        missing.json()["detail"],
+                    ), op_id
+            walked += 1
+    assert walked >= 14

@@ -1,0 +1,77 @@
+"""Two sweepers at once on one PostgreSQL: every overdue referral is expired exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app.db.models import Referral, ReferralEvent
+from app.db.session import Database
+from app.services.sweeper import sweep_once
+from tests.factories import census, referral_body
+
+REFERRALS = 30
+
+
+async def test_two_sweepers_expire_each_referral_once(backend, client, auth, app, db_url) -> None:
+    if backend != "postgresql":
+        pytest.skip("needs PostgreSQL (row locks with SKIP LOCKED); SQLite runs one sweeper")
+    admin = auth("demo admin")
+    items = (await client.get("/v1/institutions", params={"limit": 200}, headers=admin)).json()
+    ids = {i["code"]: i["id"] for i in items["items"]}
+    for code in ("ZH-CH", "ZH-TCM"):
+        r = await client.put(
+            f"/v1/institutions/{ids[code]}/capacity", json=census({"03": (100, 0)}), headers=admin
+        )
+        assert r.status_code == 200
+    made = []
+    for i in range(REFERRALS):
+        clinic = ("ZH-THC-TS", "ZH-THC-LY", "ZH-THC-DP")[i % 3]
+        r = await client.post(
+            "/v1/referrals",
+            json=referral_body(),
+            headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert r.status_code == 201
+        made.append(r.json()["id"])
+    database: Database = app.state.database
+    async with database.unit_of_work() as session:
+        await session.execute(
+            update(Referral).values(respond_by=datetime.now(UTC) - timedelta(minutes=5))
+        )
+    settings = app.state.settings
+    one, two = Database(db_url), Database(db_url)
+    try:
+        counts = await asyncio.gather(
+            sweep_once(one, settings, batch=4), sweep_once(two, settings, batch=4)
+        )
+    finally:
+        await one.dispose()
+        await two.dispose()
+    assert sum(counts) == REFERRALS, counts
+    async with database.unit_of_work(read_only=True) as session:
+        per_referral = dict(
+            (
+                await session.execute(
+                    select(ReferralEvent.referral_id, func.count())
+                    .where(ReferralEvent.type == "expired")
+                    .group_by(ReferralEvent.referral_id)
+                )
+            ).all()
+        )
+        held = (
+            await session.execute(
+                select(Referral.target_institution_id, func.count())
+                .where(Referral.status == "pending")
+                .group_by(Referral.target_institution_id)
+            )
+        ).all()
+    assert per_referral == dict.fromkeys(made, 1)
+    # every referral expired at ZH-CH and moved to ZH-TCM; holds moved with them
+    assert dict(held) == {ids["ZH-TCM"]: REFERRALS}
+    cap = (await client.get(f"/v1/institutions/{ids['ZH-CH']}/capacity", headers=admin)).json()
+    assert next(i for i in cap["items"] if i["specialty_code"] == "03")["held"] == 0
