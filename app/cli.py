@@ -37,8 +37,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings()
     migrations.upgrade(settings.database_url, args.revision)
-    count = asyncio.run(_with_session(settings, loader.load_specialties))
-    print(f"database at revision {args.revision}; specialty catalogue: {count} rows changed")
+    count = asyncio.run(_with_session(settings, loader.load_reference_data))
+    print(f"database at revision {args.revision}; reference data: {count} rows added or changed")
     return 0
 
 

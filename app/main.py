@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.api import errors
 from app.api.middleware import Metrics, RequestContextMiddleware
-from app.api.routes import capacity, lifecycle, ops, referrals, registry
+from app.api.routes import capacity, lifecycle, ops, pathways, referrals, registry
 from app.config import Settings, get_settings
 from app.db.session import Database
 from app.services.auth import PrincipalCache
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(capacity.router)
     app.include_router(referrals.router)
     app.include_router(lifecycle.router)
+    app.include_router(pathways.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes

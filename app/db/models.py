@@ -290,6 +290,10 @@ class Referral(Base):
     priority: Mapped[int] = mapped_column(Integer, default=3, server_default=text("3"))
     respond_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acceptance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pathway_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    pathway_version: Mapped[int | None] = mapped_column(Integer)
+    pathway_targets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    overflow: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -362,3 +366,33 @@ class IdempotencyRecord(Base):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+# --- green channel -----------------------------------------------------------------------
+
+
+class Pathway(Base):
+    """A green-channel pathway; targets are data the council may change (versioned)."""
+
+    __tablename__ = "pathway"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    centre: Mapped[Centre] = mapped_column(_enum(Centre, "pathway_centre"))
+    specialties: Mapped[list[str]] = mapped_column(JSON)
+    targets: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Milestone(Base):
+    __tablename__ = "milestone"
+
+    referral_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("referral.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str | None] = mapped_column(String(36))
+    recorded_user: Mapped[str | None] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

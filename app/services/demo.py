@@ -50,7 +50,7 @@ async def _issue(
 
 
 async def load_demo(session: AsyncSession, *, pepper: bytes, seed: bytes) -> list[DemoKey]:
-    await loader.load_specialties(session)
+    await loader.load_reference_data(session)
     keys = [
         DemoKey(
             "demo admin",

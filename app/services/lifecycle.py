@@ -28,7 +28,8 @@ from app.domain.errors import (
     PreconditionRequired,
 )
 from app.domain.lifecycle import Action, HoldEffect, Party, Status
-from app.services import referrals, service_levels
+from app.services import pathways, referrals
+from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
 
@@ -134,6 +135,7 @@ async def place(
         wanted_day=row.wanted_day,
         signed_institution_ids=tuple(row.signed_institution_ids or ()),
         patient_choice_id=None,  # the patient's choice applied to the first routing only
+        centre=await pathways.centre_of(session, row.pathway_code),
     )
     placed = await referrals.route_and_hold(
         session, settings, source, data, now, frozenset(row.declined_institution_ids or ())
@@ -142,16 +144,7 @@ async def place(
     if target is None and not record_waitlisted:
         return placed.decision
     previous = row.status
-    row.target_institution_id = target.institution_id if target else None
-    row.out_of_consortium = bool(target and not target.in_consortium)
-    row.status = Status.PENDING if target else Status.WAITLISTED
-    if target:
-        row.hold_kind = "bed" if row.care_type == "inpatient" else "slot"
-        row.hold_specialty_code = placed.hold_code()
-        row.hold_day = row.wanted_day if row.hold_kind == "slot" else None
-        row.respond_by = now + service_levels.respond_within(row.urgency, settings)
-    else:
-        row.respond_by = None
+    referrals.apply_placement(row, placed, settings, now)
     decision = routing.decision_to_dict(placed.decision)
     repo.add_attempt(
         session,
@@ -202,7 +195,7 @@ async def transition(
     details: dict[str, Any],
 ) -> referrals.ReferralView:
     row = await repo.get_for_update(session, referral_id)
-    if row is None or not referrals.can_see(principal, row):
+    if row is None or not can_see(principal, row):
         raise NotFound("No referral with this id.")
     if if_match is None:
         raise PreconditionRequired("Send If-Match with the referral's ETag.")
@@ -295,6 +288,6 @@ async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50)
 
 async def events(session: AsyncSession, principal: Principal, referral_id: str) -> Sequence[Any]:
     row = await repo.get(session, referral_id)
-    if row is None or not referrals.can_see(principal, row):
+    if row is None or not can_see(principal, row):
         raise NotFound("No referral with this id.")
     return await repo.events_of(session, referral_id)

@@ -22,6 +22,7 @@ from app.db.repositories import capacity as capacity_repo
 from app.db.repositories import registry as repo
 from app.domain.enums import Centre, ConsortiumKind, InstitutionLevel, InstitutionType
 from app.domain.errors import InvalidInput
+from app.services import pathways
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SPECIALTIES_FILE = DATA_DIR / "specialties.json"
@@ -122,6 +123,11 @@ def demo_files() -> list[Path]:
 async def load_specialties(session: AsyncSession, path: Path = SPECIALTIES_FILE) -> int:
     rows = json.loads(await asyncio.to_thread(path.read_text, encoding="utf-8"))
     return await repo.upsert_specialties(session, rows)
+
+
+async def load_reference_data(session: AsyncSession) -> int:
+    """The specialty catalogue (kept in step with the file) and missing pathways."""
+    return await load_specialties(session) + await pathways.load_pathways(session)
 
 
 async def _upsert_institution(

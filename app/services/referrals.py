@@ -17,11 +17,12 @@ from app.db.repositories import registry as registry_repo
 from app.db.repositories import routing as routing_repo
 from app.domain import routing
 from app.domain.capacity import free
-from app.domain.enums import CareType, Role, Sex
+from app.domain.enums import CareType, Centre, Role, Sex
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.icd10 import InvalidIcd10Code, validate_icd10
 from app.domain.identity import InvalidResidentId, mask_resident_id, validate_resident_id
-from app.services import service_levels
+from app.services import pathways, service_levels
+from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
 
@@ -41,6 +42,7 @@ class RoutingInput:
     wanted_day: date | None
     signed_institution_ids: tuple[str, ...]
     patient_choice_id: str | None
+    centre: Centre | None = None  # green channel: the centre the pathway needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ async def _candidates(session: AsyncSession, source: Source, data: RoutingInput)
     ids = [f.id for f in facts]
     codes = _ancestors(data.specialty_code)
     offered = await routing_repo.specialties_offered(session, ids, codes)
+    centres = await routing_repo.centres_held(session, ids) if data.centre else {}
     if data.care_type is CareType.INPATIENT:
         rows = await capacity_repo.candidate_beds(session, ids, codes)
     else:
@@ -131,7 +134,7 @@ async def _candidates(session: AsyncSession, source: Source, data: RoutingInput)
             active=f.active,
             in_consortium=f.consortium_id == source.consortium_id,
             specialties=frozenset(offered.get(f.id, ())),
-            centres=frozenset(),
+            centres=frozenset(centres.get(f.id, ())),
             lat=f.lat,
             lon=f.lon,
             capacity_free=free(cap[1], cap[2], cap[3]) if cap else None,
@@ -167,6 +170,7 @@ def _decide(
         signed_institution_ids=data.signed_institution_ids,
         patient_choice_id=data.patient_choice_id,
         excluded_institution_ids=excluded,
+        green_channel=data.centre,
         now=now,
         stale_after=settings.census_stale_after,
         stale_exclude_after=settings.census_exclude_after,
@@ -183,6 +187,11 @@ def _decide(
 
 async def _check_routing_input(session: AsyncSession, data: RoutingInput) -> None:
     errors: list[dict[str, Any]] = []
+    if not data.specialty_code:
+        raise InvalidInput(
+            "Name the specialty (or a green-channel pathway).",
+            [{"loc": ["body", "specialty_code"], "msg": "required without a pathway"}],
+        )
     known = await registry_repo.existing_specialty_codes(session, [data.specialty_code])
     if data.specialty_code not in known:
         errors.append({"loc": ["body", "specialty_code"], "msg": "unknown specialty code"})
@@ -213,14 +222,34 @@ async def _check_routing_input(session: AsyncSession, data: RoutingInput) -> Non
         raise InvalidInput("The referral has invalid fields.", errors)
 
 
+async def routing_input(session: AsyncSession, body: dict[str, Any]) -> RoutingInput:
+    """What routing needs from a create or preview body; a pathway gives the default
+    specialty and the centre the green channel needs."""
+    pathway = await pathways.for_referral(session, body.get("pathway"))
+    specialty = body.get("specialty_code") or (pathway.specialties[0] if pathway else "")
+    signed = body.get("signed_institution_ids") or (body.get("patient") or {}).get(
+        "signed_institution_ids"
+    )
+    data = RoutingInput(
+        specialty_code=specialty,
+        care_type=CareType(body["care_type"]),
+        wanted_day=body.get("wanted_day"),
+        signed_institution_ids=tuple(signed or ()),
+        patient_choice_id=body.get("patient_choice_institution_id"),
+        centre=pathway.centre if pathway else None,
+    )
+    await _check_routing_input(session, data)
+    return data
+
+
 async def preview(
     session: AsyncSession,
     settings: Settings,
     principal: Principal,
-    data: RoutingInput,
+    body: dict[str, Any],
     source_id: str | None,
 ) -> dict[str, Any]:
-    await _check_routing_input(session, data)
+    data = await routing_input(session, body)
     source = await _source(session, principal, source_id)
     cands = await _candidates(session, source, data)
     return routing.decision_to_dict(_decide(settings, source, data, cands, utcnow()))
@@ -230,14 +259,22 @@ async def preview(
 class Placement:
     decision: routing.RoutingDecision
     candidates: Candidates
+    held: bool
 
     @property
     def target(self) -> routing.RankedCandidate | None:
         return self.decision.target
 
+    @property
+    def overflow(self) -> bool:
+        """A green-channel patient placed without a free place: flagged for the council."""
+        return self.target is not None and not self.held
+
     def hold_code(self) -> str | None:
         target = self.decision.target
-        return self.candidates.capacity_code[target.institution_id] if target else None
+        if target is None or not self.held:
+            return None
+        return self.candidates.capacity_code[target.institution_id]
 
 
 async def route_and_hold(
@@ -257,7 +294,10 @@ async def route_and_hold(
     for _ in range(MAX_HOLD_ATTEMPTS):
         target = decision.target
         if target is None:
-            return Placement(decision, cands)
+            return Placement(decision, cands, held=False)
+        if data.centre is not None and not target.capacity_free:
+            # green channel: the patient must be received even when the centre is full
+            return Placement(decision, cands, held=False)
         code = cands.capacity_code[target.institution_id]
         if data.care_type is CareType.INPATIENT:
             held = await capacity_repo.try_hold_bed(session, target.institution_id, code)
@@ -267,7 +307,7 @@ async def route_and_hold(
                 session, target.institution_id, code, data.wanted_day
             )
         if held:
-            return Placement(decision, cands)
+            return Placement(decision, cands, held=True)
         cands = _without_capacity(cands, target.institution_id)
         decision = _decide(settings, source, data, cands, now, excluded)
     raise Conflict("Capacity kept changing while routing; retry the request.")
@@ -319,6 +359,27 @@ def validate_diagnosis(code: str) -> str:
         ) from exc
 
 
+def apply_placement(row: Referral, placed: Placement, settings: Settings, now: datetime) -> None:
+    """Target, state, hold, overflow and answer time of a (re-)routed referral."""
+    target = placed.target
+    row.target_institution_id = target.institution_id if target else None
+    row.out_of_consortium = bool(target and not target.in_consortium)
+    row.status = STATUS_PENDING if target else STATUS_WAITLISTED
+    held = placed.hold_code()
+    row.hold_specialty_code = held
+    row.hold_kind = (
+        None if held is None else "bed" if row.care_type == CareType.INPATIENT else "slot"
+    )
+    row.hold_day = row.wanted_day if row.hold_kind == "slot" else None
+    row.overflow = row.overflow or placed.overflow
+    green = row.pathway_code is not None
+    row.respond_by = (
+        now + service_levels.respond_within(row.urgency, settings, green_channel=green)
+        if target
+        else None
+    )
+
+
 async def create_up_referral(
     session: AsyncSession,
     settings: Settings,
@@ -331,20 +392,11 @@ async def create_up_referral(
     now = utcnow()
     resident_id, birth_date, sex = validate_patient(body["patient"], now.date())
     icd10 = validate_diagnosis(body["diagnosis"]["icd10"])
-    data = RoutingInput(
-        specialty_code=body["specialty_code"],
-        care_type=body["care_type"],
-        wanted_day=body.get("wanted_day"),
-        signed_institution_ids=tuple(body["patient"].get("signed_institution_ids") or ()),
-        patient_choice_id=body.get("patient_choice_institution_id"),
-    )
-    await _check_routing_input(session, data)
+    data = await routing_input(session, body)
+    pathway = await pathways.for_referral(session, body.get("pathway"))
     source = await _source(session, principal, None)
 
     placed = await route_and_hold(session, settings, source, data, now)
-    decision, cands = placed.decision, placed.candidates
-    target = decision.target
-    status = STATUS_PENDING if target else STATUS_WAITLISTED
     consortium = await registry_repo.get_consortium(session, source.consortium_id)
     assert consortium is not None
     seq = await repo.next_sequence(session, consortium.id, now.date())
@@ -365,10 +417,7 @@ async def create_up_referral(
         number=f"{consortium.referral_prefix}-{now:%Y%m%d}-{seq:04d}",
         consortium_id=consortium.id,
         direction="up",
-        status=status,
         source_institution_id=source.id,
-        target_institution_id=target.institution_id if target else None,
-        out_of_consortium=bool(target and not target.in_consortium),
         specialty_code=data.specialty_code,
         care_type=data.care_type,
         wanted_day=data.wanted_day,
@@ -379,32 +428,28 @@ async def create_up_referral(
         patient_birth_date=birth_date,
         resident_id_hmac=protector.identifier_hmac(resident_id),
         sensitive=protector.seal(sensitive, associated=referral_id),
-        hold_kind=(
-            None if target is None else "bed" if data.care_type is CareType.INPATIENT else "slot"
-        ),
-        hold_specialty_code=placed.hold_code(),
-        hold_day=data.wanted_day if target and data.care_type is not CareType.INPATIENT else None,
         referring_doctor=(body.get("referring_doctor") or {}).get("name"),
         signed_institution_ids=list(data.signed_institution_ids),
         patient_choice_id=data.patient_choice_id,
         declined_institution_ids=[],
-        priority=service_levels.priority(body["urgency"]),
-        respond_by=(
-            now + service_levels.respond_within(body["urgency"], settings) if target else None
-        ),
+        pathway_code=pathway.code if pathway else None,
+        pathway_version=pathway.version if pathway else None,
+        pathway_targets=pathway.targets if pathway else None,
+        overflow=False,
+        priority=service_levels.priority(body["urgency"], green_channel=pathway is not None),
         version=1,
         created_at=now,
         updated_at=now,
     )
+    apply_placement(row, placed, settings, now)
     repo.add(session, row)
-    decision_dict = routing.decision_to_dict(decision)
+    decision_dict = routing.decision_to_dict(placed.decision)
     await session.flush()
-    del cands
     repo.add_attempt(
         session,
         referral_id=referral_id,
         attempt=1,
-        outcome=str(decision.outcome),
+        outcome=str(placed.decision.outcome),
         target_institution_id=row.target_institution_id,
         decision=decision_dict,
         created_at=now,
@@ -415,28 +460,16 @@ async def create_up_referral(
         referral_id=referral_id,
         type="created",
         from_status=None,
-        to_status=status,
+        to_status=row.status,
         actor_institution_id=source.id,
         actor_user=actor_user,
-        reason=decision.explanation,
+        reason=placed.decision.explanation,
         target_institution_id=row.target_institution_id,
         at=now,
     )
+    if pathway is not None:
+        await pathways.on_green_channel_created(session, row, source.id, actor_user, now)
     return ReferralView(row, sensitive, decision_dict, show_full_identity=True)
-
-
-def can_see(principal: Principal, row: Referral) -> bool:
-    if principal.role is Role.ADMIN:
-        return True
-    if principal.role is Role.COUNCIL:
-        return principal.consortium_id == row.consortium_id
-    if principal.role not in (Role.CLINIC, Role.HOSPITAL):
-        return False
-    return principal.institution_id in (
-        row.source_institution_id,
-        row.target_institution_id,
-        *row.declined_institution_ids,
-    )
 
 
 async def get_referral(

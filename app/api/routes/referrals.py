@@ -65,6 +65,9 @@ def referral_out(view: referrals.ReferralView) -> ReferralOut:
             if row.hold_kind and row.hold_specialty_code
             else None
         ),
+        pathway_code=row.pathway_code,
+        overflow=row.overflow,
+        respond_by=row.respond_by,
         routing=DecisionOut.model_validate(view.decision) if view.decision else None,
         version=row.version,
         created_at=row.created_at,
@@ -85,15 +88,8 @@ async def preview_routing(
     body: RoutingPreviewIn, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
 ) -> DecisionOut:
     """The decision `POST /v1/referrals` would take now, without creating or holding anything."""
-    data = referrals.RoutingInput(
-        specialty_code=body.specialty_code,
-        care_type=body.care_type,
-        wanted_day=body.wanted_day,
-        signed_institution_ids=tuple(body.signed_institution_ids),
-        patient_choice_id=body.patient_choice_institution_id,
-    )
     decision = await referrals.preview(
-        session, settings, principal, data, body.source_institution_id
+        session, settings, principal, body.model_dump(), body.source_institution_id
     )
     return DecisionOut.model_validate(decision)
 

@@ -47,12 +47,19 @@ class Doctor(StrictModel):
 
 
 class RoutingFields(StrictModel):
-    specialty_code: SpecialtyCode
+    specialty_code: SpecialtyCode | None = Field(
+        None, description="Required, except for a green-channel referral (pathway default)."
+    )
     care_type: CareType
     wanted_day: date | None = Field(None, description="Required for outpatient and examination.")
     urgency: Urgency = Urgency.ROUTINE
     patient_choice_institution_id: Id | None = Field(
         None, description="The patient's own choice; honoured when the rules allow it."
+    )
+    pathway: Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        None,
+        description="Green channel (stroke, chest_pain, trauma, critical_maternal, "
+        "critical_neonatal): nearest centre even when full; heads every worklist.",
     )
 
 
@@ -140,6 +147,9 @@ class ReferralOut(ResponseModel):
     tests_done: list[dict[str, Any]]
     referring_doctor: str | None
     hold: HoldOut | None
+    pathway_code: str | None = Field(description="Green-channel pathway, if any.")
+    overflow: bool = Field(description="Placed at a full centre (green channel): for the council.")
+    respond_by: datetime | None = Field(description="The target must answer by then.")
     routing: DecisionOut | None
     version: int
     created_at: datetime

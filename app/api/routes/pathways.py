@@ -1,0 +1,100 @@
+"""Green channel: pathways, milestones and the figures."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import PrincipalDep, SessionDep
+from app.api.errors import problem_responses
+from app.api.routes.lifecycle import UserId
+from app.api.schemas.pathways import (
+    GreenChannelRow,
+    MilestoneIn,
+    MilestonesOut,
+    PathwayOut,
+    PathwayPatch,
+    TargetResultOut,
+)
+from app.services import pathways
+
+router = APIRouter(prefix="/v1", tags=["green channel"], responses=problem_responses(401, 422))
+
+
+@router.get("/pathways", response_model=list[PathwayOut])
+async def list_pathways(session: SessionDep, _: PrincipalDep) -> list[PathwayOut]:
+    """Pathways with the centre they need, their specialties and milestone time targets."""
+    return [PathwayOut.model_validate(p) for p in await pathways.list_pathways(session)]
+
+
+@router.patch(
+    "/pathways/{pathway_code}", response_model=PathwayOut, responses=problem_responses(403, 404)
+)
+async def update_pathway(
+    pathway_code: str, body: PathwayPatch, session: SessionDep, principal: PrincipalDep
+) -> PathwayOut:
+    """New time targets (council or admin). Past referrals keep the targets they had."""
+    targets = [t.model_dump(by_alias=True) for t in body.targets]
+    return PathwayOut.model_validate(
+        await pathways.update_targets(session, principal, pathway_code, targets)
+    )
+
+
+def _out(view: pathways.MilestoneView) -> MilestonesOut:
+    return MilestonesOut(
+        pathway_code=view.pathway_code,
+        pathway_version=view.pathway_version,
+        milestones=view.milestones,
+        targets=[TargetResultOut.model_validate(t) for t in view.targets],
+        overflow=view.overflow,
+    )
+
+
+@router.get(
+    "/referrals/{referral_id}/milestones",
+    response_model=MilestonesOut,
+    responses=problem_responses(404, 409),
+)
+async def get_milestones(
+    referral_id: str, session: SessionDep, principal: PrincipalDep
+) -> MilestonesOut:
+    """Recorded milestones and each target: met, missed or pending."""
+    return _out(await pathways.milestones(session, principal, referral_id))
+
+
+@router.post(
+    "/referrals/{referral_id}/milestones",
+    response_model=MilestonesOut,
+    status_code=201,
+    responses=problem_responses(403, 404, 409),
+)
+async def record_milestone(
+    referral_id: str,
+    body: MilestoneIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+    user: UserId = None,
+) -> MilestonesOut:
+    """Record a milestone with the time it happened (back-dating allowed, no future times)."""
+    view = await pathways.record_milestone(
+        session, principal, referral_id, body.milestone, body.at, user
+    )
+    return _out(view)
+
+
+@router.get(
+    "/reports/green-channel", response_model=list[GreenChannelRow], responses=problem_responses(403)
+)
+async def green_channel_report(
+    session: SessionDep,
+    principal: PrincipalDep,
+    from_: Annotated[date, Query(alias="from", description="First day (UTC), inclusive.")],
+    to: Annotated[date, Query(description="Last day (UTC), exclusive.")],
+    consortium: Annotated[str | None, Query(max_length=36)] = None,
+) -> list[GreenChannelRow]:
+    """Per pathway, receiving hospital and month: count, median and 90th percentile of each
+    interval, share meeting its target, overflow count."""
+    rows = await pathways.report(session, principal, consortium, from_, to)
+    return [GreenChannelRow.model_validate(r) for r in rows]

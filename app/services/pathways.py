@@ -1,0 +1,304 @@
+"""Green channel: pathways as data, milestones timed against targets, and the figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.models import Milestone, Pathway, Referral
+from app.db.repositories import pathways as repo
+from app.db.repositories import referrals as referral_repo
+from app.domain import green_channel
+from app.domain.enums import Centre, Role
+from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.services.access import can_see
+from app.services.auth import Principal
+
+PATHWAYS_FILE = Path(__file__).resolve().parent.parent / "data" / "pathways.json"
+CLOCK_SKEW = timedelta(minutes=1)
+# who records which milestone: the source for its own departure, the target for the rest
+SOURCE_MILESTONES = frozenset({"departed"})
+AUTOMATIC_MILESTONES = frozenset({"referral_sent", "target_notified"})
+
+
+async def load_pathways(session: AsyncSession, path: Path = PATHWAYS_FILE) -> int:
+    """Insert the shipped pathways that are missing; never overwrite the council's targets."""
+    data = json.loads(await asyncio.to_thread(path.read_text, encoding="utf-8"))
+    added = 0
+    for p in data["pathways"]:
+        if await repo.get(session, p["code"]) is None:
+            repo.add(
+                session,
+                Pathway(
+                    code=p["code"],
+                    name=p["name"],
+                    centre=Centre(p["centre"]),
+                    specialties=p["specialties"],
+                    targets=p["targets"],
+                    version=1,
+                    updated_at=utcnow(),
+                ),
+            )
+            added += 1
+    await session.flush()
+    return added
+
+
+async def list_pathways(session: AsyncSession) -> list[Pathway]:
+    return list(await repo.list_all(session))
+
+
+async def for_referral(session: AsyncSession, code: str | None) -> Pathway | None:
+    if code is None:
+        return None
+    pathway = await repo.get(session, code)
+    if pathway is None:
+        raise InvalidInput(
+            "Unknown green-channel pathway.",
+            [{"loc": ["body", "pathway"], "msg": "unknown pathway code"}],
+        )
+    return pathway
+
+
+async def centre_of(session: AsyncSession, code: str | None) -> Centre | None:
+    pathway = await for_referral(session, code)
+    return pathway.centre if pathway else None
+
+
+async def update_targets(
+    session: AsyncSession, principal: Principal, code: str, targets: list[dict[str, Any]]
+) -> Pathway:
+    """A new version of the targets; referrals keep the version they were created with."""
+    if principal.role not in (Role.COUNCIL, Role.ADMIN):
+        raise Forbidden("Pathway targets are changed by a council or an admin.")
+    pathway = await repo.get(session, code)
+    if pathway is None:
+        raise NotFound("No pathway with this code.")
+    known = set(green_channel.MILESTONES)
+    bad = [i for i, t in enumerate(targets) if t["from"] not in known or t["to"] not in known]
+    if bad:
+        raise InvalidInput(
+            "Targets must run between known milestones.",
+            [{"loc": ["body", "targets", i], "msg": "unknown milestone"} for i in bad],
+        )
+    pathway.targets = targets
+    pathway.version += 1
+    pathway.updated_at = utcnow()
+    await session.flush()
+    return pathway
+
+
+async def on_green_channel_created(
+    session: AsyncSession, row: Referral, source_id: str, user: str | None, now: datetime
+) -> None:
+    """The referral was sent and its target notified: the first two milestones."""
+    for code in ("referral_sent", "target_notified"):
+        if code == "target_notified" and row.target_institution_id is None:
+            continue
+        repo.add_milestone(
+            session,
+            Milestone(
+                referral_id=row.id,
+                code=code,
+                at=now,
+                recorded_by=source_id,
+                recorded_user=user,
+                recorded_at=now,
+            ),
+        )
+    if row.target_institution_id is not None:
+        referral_repo.add_event(
+            session,
+            referral_id=row.id,
+            type="target_notified",
+            from_status=row.status,
+            to_status=row.status,
+            actor_institution_id=None,
+            actor_user=None,
+            reason="Green channel: the target is told before the patient arrives.",
+            target_institution_id=row.target_institution_id,
+            at=now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneView:
+    pathway_code: str
+    pathway_version: int | None
+    milestones: dict[str, datetime]
+    targets: list[green_channel.TargetResult]
+    overflow: bool
+
+
+async def _green_referral(
+    session: AsyncSession, principal: Principal, referral_id: str
+) -> Referral:
+    row = await referral_repo.get(session, referral_id)
+    if row is None or not can_see(principal, row):
+        raise NotFound("No referral with this id.")
+    if row.pathway_code is None:
+        raise Conflict("This referral is not on a green-channel pathway.")
+    return row
+
+
+async def milestones(
+    session: AsyncSession, principal: Principal, referral_id: str
+) -> MilestoneView:
+    row = await _green_referral(session, principal, referral_id)
+    return await _view(session, row)
+
+
+async def _view(session: AsyncSession, row: Referral) -> MilestoneView:
+    recorded = {m.code: m.at for m in await repo.milestones_of(session, row.id)}
+    assert row.pathway_code is not None
+    return MilestoneView(
+        row.pathway_code,
+        row.pathway_version,
+        recorded,
+        green_channel.evaluate(row.pathway_targets or [], recorded, utcnow()),
+        row.overflow,
+    )
+
+
+async def record_milestone(
+    session: AsyncSession,
+    principal: Principal,
+    referral_id: str,
+    code: str,
+    at: datetime,
+    user: str | None,
+) -> MilestoneView:
+    row = await _green_referral(session, principal, referral_id)
+    now = utcnow()
+    if code in AUTOMATIC_MILESTONES:
+        raise InvalidInput(
+            "This milestone is recorded by the service itself.",
+            [{"loc": ["body", "milestone"], "msg": "recorded automatically"}],
+        )
+    if at > now + CLOCK_SKEW:
+        raise InvalidInput(
+            "A milestone cannot be in the future.",
+            [{"loc": ["body", "at"], "msg": "must not be in the future"}],
+        )
+    if at < row.created_at - timedelta(hours=24):
+        raise InvalidInput(
+            "A milestone cannot be long before the referral was sent.",
+            [{"loc": ["body", "at"], "msg": "more than 24 h before the referral"}],
+        )
+    expected = row.source_institution_id if code in SOURCE_MILESTONES else row.target_institution_id
+    if principal.role not in (Role.CLINIC, Role.HOSPITAL) or principal.institution_id != expected:
+        who = "the source" if code in SOURCE_MILESTONES else "the current target"
+        raise Forbidden(f"The '{code}' milestone is recorded by {who}.")
+    if await repo.get_milestone(session, row.id, code) is not None:
+        raise Conflict(f"The '{code}' milestone is already recorded.")
+    repo.add_milestone(
+        session,
+        Milestone(
+            referral_id=row.id,
+            code=code,
+            at=at,
+            recorded_by=principal.institution_id,
+            recorded_user=user,
+            recorded_at=now,
+        ),
+    )
+    referral_repo.add_event(
+        session,
+        referral_id=row.id,
+        type="milestone",
+        from_status=row.status,
+        to_status=row.status,
+        actor_institution_id=principal.institution_id,
+        actor_user=user,
+        reason=code,
+        reason_code=code,
+        target_institution_id=row.target_institution_id,
+        at=now,
+    )
+    await session.flush()
+    return await _view(session, row)
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalFigure:
+    target: str
+    target_minutes: int
+    measured: int
+    median_minutes: float | None
+    p90_minutes: float | None
+    met_share: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GreenChannelFigure:
+    pathway: str
+    institution_id: str | None
+    month: str
+    referrals: int
+    overflow: int
+    intervals: list[IntervalFigure]
+
+
+async def report(
+    session: AsyncSession,
+    principal: Principal,
+    consortium_id: str | None,
+    start: date,
+    end: date,
+) -> list[GreenChannelFigure]:
+    if principal.role is Role.COUNCIL:
+        if consortium_id not in (None, principal.consortium_id):
+            raise Forbidden("A council reads its own consortium's figures.")
+        consortium_id = principal.consortium_id
+    elif principal.role not in (Role.ADMIN, Role.INSURER):
+        raise Forbidden("Green-channel figures are for the council, insurers and admins.")
+    lo = datetime.combine(start, datetime.min.time()).replace(tzinfo=utcnow().tzinfo)
+    hi = datetime.combine(end, datetime.min.time()).replace(tzinfo=utcnow().tzinfo)
+    groups: dict[tuple[str, str | None, str], list[tuple[Referral, dict[str, datetime]]]]
+    groups = defaultdict(list)
+    for row, ms in await repo.green_channel_rows(session, consortium_id, lo, hi):
+        key = (str(row.pathway_code), row.target_institution_id, f"{row.created_at:%Y-%m}")
+        groups[key].append((row, {m.code: m.at for m in ms}))
+    out = []
+    now = utcnow()
+    for (pathway, institution, month), items in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2])
+    ):
+        per_target: dict[str, list[green_channel.TargetResult]] = defaultdict(list)
+        for row, recorded in items:
+            for result in green_channel.evaluate(row.pathway_targets or [], recorded, now):
+                per_target[result.code].append(result)
+        intervals = []
+        for code, results in sorted(per_target.items()):
+            actual = [r.actual_minutes for r in results if r.actual_minutes is not None]
+            decided = [r for r in results if r.status is not green_channel.TargetStatus.PENDING]
+            met = sum(r.status is green_channel.TargetStatus.MET for r in decided)
+            intervals.append(
+                IntervalFigure(
+                    target=code,
+                    target_minutes=results[0].target_minutes,
+                    measured=len(actual),
+                    median_minutes=green_channel.percentile(actual, 0.5),
+                    p90_minutes=green_channel.percentile(actual, 0.9),
+                    met_share=round(met / len(decided), 3) if decided else None,
+                )
+            )
+        out.append(
+            GreenChannelFigure(
+                pathway,
+                institution,
+                month,
+                len(items),
+                sum(1 for row, _ in items if row.overflow),
+                intervals,
+            )
+        )
+    return out
