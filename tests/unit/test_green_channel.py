@@ -3,8 +3,15 @@ from datetime import UTC, datetime, timedelta
 from app.domain.green_channel import TargetStatus, evaluate, percentile
 
 DOOR = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-DNT = [{"code": "dnt", "name": "Door to needle", "from": "door", "to": "treatment_start",
-        "minutes": 60}]
+DNT = [
+    {
+        "code": "dnt",
+        "name": "Door to needle",
+        "from": "door",
+        "to": "treatment_start",
+        "minutes": 60,
+    }
+]
 
 
 def test_met_missed_pending() -> None:

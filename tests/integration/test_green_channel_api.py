@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+
+from app.db.models import Referral
+from app.services.sweeper import sweep_once
+from tests.factories import census, referral_body
+
+
+async def _ids(client, auth) -> dict[str, str]:
+    r = await client.get("/v1/institutions", params={"limit": 200}, headers=auth("demo admin"))
+    return {i["code"]: i["id"] for i in r.json()["items"]}
+
+
+async def _stroke(client, auth, clinic: str = "HZ-THC-XB") -> dict:
+    body = referral_body(pathway="stroke", urgency="emergency", specialty_code=None)
+    r = await client.post(
+        "/v1/referrals",
+        json=body,
+        headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def _milestone(client, h, ref_id: str, code: str, at: datetime):
+    return await client.post(
+        f"/v1/referrals/{ref_id}/milestones",
+        json={"milestone": code, "at": at.isoformat()},
+        headers=h,
+    )
+
+
+async def test_stroke_goes_to_nearest_centre_even_when_full(client, auth) -> None:
+    ids = await _ids(client, auth)
+    r = await client.put(
+        f"/v1/institutions/{ids['HZ-FPH']}/capacity",
+        json=census({"03": (40, 40), "03.03": (10, 10)}),
+        headers=auth("demo admin"),
+    )
+    assert r.status_code == 200
+    ref = await _stroke(client, auth)
+    assert ref["status"] == "pending" and ref["target_institution_id"] == ids["HZ-FPH"]
+    assert ref["overflow"] is True and ref["hold"] is None
+    assert ref["routing"]["overflow"] is True
+    assert "overflow" in ref["routing"]["explanation"]
+    assert ref["specialty_code"] == "03.03" and ref["pathway_code"] == "stroke"
+    events = await client.get(f"/v1/referrals/{ref['id']}/events", headers=auth("demo admin"))
+    assert [e["type"] for e in events.json()] == ["created", "target_notified"]
+    # with a free bed, the bed is still held
+    await client.put(
+        f"/v1/institutions/{ids['HZ-FPH']}/capacity",
+        json=census({"03.03": (10, 9)}),
+        headers=auth("demo admin"),
+    )
+    second = await _stroke(client, auth)
+    assert second["overflow"] is False and second["hold"]["specialty_code"] == "03.03"
+
+
+async def test_milestones_met_and_missed(client, auth) -> None:
+    hospital = auth("demo hospital HZ-FPH")
+    door = datetime.now(UTC) - timedelta(hours=2)
+    results = {}
+    for minutes in (40, 75):
+        ref = await _stroke(client, auth)
+        assert (await _milestone(client, hospital, ref["id"], "door", door)).status_code == 201
+        r = await _milestone(
+            client, hospital, ref["id"], "treatment_start", door + timedelta(minutes=minutes)
+        )
+        assert r.status_code == 201, r.text
+        dnt = next(t for t in r.json()["targets"] if t["code"] == "door_to_needle")
+        results[minutes] = (dnt["status"], dnt["actual_minutes"])
+    assert results == {40: ("met", 40.0), 75: ("missed", 75.0)}
+    # rules: no future time, no double recording, the source records departure only
+    ref = await _stroke(client, auth)
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert (await _milestone(client, hospital, ref["id"], "door", future)).status_code == 422
+    assert (await _milestone(client, hospital, ref["id"], "door", door)).status_code == 201
+    assert (await _milestone(client, hospital, ref["id"], "door", door)).status_code == 409
+    clinic = auth("demo clinic HZ-THC-XB")
+    assert (await _milestone(client, clinic, ref["id"], "imaging", door)).status_code == 403
+    assert (await _milestone(client, clinic, ref["id"], "departed", door)).status_code == 201
+    view = await client.get(f"/v1/referrals/{ref['id']}/milestones", headers=clinic)
+    assert set(view.json()["milestones"]) == {
+        "referral_sent",
+        "target_notified",
+        "door",
+        "departed",
+    }
+
+
+async def test_past_referrals_keep_their_targets(client, auth) -> None:
+    ref = await _stroke(client, auth)
+    new_targets = [
+        {
+            "code": "door_to_needle",
+            "name": "DNT",
+            "from": "door",
+            "to": "treatment_start",
+            "minutes": 45,
+        }
+    ]
+    r = await client.patch(
+        "/v1/pathways/stroke",
+        json={"targets": new_targets},
+        headers=auth("demo council HUANGZHONG-1"),
+    )
+    assert r.status_code == 200 and r.json()["version"] == 2
+    denied = await client.patch(
+        "/v1/pathways/stroke", json={"targets": new_targets}, headers=auth("demo hospital HZ-FPH")
+    )
+    assert denied.status_code == 403
+    hospital = auth("demo hospital HZ-FPH")
+    door = datetime.now(UTC) - timedelta(hours=1)
+    await _milestone(client, hospital, ref["id"], "door", door)
+    r = await _milestone(
+        client, hospital, ref["id"], "treatment_start", door + timedelta(minutes=50)
+    )
+    body = r.json()
+    dnt = next(t for t in body["targets"] if t["code"] == "door_to_needle")
+    assert body["pathway_version"] == 1 and dnt["target_minutes"] == 60
+    assert dnt["status"] == "met"  # 50 min: met against 60, would miss against 45
+    later = await _stroke(client, auth)
+    view = await client.get(f"/v1/referrals/{later['id']}/milestones", headers=hospital)
+    assert view.json()["pathway_version"] == 2
+    assert [t["target_minutes"] for t in view.json()["targets"]] == [45]
+
+
+async def test_green_channel_heads_worklist_and_reroutes_quickly(client, auth, app) -> None:
+    ids = await _ids(client, auth)
+    await client.put(
+        f"/v1/institutions/{ids['HZ-FPH']}/capacity",
+        json=census({"03": (40, 0)}),
+        headers=auth("demo admin"),
+    )
+    routine = await client.post(
+        "/v1/referrals",
+        json=referral_body(urgency="emergency"),
+        headers={**auth("demo clinic HZ-THC-XB"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert routine.status_code == 201
+    green = await _stroke(client, auth)
+    listed = await client.get(
+        "/v1/referrals", params={"box": "incoming"}, headers=auth("demo hospital HZ-FPH")
+    )
+    first = listed.json()["items"][0]
+    assert first["id"] == green["id"] and first["priority"] == 0
+    answer_time = datetime.fromisoformat(green["respond_by"]) - datetime.fromisoformat(
+        green["created_at"]
+    )
+    assert answer_time <= timedelta(minutes=10)
+    database = app.state.database
+    async with database.unit_of_work() as session:
+        await session.execute(
+            update(Referral)
+            .where(Referral.id == green["id"])
+            .values(respond_by=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert await sweep_once(database, app.state.settings) == 1
+    after = (await client.get(f"/v1/referrals/{green['id']}", headers=auth("demo admin"))).json()
+    # the only stroke centre in the consortium did not answer: on to the partner
+    assert after["target_institution_id"] != ids["HZ-FPH"]
+    assert after["status"] == "pending"
+
+
+async def test_green_channel_figures(client, auth) -> None:
+    hospital = auth("demo hospital HZ-FPH")
+    door = datetime.now(UTC) - timedelta(hours=3)
+    for minutes in (30, 50, 70, 90):
+        ref = await _stroke(client, auth)
+        await _milestone(client, hospital, ref["id"], "door", door)
+        await _milestone(
+            client, hospital, ref["id"], "treatment_start", door + timedelta(minutes=minutes)
+        )
+    today = datetime.now(UTC).date()
+    r = await client.get(
+        "/v1/reports/green-channel",
+        params={"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=1))},
+        headers=auth("demo council HUANGZHONG-1"),
+    )
+    assert r.status_code == 200, r.text
+    rows = [x for x in r.json() if x["pathway"] == "stroke"]
+    assert len(rows) == 1 and rows[0]["referrals"] == 4
+    dnt = next(i for i in rows[0]["intervals"] if i["target"] == "door_to_needle")
+    assert dnt["measured"] == 4 and dnt["median_minutes"] == 60.0
+    assert dnt["met_share"] == 0.5 and dnt["p90_minutes"] == 84.0
+    other = await client.get(
+        "/v1/reports/green-channel",
+        params={"from": str(today), "to": str(today)},
+        headers=auth("demo clinic HZ-THC-XB"),
+    )
+    assert other.status_code == 403
