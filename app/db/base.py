@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -54,13 +55,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_id_lock = threading.Lock()
+_id_state = {"ms": 0, "counter": 0}
+
+
 def new_id() -> str:
-    """A UUIDv7 string: time-ordered, so keyset paging by id follows creation order."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    """A UUIDv7 string, monotonic within the process (RFC 9562, counter in rand_a).
+
+    Time-ordered, so keyset paging by id follows creation order, and rows written in the
+    same millisecond (a referral's events) still sort in the order they were made.
+    """
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _id_state["ms"]:
+            ms = _id_state["ms"]
+            _id_state["counter"] += 1
+            if _id_state["counter"] > 0xFFF:
+                ms += 1
+                _id_state["counter"] = 0
+        else:
+            _id_state["counter"] = int.from_bytes(os.urandom(2), "big") & 0x7FF
+        _id_state["ms"] = ms
+        counter = _id_state["counter"]
+    rand = int.from_bytes(os.urandom(8), "big")
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
-    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= (counter & 0xFFF) << 64
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
