@@ -28,7 +28,7 @@ from app.domain.errors import (
     PreconditionRequired,
 )
 from app.domain.lifecycle import Action, HoldEffect, Party, Status
-from app.services import pathways, referrals
+from app.services import events, pathways, referrals
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -77,19 +77,19 @@ def _event(
     *,
     reason: str | None = None,
     reason_code: str | None = None,
+    previous_target: str | None = None,
 ) -> None:
-    repo.add_event(
+    events.record(
         session,
-        referral_id=row.id,
-        type=type_,
-        from_status=from_status,
-        to_status=row.status,
+        row,
+        type_,
+        from_status,
+        at=now,
         actor_institution_id=actor.institution_id,
         actor_user=actor.user,
         reason=reason,
         reason_code=reason_code,
-        target_institution_id=row.target_institution_id,
-        at=now,
+        previous_target=previous_target,
     )
 
 
@@ -144,6 +144,7 @@ async def place(
     if target is None and not record_waitlisted:
         return placed.decision
     previous = row.status
+    previous_target = row.declined_institution_ids[-1] if row.declined_institution_ids else None
     referrals.apply_placement(row, placed, settings, now)
     decision = routing.decision_to_dict(placed.decision)
     repo.add_attempt(
@@ -156,7 +157,16 @@ async def place(
         created_at=now,
     )
     kind = event_type if target else "waitlisted"
-    _event(session, row, kind, previous, actor, now, reason=placed.decision.explanation)
+    _event(
+        session,
+        row,
+        kind,
+        previous,
+        actor,
+        now,
+        reason=placed.decision.explanation,
+        previous_target=previous_target,
+    )
     return placed.decision
 
 
@@ -286,7 +296,9 @@ async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50)
     return len(rows)
 
 
-async def events(session: AsyncSession, principal: Principal, referral_id: str) -> Sequence[Any]:
+async def list_events(
+    session: AsyncSession, principal: Principal, referral_id: str
+) -> Sequence[Any]:
     row = await repo.get(session, referral_id)
     if row is None or not can_see(principal, row):
         raise NotFound("No referral with this id.")

@@ -21,7 +21,7 @@ from app.domain.enums import CareType, Centre, Role, Sex
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.icd10 import InvalidIcd10Code, validate_icd10
 from app.domain.identity import InvalidResidentId, mask_resident_id, validate_resident_id
-from app.services import pathways, service_levels
+from app.services import events, pathways, service_levels
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -455,17 +455,15 @@ async def create_up_referral(
         created_at=now,
     )
     actor_user = (body.get("referring_doctor") or {}).get("id")
-    repo.add_event(
+    events.record(
         session,
-        referral_id=referral_id,
-        type="created",
-        from_status=None,
-        to_status=row.status,
+        row,
+        "created",
+        None,
+        at=now,
         actor_institution_id=source.id,
         actor_user=actor_user,
         reason=placed.decision.explanation,
-        target_institution_id=row.target_institution_id,
-        at=now,
     )
     if pathway is not None:
         await pathways.on_green_channel_created(session, row, source.id, actor_user, now)

@@ -188,5 +188,5 @@ async def list_referral_events(
     referral_id: str, session: SessionDep, principal: PrincipalDep
 ) -> list[EventOut]:
     """The audit trail: every creation, routing attempt, transition, retry and expiry."""
-    rows = await lifecycle.events(session, principal, referral_id)
+    rows = await lifecycle.list_events(session, principal, referral_id)
     return [EventOut.model_validate(r) for r in rows]
