@@ -60,6 +60,21 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         default=30, ge=0, description="How often expired referrals are swept; 0 turns it off."
     )
+    webhook_relay_interval_seconds: float = Field(
+        default=2, ge=0, description="How often the webhook relay runs; 0 turns it off."
+    )
+    webhook_give_up_after_seconds: float = Field(
+        default=86_400, gt=0, description="A delivery failing this long goes to the dead letters."
+    )
+    webhook_backoff_base_seconds: float = Field(
+        default=5, gt=0, description="First retry delay; doubled after each failed attempt."
+    )
+    webhook_backoff_max_seconds: float = Field(
+        default=3600, gt=0, description="Longest delay between two attempts."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10, gt=0, description="Time for one delivery attempt (connect, send, answer)."
+    )
 
     sqlite_busy_timeout_ms: int = 5000
     db_pool_size: int = 10

@@ -17,9 +17,20 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.api import errors
 from app.api.middleware import Metrics, RequestContextMiddleware
-from app.api.routes import capacity, lifecycle, ops, pathways, referrals, registry
+from app.api.routes import (
+    capacity,
+    down,
+    lifecycle,
+    ops,
+    pathways,
+    referrals,
+    registry,
+    tiers,
+)
+from app.api.routes import webhooks as webhook_routes
 from app.config import Settings, get_settings
 from app.db.session import Database
+from app.services import relay
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
 from app.services.sweeper import run_forever
@@ -54,12 +65,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper = asyncio.create_task(
                 run_forever(app.state.database, settings), name="expiry-sweeper"
             )
+        webhook_relay = None
+        if settings.webhook_relay_interval_seconds > 0:
+            webhook_relay = asyncio.create_task(
+                relay.run_forever(app.state.database, settings), name="webhook-relay"
+            )
         yield
         app.state.shutting_down = True
         if sweeper is not None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+        if webhook_relay is not None:
+            webhook_relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await webhook_relay
         await app.state.database.dispose()
 
     app = FastAPI(
@@ -92,6 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(referrals.router)
     app.include_router(lifecycle.router)
     app.include_router(pathways.router)
+    app.include_router(webhook_routes.router)
+    app.include_router(down.router)
+    app.include_router(tiers.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes

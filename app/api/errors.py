@@ -108,7 +108,7 @@ def problem_response(
     kind = kind or STATUS_KIND.get(status, "error")
     body: dict[str, Any] = {
         "type": TYPE_BASE + kind,
-        "title": TITLES.get(kind, "Error"),
+        "title": TITLES.get(kind) or TITLES[STATUS_KIND.get(status, "internal-error")],
         "status": status,
         "detail": detail,
         "instance": request.url.path,
@@ -120,12 +120,18 @@ def problem_response(
     )
 
 
+UNION_TAGS = frozenset({"up", "down"})  # tags of the referral body union, not field names
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
+        loc = [p for p in err.get("loc", ()) if isinstance(p, (str, int))]
+        if len(loc) > 1 and loc[0] == "body" and loc[1] in UNION_TAGS:
+            del loc[1]
         out.append(
             {
-                "loc": [p for p in err.get("loc", ()) if isinstance(p, (str, int))],
+                "loc": loc,
                 "msg": str(err.get("msg", "invalid")),
                 "type": err.get("type"),
             }

@@ -19,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
@@ -294,6 +295,9 @@ class Referral(Base):
     pathway_version: Mapped[int | None] = mapped_column(Integer)
     pathway_targets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     overflow: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    episode_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    parent_referral_id: Mapped[str | None] = mapped_column(String(36))
+    reason: Mapped[str | None] = mapped_column(String(32))
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -396,3 +400,85 @@ class Milestone(Base):
     recorded_by: Mapped[str | None] = mapped_column(String(36))
     recorded_user: Mapped[str | None] = mapped_column(String(100))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# --- episodes, down-referral follow-up ---------------------------------------------------
+
+
+class Episode(Base):
+    """One patient's course of care across referrals (up, down, up again)."""
+
+    __tablename__ = "episode"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    consortium_id: Mapped[str] = mapped_column(String(36), ForeignKey("consortium.id"))
+    resident_id_hmac: Mapped[str] = mapped_column(String(64), index=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FollowUp(Base):
+    """A planned visit, a recorded visit, or the hospital doctor's guidance on a down-referral."""
+
+    __tablename__ = "follow_up"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    referral_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("referral.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # planned | visit | guidance
+    due_date: Mapped[date | None] = mapped_column(Date)
+    done_at: Mapped[date | None] = mapped_column(Date)
+    visit_date: Mapped[date | None] = mapped_column(Date)
+    adherence: Mapped[str | None] = mapped_column(String(16))
+    content: Mapped[str | None] = mapped_column(Text)  # sealed: findings, guidance, purpose
+    author_institution_id: Mapped[str | None] = mapped_column(String(36))
+    author_user: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_follow_up_open_due", "kind", "done_at", "due_date"),)
+
+
+# --- differential reimbursement ----------------------------------------------------------
+
+
+class ReimbursementPolicy(Base):
+    """A version of a reimbursement policy (the document is app.domain.reimbursement's)."""
+
+    __tablename__ = "reimbursement_policy"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    consortium_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("consortium.id"))
+    effective_from: Mapped[date] = mapped_column(Date)
+    is_example: Mapped[bool] = mapped_column(Boolean, default=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(36))
+
+    __table_args__ = (
+        UniqueConstraint("code", "version", name="uq_reimbursement_policy_code_version"),
+    )
+
+
+class TierRecord(Base):
+    """The reimbursement tier decided for a referral; a new row whenever the target changes."""
+
+    __tablename__ = "tier_record"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    referral_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("referral.id", ondelete="CASCADE"), index=True
+    )
+    target_institution_id: Mapped[str | None] = mapped_column(String(36))
+    tier: Mapped[str] = mapped_column(String(48))
+    deductible: Mapped[str] = mapped_column(String(24))
+    ratio: Mapped[str] = mapped_column(String(12))
+    annual_cap: Mapped[str] = mapped_column(String(24))
+    policy_code: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[int] = mapped_column(Integer)
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+from app.db import webhook_models  # noqa: E402,F401

@@ -1,7 +1,8 @@
 """The referral state machine: one table of allowed transitions, and who may take each.
 
 Up-referral: pending → accepted → arrived → admitted (inpatient) or seen (outpatient,
-examination) → completed. A rejection or an expiry sends the referral on to the next candidate
+examination) → completed. Down-referral: pending → accepted → arrived → in follow-up →
+completed. A rejection or an expiry sends the referral on to the next candidate
 (it becomes pending again with a new target, or waitlisted); the source cancels; a patient who
 does not come after acceptance is a no-show. Waitlisted referrals become pending when capacity
 appears.
@@ -21,6 +22,7 @@ class Status(StrEnum):
     ARRIVED = "arrived"
     ADMITTED = "admitted"
     SEEN = "seen"
+    IN_FOLLOW_UP = "in_follow_up"
     COMPLETED = "completed"
     REJECTED = "rejected"
     EXPIRED = "expired"
@@ -35,6 +37,7 @@ class Action(StrEnum):
     ARRIVE = "arrive"
     ADMIT = "admit"
     SEE = "see"
+    START_FOLLOW_UP = "start-follow-up"
     COMPLETE = "complete"
     CANCEL = "cancel"
     NO_SHOW = "no-show"
@@ -73,53 +76,41 @@ class Transition:
     hold: HoldEffect
     reroute: bool = False
     care_types: frozenset[CareType] = frozenset(CareType)
+    directions: frozenset[str] = frozenset({"up", "down"})
 
 
 _INPATIENT = frozenset({CareType.INPATIENT})
 _AMBULATORY = frozenset({CareType.OUTPATIENT, CareType.EXAMINATION})
+_UP = frozenset({"up"})
+_DOWN = frozenset({"down"})
 
+# The whole state machine, one row per allowed transition.
+# fmt: off
 TRANSITIONS: tuple[Transition, ...] = (
+    # from              action                  to                  who           hold
     Transition(Status.PENDING, Action.ACCEPT, Status.ACCEPTED, Party.TARGET, HoldEffect.KEEP),
-    Transition(
-        Status.PENDING,
-        Action.REJECT,
-        Status.REJECTED,
-        Party.TARGET,
-        HoldEffect.RELEASE,
-        reroute=True,
-    ),
-    Transition(
-        Status.PENDING,
-        Action.EXPIRE,
-        Status.EXPIRED,
-        Party.SYSTEM,
-        HoldEffect.RELEASE,
-        reroute=True,
-    ),
+    Transition(Status.PENDING, Action.REJECT, Status.REJECTED, Party.TARGET, HoldEffect.RELEASE,
+               reroute=True),
+    Transition(Status.PENDING, Action.EXPIRE, Status.EXPIRED, Party.SYSTEM, HoldEffect.RELEASE,
+               reroute=True),
     Transition(Status.PENDING, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.RELEASE),
     Transition(Status.ACCEPTED, Action.ARRIVE, Status.ARRIVED, Party.TARGET, HoldEffect.KEEP),
-    Transition(Status.ACCEPTED, Action.NO_SHOW, Status.NO_SHOW, Party.TARGET, HoldEffect.RELEASE),
+    Transition(Status.ACCEPTED, Action.NO_SHOW, Status.NO_SHOW, Party.TARGET, HoldEffect.RELEASE,
+               directions=_UP),
     Transition(Status.ACCEPTED, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.RELEASE),
-    Transition(
-        Status.ARRIVED,
-        Action.ADMIT,
-        Status.ADMITTED,
-        Party.TARGET,
-        HoldEffect.OCCUPY,
-        care_types=_INPATIENT,
-    ),
-    Transition(
-        Status.ARRIVED,
-        Action.SEE,
-        Status.SEEN,
-        Party.TARGET,
-        HoldEffect.OCCUPY,
-        care_types=_AMBULATORY,
-    ),
+    Transition(Status.ARRIVED, Action.ADMIT, Status.ADMITTED, Party.TARGET, HoldEffect.OCCUPY,
+               care_types=_INPATIENT, directions=_UP),
+    Transition(Status.ARRIVED, Action.SEE, Status.SEEN, Party.TARGET, HoldEffect.OCCUPY,
+               care_types=_AMBULATORY, directions=_UP),
+    Transition(Status.ARRIVED, Action.START_FOLLOW_UP, Status.IN_FOLLOW_UP, Party.TARGET,
+               HoldEffect.OCCUPY, directions=_DOWN),
     Transition(Status.ADMITTED, Action.COMPLETE, Status.COMPLETED, Party.TARGET, HoldEffect.KEEP),
     Transition(Status.SEEN, Action.COMPLETE, Status.COMPLETED, Party.TARGET, HoldEffect.KEEP),
+    Transition(Status.IN_FOLLOW_UP, Action.COMPLETE, Status.COMPLETED, Party.TARGET,
+               HoldEffect.KEEP, directions=_DOWN),
     Transition(Status.WAITLISTED, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.KEEP),
 )
+# fmt: on
 
 _BY_KEY = {(t.source, t.action): t for t in TRANSITIONS}
 FINAL = frozenset({Status.COMPLETED, Status.CANCELLED, Status.NO_SHOW})
@@ -133,16 +124,20 @@ class TransitionNotAllowed(Exception):
         self.allowed = allowed
 
 
-def find(status: Status, action: Action, care_type: CareType) -> Transition:
+def find(status: Status, action: Action, care_type: CareType, direction: str = "up") -> Transition:
     """The transition for this action now, or TransitionNotAllowed naming what is allowed."""
     t = _BY_KEY.get((status, action))
-    if t is None or care_type not in t.care_types:
-        raise TransitionNotAllowed(status, action, actions(status, care_type))
+    if t is None or care_type not in t.care_types or direction not in t.directions:
+        raise TransitionNotAllowed(status, action, actions(status, care_type, direction=direction))
     return t
 
 
 def actions(
-    status: Status, care_type: CareType, parties: frozenset[Party] | None = None
+    status: Status,
+    care_type: CareType,
+    parties: frozenset[Party] | None = None,
+    *,
+    direction: str = "up",
 ) -> list[str]:
     """Endpoint actions available in this state (optionally only for these parties)."""
     return [
@@ -150,6 +145,7 @@ def actions(
         for t in TRANSITIONS
         if t.source is status
         and care_type in t.care_types
+        and direction in t.directions
         and t.party is not Party.SYSTEM
         and (parties is None or t.party in parties)
     ]

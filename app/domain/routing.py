@@ -109,6 +109,7 @@ class ExclusionReason(StrEnum):
     PREVIOUSLY_DECLINED = "previously_declined"
     STALE_CENSUS = "stale_census"
     NO_FREE_CAPACITY = "no_free_capacity"
+    NOT_PRIMARY = "not_primary"  # down-referral: only primary institutions receive
 
 
 class RankingRule(StrEnum):
@@ -124,6 +125,7 @@ class RankingRule(StrEnum):
     TIE_BREAK = "tie_break"
     ONLY_CANDIDATE = "only_candidate"
     PATIENT_CHOICE = "patient_choice"
+    EPISODE_ORIGIN = "episode_origin"  # down-referral: back to who referred the patient up
 
 
 # Module-level aliases for the hot loop: attribute access on an Enum class costs about 0.1 us

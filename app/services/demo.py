@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories import registry as repo
 from app.domain.enums import InstitutionLevel, Role
-from app.services import auth, loader
+from app.services import auth, loader, tiers
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,7 @@ async def _issue(
 
 async def load_demo(session: AsyncSession, *, pepper: bytes, seed: bytes) -> list[DemoKey]:
     await loader.load_reference_data(session)
+    await tiers.load_example_policy(session)
     keys = [
         DemoKey(
             "demo admin",

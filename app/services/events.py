@@ -27,7 +27,9 @@ def record(
     reason: str | None = None,
     reason_code: str | None = None,
     previous_target: str | None = None,
+    notify: bool = True,
 ) -> None:
+    """Append the event; ``notify`` False keeps an internal record out of the webhooks."""
     repo.add_event(
         session,
         referral_id=row.id,
@@ -41,4 +43,5 @@ def record(
         target_institution_id=row.target_institution_id,
         at=at,
     )
-    webhooks.enqueue(session, row, type_, at, previous_target=previous_target)
+    if notify:
+        webhooks.enqueue(session, row, type_, at, previous_target=previous_target)

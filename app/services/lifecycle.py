@@ -28,7 +28,7 @@ from app.domain.errors import (
     PreconditionRequired,
 )
 from app.domain.lifecycle import Action, HoldEffect, Party, Status
-from app.services import events, pathways, referrals
+from app.services import down_referrals, events, pathways, referrals, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -60,7 +60,9 @@ def parties_of(principal: Principal, row: Referral) -> frozenset[Party]:
 
 
 def allowed_actions(principal: Principal, row: Referral) -> list[str]:
-    return lifecycle.actions(Status(row.status), row.care_type, parties_of(principal, row))
+    return lifecycle.actions(
+        Status(row.status), row.care_type, parties_of(principal, row), direction=row.direction
+    )
 
 
 def etag_of(row: Referral) -> str:
@@ -128,18 +130,28 @@ async def place(
     record_waitlisted: bool = True,
 ) -> routing.RoutingDecision:
     """Route (again) with the declined hospitals excluded; pending with a hold, or waitlisted."""
-    source = await referrals.load_source(session, row.source_institution_id)
-    data = referrals.RoutingInput(
-        specialty_code=row.specialty_code,
-        care_type=row.care_type,
-        wanted_day=row.wanted_day,
-        signed_institution_ids=tuple(row.signed_institution_ids or ()),
-        patient_choice_id=None,  # the patient's choice applied to the first routing only
-        centre=await pathways.centre_of(session, row.pathway_code),
-    )
-    placed = await referrals.route_and_hold(
-        session, settings, source, data, now, frozenset(row.declined_institution_ids or ())
-    )
+    if row.direction == "down":
+        parent = await repo.get(session, row.parent_referral_id) if row.parent_referral_id else None
+        placed = await down_referrals.place_down(
+            session,
+            row,
+            signed=tuple(row.signed_institution_ids or ()),
+            episode_origin=parent.source_institution_id if parent else None,
+            requested=None,
+        )
+    else:
+        source = await referrals.load_source(session, row.source_institution_id)
+        data = referrals.RoutingInput(
+            specialty_code=row.specialty_code,
+            care_type=row.care_type,
+            wanted_day=row.wanted_day,
+            signed_institution_ids=tuple(row.signed_institution_ids or ()),
+            patient_choice_id=None,  # the patient's choice applied to the first routing only
+            centre=await pathways.centre_of(session, row.pathway_code),
+        )
+        placed = await referrals.route_and_hold(
+            session, settings, source, data, now, frozenset(row.declined_institution_ids or ())
+        )
     target = placed.target
     if target is None and not record_waitlisted:
         return placed.decision
@@ -167,6 +179,8 @@ async def place(
         reason=placed.decision.explanation,
         previous_target=previous_target,
     )
+    if target is not None:  # a new target: its tier, as a new record
+        await tiers.record_for(session, row, now)
     return placed.decision
 
 
@@ -215,7 +229,7 @@ async def transition(
         )
     status = Status(row.status)
     try:
-        step = lifecycle.find(status, action, row.care_type)
+        step = lifecycle.find(status, action, row.care_type, row.direction)
     except lifecycle.TransitionNotAllowed as exc:
         raise TransitionConflict(
             f"'{action}' is not allowed while the referral is {status}.",
@@ -272,7 +286,7 @@ async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50)
     system = Actor(None, None)
     consortia: set[str] = set()
     for row in rows:
-        step = lifecycle.find(Status(row.status), Action.EXPIRE, row.care_type)
+        step = lifecycle.find(Status(row.status), Action.EXPIRE, row.care_type, row.direction)
         await _apply_hold(session, row, step.hold)
         previous = row.status
         row.status = step.to

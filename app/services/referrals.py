@@ -10,18 +10,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db.base import new_id, utcnow
-from app.db.models import Referral
+from app.db.models import Episode, Referral, TierRecord
 from app.db.repositories import capacity as capacity_repo
+from app.db.repositories import episodes as episode_repo
 from app.db.repositories import referrals as repo
 from app.db.repositories import registry as registry_repo
 from app.db.repositories import routing as routing_repo
+from app.db.repositories import tiers as tier_repo
 from app.domain import routing
 from app.domain.capacity import free
 from app.domain.enums import CareType, Centre, Role, Sex
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.icd10 import InvalidIcd10Code, validate_icd10
 from app.domain.identity import InvalidResidentId, mask_resident_id, validate_resident_id
-from app.services import events, pathways, service_levels
+from app.services import events, pathways, service_levels, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -68,6 +70,7 @@ class ReferralView:
     sensitive: dict[str, Any]
     decision: dict[str, Any] | None
     show_full_identity: bool
+    tier: TierRecord | None = None
 
 
 def _ancestors(code: str) -> list[str]:
@@ -104,7 +107,7 @@ async def load_source(session: AsyncSession, source_id: str) -> Source:
     return Source(inst.id, inst.consortium_id, inst.level, inst.latitude, inst.longitude)
 
 
-async def _candidates(session: AsyncSession, source: Source, data: RoutingInput) -> Candidates:
+async def candidates(session: AsyncSession, source: Source, data: RoutingInput) -> Candidates:
     facts = await routing_repo.institutions_for_routing(session, source.consortium_id)
     ids = [f.id for f in facts]
     codes = _ancestors(data.specialty_code)
@@ -251,7 +254,7 @@ async def preview(
 ) -> dict[str, Any]:
     data = await routing_input(session, body)
     source = await _source(session, principal, source_id)
-    cands = await _candidates(session, source, data)
+    cands = await candidates(session, source, data)
     return routing.decision_to_dict(_decide(settings, source, data, cands, utcnow()))
 
 
@@ -289,7 +292,7 @@ async def route_and_hold(
 
     If another transaction took the last place first, decide again without that hospital.
     """
-    cands = await _candidates(session, source, data)
+    cands = await candidates(session, source, data)
     decision = _decide(settings, source, data, cands, now, excluded)
     for _ in range(MAX_HOLD_ATTEMPTS):
         target = decision.target
@@ -308,12 +311,12 @@ async def route_and_hold(
             )
         if held:
             return Placement(decision, cands, held=True)
-        cands = _without_capacity(cands, target.institution_id)
+        cands = without_capacity(cands, target.institution_id)
         decision = _decide(settings, source, data, cands, now, excluded)
     raise Conflict("Capacity kept changing while routing; retry the request.")
 
 
-def _without_capacity(cands: Candidates, institution_id: str) -> Candidates:
+def without_capacity(cands: Candidates, institution_id: str) -> Candidates:
     def strip(items: list[routing.Candidate]) -> list[routing.Candidate]:
         return [
             replace(c, capacity_free=0) if c.institution_id == institution_id else c for c in items
@@ -359,6 +362,32 @@ def validate_diagnosis(code: str) -> str:
         ) from exc
 
 
+async def open_or_join_episode(
+    session: AsyncSession,
+    episode_id: str | None,
+    consortium_id: str,
+    resident_hmac: str,
+    now: datetime,
+) -> str:
+    """Join the named episode (same patient, same consortium) or open a new one."""
+    if episode_id is not None:
+        episode = await episode_repo.get(session, episode_id)
+        if (
+            episode is None
+            or episode.consortium_id != consortium_id
+            or episode.resident_id_hmac != resident_hmac
+        ):
+            raise InvalidInput(
+                "The episode does not exist or belongs to another patient or consortium.",
+                [{"loc": ["body", "episode_id"], "msg": "not an episode of this patient"}],
+            )
+        return episode.id
+    episode = Episode(consortium_id=consortium_id, resident_id_hmac=resident_hmac, opened_at=now)
+    episode_repo.add(session, episode)
+    await session.flush()
+    return episode.id
+
+
 def apply_placement(row: Referral, placed: Placement, settings: Settings, now: datetime) -> None:
     """Target, state, hold, overflow and answer time of a (re-)routed referral."""
     target = placed.target
@@ -386,6 +415,8 @@ async def create_up_referral(
     protector: PatientDataProtector,
     principal: Principal,
     body: dict[str, Any],
+    *,
+    parent_referral_id: str | None = None,
 ) -> ReferralView:
     if principal.role not in (Role.CLINIC, Role.HOSPITAL):
         raise Forbidden("Only a clinic or hospital key sends referrals.")
@@ -399,6 +430,10 @@ async def create_up_referral(
     placed = await route_and_hold(session, settings, source, data, now)
     consortium = await registry_repo.get_consortium(session, source.consortium_id)
     assert consortium is not None
+    resident_hmac = protector.identifier_hmac(resident_id)
+    episode_id = await open_or_join_episode(
+        session, body.get("episode_id"), consortium.id, resident_hmac, now
+    )
     seq = await repo.next_sequence(session, consortium.id, now.date())
     referral_id = new_id()
     sensitive = {
@@ -426,9 +461,12 @@ async def create_up_referral(
         diagnosis_code=icd10,
         patient_sex=sex,
         patient_birth_date=birth_date,
-        resident_id_hmac=protector.identifier_hmac(resident_id),
+        resident_id_hmac=resident_hmac,
         sensitive=protector.seal(sensitive, associated=referral_id),
         referring_doctor=(body.get("referring_doctor") or {}).get("name"),
+        episode_id=episode_id,
+        parent_referral_id=parent_referral_id,
+        reason=body.get("reason"),
         signed_institution_ids=list(data.signed_institution_ids),
         patient_choice_id=data.patient_choice_id,
         declined_institution_ids=[],
@@ -467,7 +505,9 @@ async def create_up_referral(
     )
     if pathway is not None:
         await pathways.on_green_channel_created(session, row, source.id, actor_user, now)
-    return ReferralView(row, sensitive, decision_dict, show_full_identity=True)
+    await tiers.record_for(session, row, now)
+    tier = await tier_repo.latest_of(session, row.id)
+    return ReferralView(row, sensitive, decision_dict, show_full_identity=True, tier=tier)
 
 
 async def get_referral(
@@ -482,7 +522,8 @@ async def get_referral(
         row.source_institution_id,
         row.target_institution_id,
     )
-    return ReferralView(row, sensitive, attempt.decision if attempt else None, full)
+    tier = await tier_repo.latest_of(session, row.id)
+    return ReferralView(row, sensitive, attempt.decision if attempt else None, full, tier)
 
 
 def masked(view: ReferralView) -> dict[str, Any]:

@@ -16,7 +16,14 @@ from tests.factories import referral_body
 
 REGISTRY_READS = {"get_consortium", "get_institution", "get_capacity"}
 REGISTRY_WRITES = {"update_consortium", "update_institution", "put_capacity", "update_pathway"}
-SOURCE_OPS = {"get_referral", "list_referral_events", "cancel_referral", "get_milestones"}
+SOURCE_OPS = {
+    "list_referral_tiers",
+    "get_referral",
+    "list_referral_events",
+    "cancel_referral",
+    "get_milestones",
+    "list_follow_ups",
+}
 VALID_BODIES = {
     "put_capacity": {"as_of": "2026-01-01T00:00:00+00:00", "beds": []},
     "update_pathway": {
@@ -24,6 +31,7 @@ VALID_BODIES = {
     },
     "reject_referral": {"reason_code": "no_bed"},
     "record_milestone": {"milestone": "door", "at": "2026-01-01T00:00:00+00:00"},
+    "record_follow_up": {"kind": "guidance", "guidance": "continue"},
 }
 
 
@@ -41,54 +49,71 @@ async def test_every_id_operation_is_guarded(client, auth, app) -> None:
     )
     referral = created.json()
     assert referral["target_institution_id"] == ids["ZH-CH"]
+    sub = await client.post(
+        "/v1/webhook-subscriptions",
+        json={"url": "http://127.0.0.1:9/hook", "event_types": ["referral.created"]},
+        headers=auth("demo hospital ZH-CH"),
+    )
+    assert sub.status_code == 201, sub.text
     values = {
         "referral_id": referral["id"],
         "institution_id": ids["ZH-CH"],
         "consortium_id": zhenghe,
         "pathway_code": "stroke",
+        "episode_id": referral["episode_id"],
+        "subscription_id": sub.json()["id"],
+        "delivery_id": "no-such-delivery",
     }
     walked = 0
-    for path, item in spec["paths"].items():
+    operations = [
+        (path, method, op)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if "{" in path
+    ]
+    operations.sort(key=lambda o: o[1] == "delete")  # deleting goes last
+    for path, method, op in operations:
         params = re.findall(r"{(\w+)}", path)
-        if not params:
-            continue
         url = path.format(**{p: values[p] for p in params})
-        for method, op in item.items():
-            op_id = op["operationId"]
-            call: Any = getattr(client, method)
-            kwargs: dict[str, Any] = {}
-            if method in ("post", "put", "patch"):
-                kwargs["json"] = VALID_BODIES.get(op_id, {})
-            no_key = await call(url, **kwargs)
-            assert no_key.status_code == 401, (op_id, no_key.status_code)
-            if op_id in REGISTRY_READS:
-                other = await call(url, headers=auth("demo clinic HZ-THC-XB"))
-                assert other.status_code == 200, op_id
-            elif op_id in REGISTRY_WRITES:
-                other = await call(url, headers=auth("demo clinic HZ-THC-XB"), **kwargs)
-                assert other.status_code == 403, (op_id, other.status_code)
-            else:
-                assert path.startswith("/v1/referrals/{referral_id}"), f"unclassified {op_id}"
-                owner = "demo clinic ZH-THC-TS" if op_id in SOURCE_OPS else "demo hospital ZH-CH"
-                headers = {"If-Match": created.headers["etag"]}
-                mine = await call(url, headers={**auth(owner), **headers}, **kwargs)
-                assert mine.status_code not in (401, 404), (op_id, mine.status_code)
-                for outsider in (
-                    "demo clinic ZH-THC-LY",
-                    "demo hospital HZ-FPH",
-                    "demo council HUANGZHONG-1",
-                    "demo insurer",
-                ):
-                    other = await call(url, headers={**auth(outsider), **headers}, **kwargs)
-                    assert other.status_code == 404, (op_id, outsider, other.status_code)
-                    missing = await call(
-                        url.replace(referral["id"], "missing-id"),
-                        headers={**auth(outsider), **headers},
-                        **kwargs,
-                    )
-                    assert (other.json()["type"], other.json()["detail"]) == (
-                        missing.json()["type"],
-                        missing.json()["detail"],
-                    ), op_id
-            walked += 1
+        op_id = op["operationId"]
+        call: Any = getattr(client, method)
+        kwargs: dict[str, Any] = {}
+        if method in ("post", "put", "patch"):
+            kwargs["json"] = VALID_BODIES.get(op_id, {})
+        no_key = await call(url, **kwargs)
+        assert no_key.status_code == 401, (op_id, no_key.status_code)
+        if op_id in REGISTRY_READS:
+            other = await call(url, headers=auth("demo clinic HZ-THC-XB"))
+            assert other.status_code == 200, op_id
+        elif op_id in REGISTRY_WRITES:
+            other = await call(url, headers=auth("demo clinic HZ-THC-XB"), **kwargs)
+            assert other.status_code == 403, (op_id, other.status_code)
+        else:
+            assert path.startswith(
+                ("/v1/referrals/{referral_id}", "/v1/episodes/", "/v1/webhook-subscriptions/")
+            ), f"unclassified {op_id}"
+            owner = "demo clinic ZH-THC-TS" if op_id in SOURCE_OPS else "demo hospital ZH-CH"
+            headers = {"If-Match": created.headers["etag"], "Idempotency-Key": uuid.uuid4().hex}
+            mine = await call(url, headers={**auth(owner), **headers}, **kwargs)
+            assert mine.status_code != 401, op_id
+            if "delivery_id" not in params:  # that one names no real delivery
+                assert mine.status_code != 404, (op_id, mine.status_code)
+            for outsider in (
+                "demo clinic ZH-THC-LY",
+                "demo hospital HZ-FPH",
+                "demo council HUANGZHONG-1",
+                "demo insurer",
+            ):
+                other = await call(url, headers={**auth(outsider), **headers}, **kwargs)
+                assert other.status_code == 404, (op_id, outsider, other.status_code)
+                missing = await call(
+                    url.replace(referral["id"], "missing-id"),
+                    headers={**auth(outsider), **headers},
+                    **kwargs,
+                )
+                assert (other.json()["type"], other.json()["detail"]) == (
+                    missing.json()["type"],
+                    missing.json()["detail"],
+                ), op_id
+        walked += 1
     assert walked >= 14

@@ -49,7 +49,7 @@ async def test_stroke_goes_to_nearest_centre_even_when_full(client, auth) -> Non
     assert "overflow" in ref["routing"]["explanation"]
     assert ref["specialty_code"] == "03.03" and ref["pathway_code"] == "stroke"
     events = await client.get(f"/v1/referrals/{ref['id']}/events", headers=auth("demo admin"))
-    assert [e["type"] for e in events.json()] == ["created", "target_notified"]
+    assert [e["type"] for e in events.json()] == ["created", "target_notified", "tier_decided"]
     # with a free bed, the bed is still held
     await client.put(
         f"/v1/institutions/{ids['HZ-FPH']}/capacity",

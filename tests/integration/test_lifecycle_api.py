@@ -79,13 +79,14 @@ async def test_happy_path_accept_arrive_admit_complete(client, auth) -> None:
     )
     assert [e["type"] for e in events.json()] == [
         "created",
+        "tier_decided",
         "accepted",
         "arrived",
         "admitted",
         "completed",
     ]
-    assert events.json()[1]["actor_user"] == "his-user-7"
-    assert events.json()[1]["actor_institution_id"] == ids["ZH-CH"]
+    assert events.json()[2]["actor_user"] == "his-user-7"
+    assert events.json()[2]["actor_institution_id"] == ids["ZH-CH"]
 
 
 async def test_reject_reroutes_to_next_member_then_accept(client, auth) -> None:
@@ -123,7 +124,7 @@ async def test_reject_reroutes_to_next_member_then_accept(client, auth) -> None:
             )
         ).json()
     ]
-    assert types == ["created", "rejected", "rerouted", "accepted"]
+    assert types == ["created", "tier_decided", "rejected", "rerouted", "tier_decided", "accepted"]
 
 
 async def test_reject_needs_a_catalogued_reason(client, auth) -> None:
@@ -245,7 +246,13 @@ async def test_expiry_sweep_reroutes(client, auth, app) -> None:
             f"/v1/referrals/{created['id']}/events", headers=auth("demo clinic ZH-THC-TS")
         )
     ).json()
-    assert [e["type"] for e in events] == ["created", "expired", "rerouted"]
+    assert [e["type"] for e in events] == [
+        "created",
+        "tier_decided",
+        "expired",
+        "rerouted",
+        "tier_decided",
+    ]
 
 
 async def test_worklist_order_filters_and_actions(client, auth) -> None:
@@ -267,7 +274,7 @@ async def test_worklist_order_filters_and_actions(client, auth) -> None:
     assert [i["urgency"] for i in items] == ["emergency", "urgent", "routine", "routine"]
     assert items[2]["created_at"] <= items[3]["created_at"]
     assert all(i["allowed_actions"] == ["accept", "reject"] for i in items)
-    assert items[0]["last_event"]["type"] == "created"
+    assert items[0]["last_event"]["type"] == "tier_decided"
     clinic = await client.get(
         "/v1/referrals", params={"box": "outgoing"}, headers=auth("demo clinic ZH-THC-TS")
     )
@@ -293,7 +300,7 @@ async def test_events_are_append_only(client, auth, app) -> None:
     events = await client.get(
         f"/v1/referrals/{created['id']}/events", headers=auth("demo clinic ZH-THC-TS")
     )
-    assert len(events.json()) == 1
+    assert [e["type"] for e in events.json()] == ["created", "tier_decided"]
 
 
 async def test_invariant_after_random_transitions(client, auth) -> None:

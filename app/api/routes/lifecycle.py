@@ -105,6 +105,7 @@ for _action, _model, _summary in (
     (Action.ARRIVE, NoteIn, "The patient arrived (current target)"),
     (Action.ADMIT, NoteIn, "Admitted (current target, inpatient): the held bed becomes occupied"),
     (Action.SEE, NoteIn, "Seen (current target, outpatient or examination)"),
+    (Action.START_FOLLOW_UP, NoteIn, "Down-referral: follow-up started (receiving institution)"),
     (Action.COMPLETE, NoteIn, "Completed (current target)"),
     (Action.CANCEL, NoteIn, "Cancel (source or its council): releases the hold"),
     (Action.NO_SHOW, NoteIn, "No-show after acceptance (current target): releases the hold"),

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep, get_database
 from app.api.errors import problem_responses
 from app.api.schemas.referrals import (
     DecisionOut,
+    DownReferralCreate,
     HoldOut,
     PatientOut,
-    ReferralCreate,
+    ReferralCreateBody,
     ReferralOut,
     RoutingPreviewIn,
 )
+from app.api.schemas.tiers import TierOut
+from app.config import Settings
 from app.domain.errors import Forbidden
-from app.services import idempotency, referrals
+from app.services import down_referrals, idempotency, referrals
+from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
 
 router = APIRouter(prefix="/v1", tags=["referrals"], responses=problem_responses(401, 422))
@@ -66,9 +72,12 @@ def referral_out(view: referrals.ReferralView) -> ReferralOut:
             else None
         ),
         pathway_code=row.pathway_code,
+        episode_id=row.episode_id,
+        parent_referral_id=row.parent_referral_id,
         overflow=row.overflow,
         respond_by=row.respond_by,
         routing=DecisionOut.model_validate(view.decision) if view.decision else None,
+        tier=TierOut.model_validate(view.tier) if view.tier else None,
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -117,18 +126,48 @@ async def preview_routing(
 )
 async def create_referral(
     request: Request,
-    body: ReferralCreate,
+    body: ReferralCreateBody,
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey,
 ) -> Response:
-    """Send an up-referral from the caller's institution.
+    """Send a referral from the caller's institution: `direction` `up` (default) or `down`.
 
-    In one transaction: route, hold a bed (or outpatient slot) with one conditional update,
-    write the referral, its routing decision and its first event. With no member or partner
-    able to take the patient, the referral is created **waitlisted** (not an error).
+    Up: route, hold a bed (or outpatient slot) with one conditional update, write the
+    referral, its routing decision and its first event, in one transaction. With no member or
+    partner able to take the patient, the referral is created **waitlisted** (not an error).
+
+    Down (hospitals): needs the stability attestation, the discharge summary, the follow-up
+    plan and the medication list; routed to the patient's signed primary institution, else the
+    one that referred the patient up in this episode, else the nearest offering the service.
     """
+    protector = _protector(request)
+
+    async def work() -> referrals.ReferralView:
+        if isinstance(body, DownReferralCreate):
+            return await down_referrals.create_down_referral(
+                session, settings, protector, principal, body.model_dump()
+            )
+        return await referrals.create_up_referral(
+            session, settings, protector, principal, body.model_dump()
+        )
+
+    return await idempotent_create(
+        request, session, settings, principal, idempotency_key, body.model_dump(mode="json"), work
+    )
+
+
+async def idempotent_create(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    idempotency_key: str,
+    body_json: dict[str, Any],
+    work: Callable[[], Awaitable[referrals.ReferralView]],
+) -> Response:
+    """Run a create once per key: replay the stored answer for a repeated request."""
     if principal.institution_id is None:
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     database = get_database(request)
@@ -136,16 +175,14 @@ async def create_referral(
         database,
         institution_id=principal.institution_id,
         key=idempotency_key,
-        body_hash=idempotency.request_hash(body.model_dump(mode="json")),
+        body_hash=idempotency.request_hash({"path": request.url.path, "body": body_json}),
         ttl=settings.idempotency_ttl,
         in_flight_timeout=settings.idempotency_in_flight,
     )
     if replay is not None:
         return Response(replay.body, replay.status, replay.headers, media_type=None)
     try:
-        view = await referrals.create_up_referral(
-            session, settings, _protector(request), principal, body.model_dump()
-        )
+        view = await work()
         content = referral_out(view).model_dump_json().encode()
         headers = {
             "Location": f"{request.scope.get('root_path', '')}/v1/referrals/{view.row.id}",

@@ -3,10 +3,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Discriminator, Field, StringConstraints, Tag
 
 from app.api.schemas.common import ResponseModel, StrictModel
 from app.api.schemas.registry import Id, SpecialtyCode
+from app.api.schemas.tiers import TierOut
 from app.domain.enums import CareType, InsuranceScheme, Sex, Urgency
 
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -65,6 +66,16 @@ class RoutingFields(StrictModel):
 
 class ReferralCreate(RoutingFields):
     direction: Literal["up"] = "up"
+    episode_id: Id | None = Field(
+        None, description="Join an existing episode of this patient (e.g. a deterioration)."
+    )
+    reason: Literal[
+        "outside_primary_scope", "emergency", "critical", "difficult", "major", "patient_request"
+    ] = Field(
+        "outside_primary_scope",
+        description="Why the patient is referred up (003); patient_request counts as self-choice "
+        "for the reimbursement tier.",
+    )
     patient: PatientIn
     diagnosis: DiagnosisIn
     clinical_summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
@@ -148,9 +159,92 @@ class ReferralOut(ResponseModel):
     referring_doctor: str | None
     hold: HoldOut | None
     pathway_code: str | None = Field(description="Green-channel pathway, if any.")
+    episode_id: str | None = Field(description="The patient's episode (GET /v1/episodes/{id}).")
+    parent_referral_id: str | None = Field(
+        description="The referral this one follows on from (up-referral → down → up again)."
+    )
     overflow: bool = Field(description="Placed at a full centre (green channel): for the council.")
     respond_by: datetime | None = Field(description="The target must answer by then.")
     routing: DecisionOut | None
+    tier: TierOut | None = Field(
+        description="The reimbursement tier recorded for the current target (history: /tiers)."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class Stability(StrictModel):
+    diagnosis_confirmed: bool = Field(description="The diagnosis is clear.")
+    condition_stable: bool = Field(description="The condition is stable.")
+    criteria: dict[Annotated[str, StringConstraints(max_length=60)], bool] = Field(
+        default_factory=dict,
+        max_length=30,
+        description="The specialty's criteria (app/data/stability_criteria.json), each checked.",
+    )
+
+
+class Medication(StrictModel):
+    name: Text200
+    dose: Annotated[str, StringConstraints(max_length=100)] | None = None
+    frequency: Annotated[str, StringConstraints(max_length=100)] | None = None
+    days: int = Field(ge=1, le=366, description="Over 30 days: a long prescription.")
+
+
+class PlannedVisit(StrictModel):
+    due_date: date
+    purpose: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class DownReferralCreate(StrictModel):
+    direction: Literal["down"]
+    up_referral_id: Id | None = Field(
+        None, description="The up-referral that brought the patient (links the episode)."
+    )
+    patient: PatientIn
+    diagnosis: DiagnosisIn
+    condition_specialty_code: SpecialtyCode = Field(
+        description="The specialty that treated the patient (chooses the stability criteria)."
+    )
+    service_code: SpecialtyCode = Field(
+        "02", description="What the primary institution provides: 02 general practice, 21 rehab."
+    )
+    care_type: CareType = Field(
+        CareType.OUTPATIENT, description="outpatient follow-up, or inpatient for a rehab bed"
+    )
+    urgency: Urgency = Urgency.ROUTINE
+    target_institution_id: Id | None = Field(
+        None, description="A named primary institution (must be eligible)."
+    )
+    stability: Stability | None = Field(None, description="Required: the attestation.")
+    discharge_summary: Annotated[str, StringConstraints(min_length=1, max_length=8000)]
+    follow_up_plan: list[PlannedVisit] = Field(min_length=1, max_length=52)
+    rehabilitation_plan: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    medications: list[Medication] = Field(default_factory=list, max_length=50)
+    tests_done: list[TestDone] = Field(default_factory=list, max_length=50)
+    referring_doctor: Doctor | None = None
+
+
+def _direction(value: Any) -> str:
+    if isinstance(value, dict):
+        return "down" if value.get("direction") == "down" else "up"
+    return str(getattr(value, "direction", "up"))
+
+
+ReferralCreateBody = Annotated[
+    Annotated[ReferralCreate, Tag("up")] | Annotated[DownReferralCreate, Tag("down")],
+    Discriminator(_direction),
+]
+
+
+class EscalateIn(StrictModel):
+    """A deterioration during follow-up: the new up-referral, pre-filled from the down one."""
+
+    specialty_code: SpecialtyCode | None = None
+    care_type: CareType = CareType.INPATIENT
+    wanted_day: date | None = None
+    urgency: Urgency = Urgency.URGENT
+    pathway: Annotated[str, StringConstraints(max_length=32)] | None = None
+    clinical_summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    tests_done: list[TestDone] = Field(default_factory=list, max_length=50)
+    referring_doctor: Doctor | None = None

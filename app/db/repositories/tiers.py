@@ -1,0 +1,84 @@
+"""SQL for reimbursement policies and tier records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Referral, ReimbursementPolicy, TierRecord
+
+
+async def policies_for(
+    session: AsyncSession, consortium_id: str | None
+) -> Sequence[ReimbursementPolicy]:
+    """Policies of this consortium and those that apply everywhere (no consortium)."""
+    stmt = select(ReimbursementPolicy).order_by(
+        ReimbursementPolicy.code, ReimbursementPolicy.version
+    )
+    if consortium_id is not None:
+        stmt = stmt.where(
+            or_(
+                ReimbursementPolicy.consortium_id == consortium_id,
+                ReimbursementPolicy.consortium_id.is_(None),
+            )
+        )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def max_version(session: AsyncSession, code: str) -> int:
+    stmt = select(func.max(ReimbursementPolicy.version)).where(ReimbursementPolicy.code == code)
+    return int((await session.execute(stmt)).scalar_one() or 0)
+
+
+def add_policy(session: AsyncSession, row: ReimbursementPolicy) -> None:
+    session.add(row)
+
+
+def add_record(session: AsyncSession, row: TierRecord) -> None:
+    session.add(row)
+
+
+async def records_of(session: AsyncSession, referral_id: str) -> Sequence[TierRecord]:
+    stmt = (
+        select(TierRecord)
+        .where(TierRecord.referral_id == referral_id)
+        .order_by(TierRecord.decided_at, TierRecord.id)
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def latest_of(session: AsyncSession, referral_id: str) -> TierRecord | None:
+    records = await records_of(session, referral_id)
+    return records[-1] if records else None
+
+
+async def deductible_paid_in_episode(
+    session: AsyncSession, episode_id: str | None, referral_id: str
+) -> bool:
+    """An earlier referral of the episode reached care (admitted, seen, in follow-up, done)."""
+    if episode_id is None:
+        return False
+    stmt = select(func.count()).where(
+        Referral.episode_id == episode_id,
+        Referral.id != referral_id,
+        Referral.status.in_(("admitted", "seen", "in_follow_up", "completed")),
+    )
+    return int((await session.execute(stmt)).scalar_one()) > 0
+
+
+async def tier_listing(
+    session: AsyncSession, consortium_id: str | None, start: datetime, end: datetime, limit: int
+) -> Sequence[tuple[TierRecord, Referral]]:
+    stmt = (
+        select(TierRecord, Referral)
+        .join(Referral, Referral.id == TierRecord.referral_id)
+        .where(TierRecord.decided_at >= start, TierRecord.decided_at < end)
+        .order_by(TierRecord.decided_at, TierRecord.id)
+        .limit(limit)
+    )
+    if consortium_id is not None:
+        stmt = stmt.where(Referral.consortium_id == consortium_id)
+    return [(t, r) for t, r in (await session.execute(stmt)).all()]

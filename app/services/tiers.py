@@ -1,0 +1,222 @@
+"""Differential reimbursement: policies as versioned data, the tier decided and recorded on
+every referral when its target is decided, and quotes without a referral."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.models import Institution, Referral, ReimbursementPolicy, TierRecord
+from app.db.repositories import registry as registry_repo
+from app.db.repositories import tiers as repo
+from app.domain import reimbursement as rb
+from app.domain.enums import InstitutionLevel, InsuranceScheme, Role, Urgency
+from app.domain.errors import Forbidden, InvalidInput, NotFound
+from app.services import events
+from app.services.auth import Principal
+
+log = logging.getLogger("app.tiers")
+EXAMPLE_POLICY = (
+    Path(__file__).resolve().parent.parent / "data" / "policies" / "example-policy.json"
+)
+
+
+async def load_example_policy(session: AsyncSession) -> bool:
+    """Demo mode: the example policy (clearly marked as an example), for every consortium."""
+    data = json.loads(await asyncio.to_thread(EXAMPLE_POLICY.read_text, encoding="utf-8"))
+    policy = rb.policy_from_dict(data)
+    if await repo.max_version(session, policy.code) >= policy.version:
+        return False
+    repo.add_policy(
+        session,
+        ReimbursementPolicy(
+            code=policy.code,
+            version=policy.version,
+            consortium_id=None,
+            effective_from=policy.effective_from,
+            is_example=policy.is_example,
+            document=rb.policy_to_dict(policy),
+            created_at=utcnow(),
+        ),
+    )
+    await session.flush()
+    return True
+
+
+async def policy_on(session: AsyncSession, consortium_id: str | None, on: date) -> rb.Policy:
+    rows = await repo.policies_for(session, consortium_id)
+    return rb.policy_in_force([rb.policy_from_dict(r.document) for r in rows], on)
+
+
+def _same_county(a: Institution, b: Institution) -> bool:
+    if not a.region_code or not b.region_code:
+        return True
+    return a.region_code[:6] == b.region_code[:6]
+
+
+async def decide_for(session: AsyncSession, row: Referral, now: datetime) -> rb.TierDecision | None:
+    """The tier for the referral's current target under the policy in force now."""
+    if row.target_institution_id is None:
+        return None
+    source = await registry_repo.get_institution(session, row.source_institution_id)
+    target = await registry_repo.get_institution(session, row.target_institution_id)
+    assert source is not None and target is not None
+    try:
+        policy = await policy_on(session, row.consortium_id, now.date())
+    except rb.NoPolicyInForce:
+        log.info("no reimbursement policy in force; tier not recorded")
+        return None
+    inp = rb.TierInput(
+        scheme=InsuranceScheme(row.insurance_scheme),
+        source_level=InstitutionLevel(source.level),
+        target_level=InstitutionLevel(target.level),
+        direction="down" if row.direction == "down" else "up",
+        urgency=Urgency(row.urgency),
+        pathway=row.pathway_code,
+        referred=True,
+        in_consortium=not row.out_of_consortium,
+        in_county=_same_county(source, target),
+        outside_primary_scope=(row.reason or "outside_primary_scope") != "patient_request",
+        deductible_paid_in_episode=await repo.deductible_paid_in_episode(
+            session, row.episode_id, row.id
+        ),
+        on_date=now.date(),
+    )
+    return rb.decide_tier(policy, inp)
+
+
+async def record_for(session: AsyncSession, row: Referral, now: datetime) -> None:
+    """Record the tier (a new row, history kept) and say so in the referral's events."""
+    decision = await decide_for(session, row, now)
+    if decision is None:
+        return
+    data = rb.decision_to_dict(decision)
+    repo.add_record(
+        session,
+        TierRecord(
+            referral_id=row.id,
+            target_institution_id=row.target_institution_id,
+            tier=str(decision.tier),
+            deductible=data["deductible"],
+            ratio=data["ratio"],
+            annual_cap=data["annual_cap"],
+            policy_code=decision.policy_code,
+            policy_version=decision.policy_version,
+            rules=data["rules"],
+            decided_at=now,
+        ),
+    )
+    events.record(
+        session,
+        row,
+        "tier_decided",
+        row.status,
+        at=now,
+        reason_code=str(decision.tier),
+        reason=f"{decision.tier}: ratio {data['ratio']}, deductible {data['deductible']} "
+        f"(policy {decision.policy_code} v{decision.policy_version})",
+        notify=False,
+    )
+
+
+async def list_policies(
+    session: AsyncSession, principal: Principal, consortium_id: str | None
+) -> list[ReimbursementPolicy]:
+    if principal.role not in (Role.ADMIN, Role.INSURER) and consortium_id is None:
+        consortium_id = principal.consortium_id
+    return list(await repo.policies_for(session, consortium_id))
+
+
+async def create_policy(
+    session: AsyncSession, principal: Principal, consortium_id: str | None, document: dict[str, Any]
+) -> ReimbursementPolicy:
+    """A new version (the council for its consortium, the insurer, an admin)."""
+    if principal.role is Role.COUNCIL:
+        if consortium_id != principal.consortium_id:
+            raise Forbidden("A council writes policies for its own consortium.")
+    elif principal.role not in (Role.INSURER, Role.ADMIN):
+        raise Forbidden("Policies are written by the council, the insurer or an admin.")
+    if (
+        consortium_id is not None
+        and await registry_repo.get_consortium(session, consortium_id) is None
+    ):
+        raise InvalidInput(
+            "Unknown consortium.", [{"loc": ["body", "consortium_id"], "msg": "no such consortium"}]
+        )
+    code = str(document.get("code") or "")
+    document = {**document, "version": await repo.max_version(session, code) + 1}
+    try:
+        policy = rb.policy_from_dict(document)
+    except ValueError as exc:
+        raise InvalidInput(
+            "The policy document is not valid.",
+            [{"loc": ["body", "policy"], "msg": str(exc)[:300]}],
+        ) from exc
+    row = ReimbursementPolicy(
+        code=policy.code,
+        version=policy.version,
+        consortium_id=consortium_id,
+        effective_from=policy.effective_from,
+        is_example=policy.is_example,
+        document=rb.policy_to_dict(policy),
+        created_at=utcnow(),
+        created_by=principal.key_id,
+    )
+    repo.add_policy(session, row)
+    await session.flush()
+    return row
+
+
+async def quote(
+    session: AsyncSession, principal: Principal, body: dict[str, Any]
+) -> dict[str, Any]:
+    """What a patient would get at an institution with a referral and without, side by side."""
+    source_id = body.get("source_institution_id") or principal.institution_id
+    if source_id is None:
+        raise InvalidInput(
+            "Name the source institution.",
+            [{"loc": ["body", "source_institution_id"], "msg": "required"}],
+        )
+    source = await registry_repo.get_institution(session, source_id)
+    target = await registry_repo.get_institution(session, body["target_institution_id"])
+    if source is None or target is None:
+        raise NotFound("No institution with this id.")
+    on = body.get("on_date") or utcnow().date()
+    try:
+        policy = await policy_on(session, source.consortium_id, on)
+    except rb.NoPolicyInForce as exc:
+        raise NotFound("No reimbursement policy is in force on that date.") from exc
+    up = InstitutionLevel(target.level).rank > InstitutionLevel(source.level).rank
+    inp = rb.TierInput(
+        scheme=InsuranceScheme(body["scheme"]),
+        source_level=InstitutionLevel(source.level),
+        target_level=InstitutionLevel(target.level),
+        direction="up" if up else "down",
+        urgency=Urgency(body.get("urgency") or "routine"),
+        pathway=body.get("pathway"),
+        referred=True,
+        in_consortium=target.consortium_id == source.consortium_id,
+        in_county=_same_county(source, target),
+        outside_primary_scope=bool(body.get("outside_primary_scope", True)),
+        deductible_paid_in_episode=bool(body.get("deductible_paid_in_episode", False)),
+        item_kind=body.get("item_kind") or "general",
+        on_date=on,
+    )
+    try:
+        with_ref, without = rb.quote(policy, inp)
+    except ValueError as exc:
+        raise InvalidInput(
+            "This combination cannot be quoted.", [{"loc": ["body"], "msg": str(exc)[:300]}]
+        ) from exc
+    return {
+        "with_referral": rb.decision_to_dict(with_ref),
+        "without_referral": rb.decision_to_dict(without),
+        "policy_is_example": policy.is_example,
+    }
