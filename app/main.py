@@ -25,6 +25,7 @@ from app.api.routes import (
     pathways,
     referrals,
     registry,
+    reports,
     tiers,
 )
 from app.api.routes import webhooks as webhook_routes
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook_routes.router)
     app.include_router(down.router)
     app.include_router(tiers.router)
+    app.include_router(reports.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes

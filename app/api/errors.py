@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain.errors import (
@@ -192,6 +193,13 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         )
 
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
+        log.warning("no database connection free in time")
+        return problem_response(
+            request, 503, "The service is busy; retry shortly.", headers={"Retry-After": "1"}
+        )
+
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
@@ -201,7 +209,9 @@ def install(app: FastAPI) -> None:
                 "The database connection was lost; retry shortly.",
                 headers={"Retry-After": "1"},
             )
-        log.error("database error %s", type(exc.orig).__name__ if exc.orig else "DBAPIError")
+        # the class and the driver's error code only: messages may carry submitted values
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None)
+        log.error("database error %s %s", type(exc.orig).__name__ if exc.orig else "-", code)
         return problem_response(request, 500, "An unexpected error occurred.")
 
     @app.exception_handler(Exception)

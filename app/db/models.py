@@ -343,7 +343,7 @@ class ReferralEvent(Base):
     actor_institution_id: Mapped[str | None] = mapped_column(String(36))
     actor_user: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
-    reason_code: Mapped[str | None] = mapped_column(String(32))
+    reason_code: Mapped[str | None] = mapped_column(String(48))
     target_institution_id: Mapped[str | None] = mapped_column(String(36))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

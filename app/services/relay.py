@@ -59,7 +59,9 @@ class Claimed:
     url: str
     webhook_id: str
     body: bytes
-    keys: tuple[bytes, ...]  # current secret first, then the previous one during an overlap
+    # the current secret's key, then the previous one's during a rotation overlap; empty when
+    # the secret cannot be opened (the data key changed): the attempt fails without sending
+    keys: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,10 @@ async def claim_batch(
             ):
                 sealed.append(sub.previous_secret_sealed)
             event = events[row.event_seq]
+            try:
+                keys = tuple(secret_key(box.open(s, subscription_id=sub.id)) for s in sealed)
+            except ValueError:  # sealed under another data key: this attempt fails, not the pass
+                keys = ()
             claimed.append(
                 Claimed(
                     delivery_id=row.id,
@@ -156,7 +162,7 @@ async def claim_batch(
                     url=sub.url,
                     webhook_id=event.id,
                     body=body_of(event.payload),
-                    keys=tuple(secret_key(box.open(s, subscription_id=sub.id)) for s in sealed),
+                    keys=keys,
                 )
             )
     return claimed
@@ -164,6 +170,8 @@ async def claim_batch(
 
 async def send(client: httpx.AsyncClient, item: Claimed, settings: Settings) -> Outcome:
     """One POST with Standard Webhooks headers; never raises."""
+    if not item.keys:
+        return Outcome(None, "secret_unreadable")
     timestamp = int(time.time())
     headers = {
         "content-type": "application/json",

@@ -16,7 +16,24 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _widen_reason_code(old: int, new: int) -> None:
+    """Tier codes are longer than 32. On SQLite the batch recreates referral_event, which
+    drops its append-only triggers: they are created again right after."""
+    with op.batch_alter_table("referral_event", schema=None) as batch_op:
+        batch_op.alter_column(
+            "reason_code", existing_type=sa.String(length=old), type_=sa.String(length=new)
+        )
+    if op.get_bind().dialect.name == "sqlite":
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(f"DROP TRIGGER IF EXISTS referral_event_no_{verb.lower()}")
+            op.execute(
+                f"CREATE TRIGGER referral_event_no_{verb.lower()} BEFORE {verb} ON referral_event "
+                "BEGIN SELECT RAISE(ABORT, 'referral events are append-only'); END"
+            )
+
+
 def upgrade() -> None:
+    _widen_reason_code(32, 48)
     op.create_table(
         "reimbursement_policy",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -77,3 +94,4 @@ def downgrade() -> None:
 
     op.drop_table("tier_record")
     op.drop_table("reimbursement_policy")
+    _widen_reason_code(48, 32)

@@ -515,3 +515,32 @@ async def test_two_relays_deliver_each_message_once(client, auth, app, db_url, r
     for path in ("/a", "/b"):
         for types in _sequence(receiver.on(path)).values():
             assert types == ["referral.created", "referral.accepted"]
+
+
+async def test_unreadable_secret_fails_the_attempt_not_the_relay(
+    client, auth, app, receiver
+) -> None:
+    from app.services.webhooks import SecretBox
+
+    database, settings = app.state.database, app.state.settings
+    ids = await _ids(client, auth)
+    await _beds(client, auth, ids, "ZH-CH")
+    broken = await _subscribe(client, auth("demo clinic ZH-THC-TS"), receiver.url("/broken"))
+    await _subscribe(client, auth("demo hospital ZH-CH"), receiver.url("/fine"))
+    async with database.unit_of_work() as session:  # as if sealed under another data key
+        sealed = SecretBox(b"an earlier key").seal("whsec_AAAA", subscription_id=broken["id"])
+        await session.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == broken["id"])
+            .values(secret_sealed=sealed)
+        )
+    await _create(client, auth)
+    assert await relay.relay_once(database, settings) == 2
+    assert [r.path for r in receiver.requests] == ["/fine"]
+    log = (
+        await client.get(
+            f"/v1/webhook-subscriptions/{broken['id']}/deliveries",
+            headers=auth("demo clinic ZH-THC-TS"),
+        )
+    ).json()["items"]
+    assert [(d["state"], d["last_error"]) for d in log] == [("pending", "secret_unreadable")]

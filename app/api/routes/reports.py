@@ -1,0 +1,100 @@
+"""The council's monthly referral figures (JSON, or CSV for spreadsheets)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app.api.deps import PrincipalDep, SessionDep
+from app.api.errors import problem_responses
+from app.api.schemas.reports import ReferralReportRow
+from app.domain.lifecycle import RejectReason
+from app.services import reports
+
+router = APIRouter(prefix="/v1", tags=["reports"], responses=problem_responses(401, 422))
+
+
+def _row(r: reports.ReportRow) -> ReferralReportRow:
+    c = r.counts
+    return ReferralReportRow(
+        key=r.key,
+        name=r.name,
+        month=r.month,
+        up_sent=c["up_sent"],
+        up_received=c["up_received"],
+        down_sent=c["down_sent"],
+        down_received=c["down_received"],
+        accepted=c["accepted"],
+        acceptance_rate=r.acceptance_rate,
+        accept_minutes_median=r.accept_minutes_median,
+        accept_minutes_p90=r.accept_minutes_p90,
+        rejected=r.rejected,
+        rejections=r.rejections,
+        expired=c["expired"],
+        rerouted=c["rerouted"],
+        waitlisted=c["waitlisted"],
+        overflow=c["overflow"],
+        out_of_consortium=c["out_of_consortium"],
+        up_treated_in_consortium_share=r.ratio("up_in_consortium", "up_placed"),
+        up_treated_in_county_share=r.ratio("up_in_county", "up_placed"),
+        up_completed_received=c["up_completed_received"],
+        down_share_of_completed_up=r.ratio("down_sent", "up_completed_received"),
+        follow_ups_due=c["follow_ups_due"],
+        follow_ups_on_time=c["follow_ups_on_time"],
+        follow_ups_on_time_share=r.ratio("follow_ups_on_time", "follow_ups_due"),
+    )
+
+
+def csv_columns() -> list[str]:
+    cols = [f for f in ReferralReportRow.model_fields if f != "rejections"]
+    return cols + [f"rejections_{r.value}" for r in RejectReason]
+
+
+def to_csv(rows: list[ReferralReportRow]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=csv_columns())
+    writer.writeheader()
+    for row in rows:
+        data: dict[str, Any] = row.model_dump(mode="json")
+        rejections = data.pop("rejections")
+        data.update({f"rejections_{k}": v for k, v in rejections.items()})
+        writer.writerow({k: "" if v is None else v for k, v in data.items()})
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+@router.get(
+    "/reports/referrals",
+    response_model=list[ReferralReportRow],
+    responses={**problem_responses(403), 200: {"content": {"text/csv": {}}}},
+)
+async def referral_report(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    from_: Annotated[date, Query(alias="from", description="First day (UTC), inclusive.")],
+    to: Annotated[date, Query(description="Last day (UTC), exclusive.")],
+    consortium: Annotated[str | None, Query(max_length=36)] = None,
+    group_by: Literal["institution", "month", "specialty"] = "institution",
+) -> Response:
+    """Per member (or specialty) and month: the figures of the performance appraisal
+    (definitions in the README). `Accept: text/csv` gives one row per member and month,
+    UTF-8 with BOM so spreadsheet programs show the Chinese names."""
+    rows = [
+        _row(r)
+        for r in await reports.monthly(
+            session, principal, consortium_id=consortium, start=from_, end=to, group_by=group_by
+        )
+    ]
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(
+            to_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="referrals.csv"'},
+        )
+    return Response(
+        "[" + ",".join(r.model_dump_json() for r in rows) + "]", media_type="application/json"
+    )

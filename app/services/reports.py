@@ -1,0 +1,129 @@
+"""The monthly referral report the consortium's performance appraisal uses.
+
+Counts are aggregated in SQL; the percentiles of time to accept are computed from the
+per-referral durations the same query returns (PostgreSQL and SQLite alike).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.repositories import registry as registry_repo
+from app.db.repositories import reports as repo
+from app.domain.enums import Role
+from app.domain.errors import Forbidden, InvalidInput
+from app.domain.green_channel import percentile
+from app.domain.lifecycle import RejectReason
+from app.services.auth import Principal
+
+COUNTS = (
+    "up_sent",
+    "up_received",
+    "down_sent",
+    "down_received",
+    "accepted",
+    "expired",
+    "rerouted",
+    "waitlisted",
+    "overflow",
+    "out_of_consortium",
+    "up_placed",
+    "up_in_consortium",
+    "up_in_county",
+    "up_completed_received",
+    "follow_ups_due",
+    "follow_ups_on_time",
+)
+
+
+@dataclass
+class ReportRow:
+    key: str | None
+    name: str | None
+    month: str
+    counts: dict[str, int] = field(default_factory=dict)
+    rejections: dict[str, int] = field(default_factory=dict)
+    accept_minutes_median: float | None = None
+    accept_minutes_p90: float | None = None
+
+    def ratio(self, numerator: str, denominator: str) -> float | None:
+        d = self.counts.get(denominator, 0)
+        return round(self.counts.get(numerator, 0) / d, 4) if d else None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        offered = self.counts.get("up_received", 0) + self.counts.get("down_received", 0)
+        return round(self.counts.get("accepted", 0) / offered, 4) if offered else None
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejections.values())
+
+
+async def monthly(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    consortium_id: str | None,
+    start: date,
+    end: date,
+    group_by: str,
+) -> list[ReportRow]:
+    if principal.role is Role.COUNCIL:
+        if consortium_id not in (None, principal.consortium_id):
+            raise Forbidden("A council reads its own consortium's figures.")
+        consortium_id = principal.consortium_id
+    elif principal.role not in (Role.ADMIN, Role.INSURER):
+        raise Forbidden("The referral report is for the council, the insurer and admins.")
+    if end <= start:
+        raise InvalidInput("The period is empty.", [{"loc": ["query", "to"], "msg": "after from"}])
+    if (end - start).days > 366 * 3:
+        raise InvalidInput(
+            "At most three years per report.", [{"loc": ["query", "to"], "msg": "period too long"}]
+        )
+    scope = repo.Scope(
+        consortium_id=consortium_id,
+        start=datetime.combine(start, time.min, UTC),
+        end=datetime.combine(end, time.min, UTC),
+        group_by=group_by,
+        dialect=session.get_bind().dialect.name,
+    )
+    figures = await repo.referral_counts(session, scope)
+    figures |= await repo.event_counts(session, scope)
+    figures |= await repo.follow_up_counts(session, scope, utcnow().date())
+    rows: dict[repo.Key, ReportRow] = {}
+
+    def row(key: repo.Key) -> ReportRow:
+        if key not in rows:
+            rows[key] = ReportRow(
+                key=key[0], name=None, month=key[1], counts=dict.fromkeys(COUNTS, 0)
+            )
+        return rows[key]
+
+    for name, by_key in figures.items():
+        for key, n in by_key.items():
+            row(key).counts[name] = n
+    for key, reasons in (await repo.rejections(session, scope)).items():
+        row(key).rejections = {r.value: reasons.get(r.value, 0) for r in RejectReason}
+    durations: dict[repo.Key, list[float]] = defaultdict(list)
+    for key, seconds in await repo.accept_durations(session, scope):
+        durations[key].append(seconds / 60)
+    for key, values in durations.items():
+        r = row(key)
+        r.accept_minutes_median = percentile(values, 0.5)
+        r.accept_minutes_p90 = percentile(values, 0.9)
+    for r in rows.values():
+        r.rejections = r.rejections or {x.value: 0 for x in RejectReason}
+    if group_by == "institution":
+        names = {
+            i.id: i.name
+            for i in await registry_repo.get_institutions(session, [k for k, _ in rows if k])
+        }
+        for r in rows.values():
+            r.name = names.get(r.key or "")
+    return sorted(rows.values(), key=lambda r: (r.month, r.name or r.key or ""))

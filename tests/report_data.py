@@ -1,0 +1,274 @@
+"""A generated year of referrals with known figures, written straight into the tables.
+
+Used by the report test (which recomputes every figure from the generated specs, not from
+the database) and by bench/report_bench.py (100,000 referrals).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import new_id
+from app.db.models import (
+    FollowUp,
+    Institution,
+    Referral,
+    ReferralEvent,
+    RoutingAttempt,
+)
+
+REASONS = (
+    "no_bed",
+    "no_specialist_on_duty",
+    "beyond_capability",
+    "incomplete_information",
+    "patient_declined",
+)
+
+
+@dataclass
+class Spec:
+    id: str
+    direction: str
+    source: str
+    target: str | None
+    created_at: datetime
+    specialty: str
+    status: str
+    out_of_consortium: bool = False
+    overflow: bool = False
+    accepted_at: datetime | None = None
+    closed_at: datetime | None = None
+    rejected_by: str | None = None
+    reject_reason: str | None = None
+    rejected_at: datetime | None = None
+    expired_at: str | None = None
+    waitlisted: bool = False
+    planned: list[tuple[date, date | None]] = field(default_factory=list)
+    attempts: list[tuple[str, datetime]] = field(default_factory=list)
+
+
+async def generate(
+    session: AsyncSession, consortium_id: str, n: int, year: int, seed: int = 7
+) -> list[Spec]:
+    rng = random.Random(seed)
+    rows = (
+        await session.execute(select(Institution.id, Institution.level, Institution.consortium_id))
+    ).all()
+    members = [r for r in rows if r.consortium_id == consortium_id]
+    primary = [r.id for r in members if r.level == "primary"]
+    hospitals = [r.id for r in members if r.level in ("secondary", "tertiary")]
+    partner = next(r.id for r in rows if r.consortium_id is None)
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    specs: list[Spec] = []
+    for _ in range(n):
+        created = start + timedelta(seconds=rng.randrange(365 * 86400 - 7200))
+        up = rng.random() < 0.8
+        source = rng.choice(primary) if up else rng.choice(hospitals)
+        spec = Spec(
+            id=new_id(),
+            direction="up" if up else "down",
+            source=source,
+            target=None,
+            created_at=created,
+            specialty=rng.choice(("03", "04", "03.04")),
+            status="waitlisted",
+        )
+        roll = rng.random()
+        if up and roll < 0.05:
+            spec.waitlisted = True
+        else:
+            first = rng.choice(hospitals) if up else rng.choice(primary)
+            spec.attempts.append((first, created))
+            target = first
+            if rng.random() < 0.15:  # rejected, re-routed
+                spec.rejected_by, spec.reject_reason = first, rng.choice(REASONS)
+                spec.rejected_at = created + timedelta(minutes=rng.randrange(5, 120))
+                target = (
+                    partner
+                    if up and rng.random() < 0.3
+                    else (rng.choice(hospitals) if up else rng.choice(primary))
+                )
+                spec.attempts.append((target, spec.rejected_at))
+            elif rng.random() < 0.05:  # expired, re-routed
+                spec.expired_at = first
+                later = created + timedelta(hours=3)
+                target = rng.choice(hospitals) if up else rng.choice(primary)
+                spec.attempts.append((target, later))
+            spec.target = target
+            spec.out_of_consortium = target == partner
+            spec.overflow = up and rng.random() < 0.02
+            spec.status = "pending"
+            if rng.random() < 0.8:
+                offered = spec.attempts[-1][1]
+                spec.accepted_at = offered + timedelta(minutes=rng.randrange(1, 600))
+                spec.status = "accepted"
+                if rng.random() < 0.7:
+                    spec.status = "completed"
+                    spec.closed_at = spec.accepted_at + timedelta(days=rng.randrange(1, 10))
+        if not up and spec.target is not None:
+            for k in range(2):
+                due = (created + timedelta(days=14 * (k + 1))).date()
+                done = (
+                    due - timedelta(days=1)
+                    if rng.random() < 0.6
+                    else (due + timedelta(days=3) if rng.random() < 0.5 else None)
+                )
+                spec.planned.append((due, done))
+        specs.append(spec)
+    await _write(session, consortium_id, specs, year)
+    return specs
+
+
+async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], year: int) -> None:
+    referrals: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    follow_ups: list[dict[str, Any]] = []
+    for i, s in enumerate(specs):
+        referrals.append(
+            {
+                "id": s.id,
+                "number": f"GEN-{year}-{i:07d}",
+                "consortium_id": consortium_id,
+                "direction": s.direction,
+                "status": s.status,
+                "source_institution_id": s.source,
+                "target_institution_id": s.target,
+                "out_of_consortium": s.out_of_consortium,
+                "specialty_code": s.specialty,
+                "care_type": "inpatient",
+                "urgency": "routine",
+                "insurance_scheme": "urban_rural_resident",
+                "diagnosis_code": "I10",
+                "patient_sex": "female",
+                "patient_birth_date": date(1960, 1, 1),
+                "resident_id_hmac": "0" * 64,
+                "sensitive": "v1.",
+                "version": 1,
+                "created_at": s.created_at,
+                "updated_at": s.created_at,
+                "priority": 3,
+                "signed_institution_ids": [],
+                "declined_institution_ids": [],
+                "overflow": s.overflow,
+                "accepted_at": s.accepted_at,
+                "closed_at": s.closed_at,
+            }
+        )
+        for n, (target, at) in enumerate(s.attempts, start=1):
+            attempts.append(
+                {
+                    "id": new_id(),
+                    "referral_id": s.id,
+                    "attempt": n,
+                    "outcome": "routed",
+                    "target_institution_id": target,
+                    "decision": {},
+                    "created_at": at,
+                }
+            )
+        if s.rejected_by:
+            events.append(
+                _event(
+                    s,
+                    "rejected",
+                    s.rejected_at,
+                    actor=s.rejected_by,
+                    target=s.rejected_by,
+                    reason=s.reject_reason,
+                )
+            )
+            events.append(_event(s, "rerouted", s.rejected_at, target=s.target))
+        if s.expired_at:
+            at = s.attempts[-1][1]
+            events.append(_event(s, "expired", at, target=s.expired_at))
+            events.append(_event(s, "rerouted", at, target=s.target))
+        if s.waitlisted:
+            events.append(_event(s, "waitlisted", s.created_at))
+        for due, done in s.planned:
+            follow_ups.append(
+                {
+                    "id": new_id(),
+                    "referral_id": s.id,
+                    "kind": "planned",
+                    "due_date": due,
+                    "done_at": done,
+                    "created_at": s.created_at,
+                }
+            )
+    for table, rows in (
+        (Referral, referrals),
+        (RoutingAttempt, attempts),
+        (ReferralEvent, events),
+        (FollowUp, follow_ups),
+    ):
+        for chunk in range(0, len(rows), 5000):
+            if rows[chunk : chunk + 5000]:
+                await session.execute(insert(table), rows[chunk : chunk + 5000])
+
+
+def _event(
+    s: Spec,
+    type_: str,
+    at: datetime | None,
+    *,
+    actor: str | None = None,
+    target: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "referral_id": s.id,
+        "type": type_,
+        "from_status": None,
+        "to_status": None,
+        "actor_institution_id": actor,
+        "actor_user": None,
+        "reason": None,
+        "reason_code": reason,
+        "target_institution_id": target,
+        "at": at,
+    }
+
+
+def expected(specs: list[Spec], today: date) -> dict[tuple[str, str], Counter[str]]:
+    """Every count figure per (institution, month), computed from the specs alone."""
+    out: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+
+    def add(member: str | None, moment: datetime | date | None, name: str, n: int = 1) -> None:
+        if member is not None and moment is not None:
+            out[(member, f"{moment:%Y-%m}")][name] += n
+
+    for s in specs:
+        add(s.source, s.created_at, f"{s.direction}_sent")
+        for target, at in s.attempts:
+            add(target, at, f"{s.direction}_received")
+        add(s.target, s.accepted_at, "accepted")
+        if s.overflow:
+            add(s.target, s.created_at, "overflow")
+        if s.direction == "up" and s.out_of_consortium:
+            add(s.source, s.created_at, "out_of_consortium")
+        if s.rejected_by:
+            add(s.rejected_by, s.rejected_at, f"rejected:{s.reject_reason}")
+            add(s.source, s.rejected_at, "rerouted")
+        if s.expired_at:
+            add(s.expired_at, s.attempts[-1][1], "expired")
+            add(s.source, s.attempts[-1][1], "rerouted")
+        if s.waitlisted:
+            add(s.source, s.created_at, "waitlisted")
+        if s.direction == "up" and s.status == "completed":
+            add(s.target, s.closed_at, "up_completed_received")
+        for due, done in s.planned:
+            if due < today:
+                add(s.target, due, "follow_ups_due")
+                if done is not None and done <= due:
+                    add(s.target, due, "follow_ups_on_time")
+    return out
