@@ -19,6 +19,7 @@ from app.db.repositories import referrals as referral_repo
 from app.domain import green_channel
 from app.domain.enums import Centre, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.services import events
 from app.services.access import can_see
 from app.services.auth import Principal
 
@@ -115,17 +116,13 @@ async def on_green_channel_created(
             ),
         )
     if row.target_institution_id is not None:
-        referral_repo.add_event(
+        events.record(
             session,
-            referral_id=row.id,
-            type="target_notified",
-            from_status=row.status,
-            to_status=row.status,
-            actor_institution_id=None,
-            actor_user=None,
-            reason="Green channel: the target is told before the patient arrives.",
-            target_institution_id=row.target_institution_id,
+            row,
+            "target_notified",
+            row.status,
             at=now,
+            reason="Green channel: the target is told before the patient arrives.",
         )
 
 
@@ -210,18 +207,16 @@ async def record_milestone(
             recorded_at=now,
         ),
     )
-    referral_repo.add_event(
+    events.record(
         session,
-        referral_id=row.id,
-        type="milestone",
-        from_status=row.status,
-        to_status=row.status,
+        row,
+        "milestone",
+        row.status,
+        at=now,
         actor_institution_id=principal.institution_id,
         actor_user=user,
         reason=code,
         reason_code=code,
-        target_institution_id=row.target_institution_id,
-        at=now,
     )
     await session.flush()
     return await _view(session, row)
