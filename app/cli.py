@@ -6,9 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from app.config import ConfigurationError, Settings, get_settings
@@ -85,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     uvicorn.run(
-        "app.main:create_app",
+        "app.cli:create_served_app",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -97,6 +102,63 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
+
+
+def create_served_app() -> Any:
+    """The app factory ``serve`` gives uvicorn (called in every worker process).
+
+    It is ``app.main.create_app`` plus the drain step on SIGTERM (below).
+    """
+    from app.main import create_app
+
+    settings = get_settings()
+    app = create_app(settings)
+    install_drain(app, settings.shutdown_drain_seconds)
+    return app
+
+
+def install_drain(app: Any, seconds: float) -> bool:
+    """On SIGTERM, fail readiness first and keep serving ``seconds`` before uvicorn stops.
+
+    uvicorn's own graceful shutdown closes the listening socket at once and only then runs the
+    lifespan shutdown, so a load balancer polling ``/readyz`` never sees 503 before connections
+    are refused. With a drain time, the first SIGTERM sets ``app.state.shutting_down`` (so
+    ``/readyz`` answers 503) and hands the signal to uvicorn's handler ``seconds`` later; then
+    uvicorn stops accepting, finishes in-flight requests (up to 20 s) and shuts down. A second
+    SIGTERM during the drain goes to uvicorn at once.
+
+    uvicorn calls the app factory inside its event loop after installing its signal handlers;
+    the drain wraps that handler. Returns whether it was installed (not without a drain time,
+    outside the main thread, or when no uvicorn handler is in place).
+    """
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        return False
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):
+        return False
+    uvicorn_handler: Callable[[int, FrameType | None], Any] = previous
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not called by a serving uvicorn
+        return False
+    draining = False
+
+    def on_sigterm(sig: int, frame: FrameType | None) -> None:
+        nonlocal draining
+        if draining:
+            uvicorn_handler(sig, frame)
+            return
+        draining = True
+        app.state.shutting_down = True
+        loop.call_soon_threadsafe(
+            logging.getLogger("app.shutdown").info,
+            "SIGTERM: readiness fails now; serving %.1f s more before shutting down",
+            seconds,
+        )
+        loop.call_soon_threadsafe(loop.call_later, seconds, uvicorn_handler, sig, None)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return True
 
 
 def cmd_load_consortium(args: argparse.Namespace) -> int:

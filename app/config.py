@@ -82,6 +82,21 @@ class Settings(BaseSettings):
     page_size_max: int = 200
     max_body_bytes: int = 1_048_576
 
+    # Reliability: per-key rate limit (app/api/ratelimit.py) and the drain step on SIGTERM.
+    rate_limit_per_second: float = Field(
+        default=20,
+        ge=0,
+        description="Requests per second per API key, per process (token bucket); 0 = off.",
+    )
+    rate_limit_burst: int = Field(
+        default=40, ge=0, description="Bucket size: requests a key may send at once; 0 = off."
+    )
+    shutdown_drain_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="On SIGTERM, answer /readyz with 503 this long before stopping to serve.",
+    )
+
     @model_validator(mode="after")
     def _secrets_present(self) -> Settings:
         if self.demo_mode:

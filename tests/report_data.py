@@ -161,6 +161,7 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
                 "overflow": s.overflow,
                 "accepted_at": s.accepted_at,
                 "closed_at": s.closed_at,
+                "routed_at": s.attempts[-1][1] if s.attempts else None,
             }
         )
         for n, (target, at) in enumerate(s.attempts, start=1):

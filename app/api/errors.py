@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -148,6 +149,23 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the API documents for the path (RFC 9110 `Allow`).
+
+    The 405 raised by the router names only the methods of the first route matching the
+    path, while one path often has several routes (GET and POST of a collection, GET and
+    PATCH of an item).
+    """
+    template = getattr(request.scope.get("route"), "path", None)
+    operations = request.app.openapi().get("paths", {}).get(template)
+    if not operations:
+        return None
+    return ", ".join(sorted(m.upper() for m in operations if m in HTTP_METHODS))
+
+
 class ServiceUnavailable(Exception):
     """The database or another dependency is not reachable right now."""
 
@@ -155,6 +173,52 @@ class ServiceUnavailable(Exception):
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
+
+
+# SQLSTATEs meaning "the database is not there right now": class 08 (connection exception),
+# 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now), 53300 (too many connections)
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+DRIVER_MODULES = ("asyncpg", "sqlalchemy", "aiosqlite")
+
+
+def _raised_in_driver(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(DRIVER_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says the database cannot be reached right now.
+
+    Covers a lost connection (SQLAlchemy marks it invalidated), the server refusing or closing
+    connections (asyncpg ``ConnectionDoesNotExistError``, ``CannotConnectNowError``,
+    ``AdminShutdownError``: by SQLSTATE, through SQLAlchemy's ``DBAPIError`` wrappers), and socket
+    errors from the driver while (re)connecting (``ConnectionRefusedError`` and other
+    ``OSError``s, which SQLAlchemy passes through unwrapped). An ``OSError`` raised outside the
+    database driver is not counted.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen or len(seen) > 20:
+            continue
+        seen.add(id(err))
+        if isinstance(err, DBAPIError):
+            if err.connection_invalidated:
+                return True
+            todo.append(err.orig)
+        sqlstate = getattr(err, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate.startswith("08") or sqlstate in UNAVAILABLE_SQLSTATES
+        ):
+            return True
+        if isinstance(err, OSError) and _raised_in_driver(err.__traceback__):
+            return True
+        todo.extend((err.__cause__, err.__context__))
+    return False
 
 
 def install(app: FastAPI) -> None:
@@ -174,8 +238,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI answers 400 for a body that is not text but 422 for malformed JSON
+            # text; both are the same client error (RFC 8259 JSON is UTF-8)
+            return problem_response(
+                request,
+                422,
+                "The request has invalid or missing fields.",
+                errors=[{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}],
+            )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(request, exc.status_code, detail, headers=exc.headers)
+        return problem_response(request, exc.status_code, detail, headers=headers)
 
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
@@ -193,6 +269,18 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         )
 
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        if not database_unavailable(exc):
+            raise exc  # not the database: the generic 500 below, as before
+        log.warning("database unreachable: %s", type(exc).__name__)
+        return problem_response(
+            request,
+            503,
+            "The database is unreachable; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+
     @app.exception_handler(PoolTimeout)
     async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
         log.warning("no database connection free in time")
@@ -202,7 +290,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
+        if database_unavailable(exc):
+            log.warning(
+                "database connection lost: %s", type(exc.orig).__name__ if exc.orig else "-"
+            )
             return problem_response(
                 request,
                 503,

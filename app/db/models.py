@@ -298,6 +298,7 @@ class Referral(Base):
     episode_id: Mapped[str | None] = mapped_column(String(36), index=True)
     parent_referral_id: Mapped[str | None] = mapped_column(String(36))
     reason: Mapped[str | None] = mapped_column(String(32))
+    routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -311,6 +312,8 @@ class Referral(Base):
         Index("ix_referral_worklist", "target_institution_id", "priority", "created_at", "id"),
         Index("ix_referral_status_respond_by", "status", "respond_by"),
         Index("ix_referral_consortium_status", "consortium_id", "status", "priority"),
+        Index("ix_referral_consortium_accepted", "consortium_id", "accepted_at"),
+        Index("ix_referral_consortium_closed", "consortium_id", "closed_at"),
     )
 
 
@@ -326,6 +329,8 @@ class RoutingAttempt(Base):
     target_institution_id: Mapped[str | None] = mapped_column(String(36), index=True)
     decision: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_routing_attempt_created", "created_at"),)
 
 
 class ReferralEvent(Base):
@@ -346,6 +351,8 @@ class ReferralEvent(Base):
     reason_code: Mapped[str | None] = mapped_column(String(48))
     target_institution_id: Mapped[str | None] = mapped_column(String(36))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_referral_event_type_at", "type", "at"),)
 
 
 class ReferralCounter(Base):

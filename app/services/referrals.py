@@ -401,6 +401,8 @@ def apply_placement(row: Referral, placed: Placement, settings: Settings, now: d
     )
     row.hold_day = row.wanted_day if row.hold_kind == "slot" else None
     row.overflow = row.overflow or placed.overflow
+    if target is not None:
+        row.routed_at = now
     green = row.pathway_code is not None
     row.respond_by = (
         now + service_levels.respond_within(row.urgency, settings, green_channel=green)

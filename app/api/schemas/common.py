@@ -1,16 +1,34 @@
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
 
+def _non_blank(schema: dict[str, Any], model: type[BaseModel] | None = None) -> None:
+    """Request strings are stripped before their length is checked (`str_strip_whitespace`),
+    so a required-length string must contain a non-whitespace character: say so in the
+    JSON schema, as `pattern: \\S`, where no pattern of its own already says more."""
+    if (
+        schema.get("type") == "string"
+        and schema.get("minLength", 0) >= 1
+        and not {"pattern", "format", "enum", "const"} & schema.keys()
+    ):
+        schema["pattern"] = r"\S"
+    for value in schema.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                _non_blank(item)
+
+
 class StrictModel(BaseModel):
     """Request bodies: unknown fields are refused (no mass assignment)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_non_blank
+    )
 
 
 class ResponseModel(BaseModel):

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.api.schemas.common import ResponseModel, StrictModel
 from app.db.models import Institution
@@ -53,7 +54,11 @@ class ConsortiumIn(StrictModel):
 
 
 class NoNullPatch(StrictModel):
-    """A PATCH body: fields left out stay as they are; null clears only optional fields."""
+    """A PATCH body: fields left out stay as they are; null clears only optional fields.
+
+    The fields that may not be null are typed `X | SkipJsonSchema[None]`: None is their
+    "left out" default, and the OpenAPI document does not offer null for them.
+    """
 
     _not_nullable: frozenset[str] = frozenset()
 
@@ -72,14 +77,14 @@ class ConsortiumPatch(NoNullPatch):
         {"name", "kind", "close_knit", "referral_prefix", "upstream_partner_ids"}
     )
 
-    name: Name | None = None
+    name: Name | SkipJsonSchema[None] = None
     name_en: Name | None = None
-    kind: ConsortiumKind | None = None
-    close_knit: bool | None = None
+    kind: ConsortiumKind | SkipJsonSchema[None] = None
+    close_knit: bool | SkipJsonSchema[None] = None
     region_code: RegionCode | None = None
-    referral_prefix: Prefix | None = None
+    referral_prefix: Prefix | SkipJsonSchema[None] = None
     lead_institution_id: Id | None = None
-    upstream_partner_ids: list[Id] | None = Field(None, max_length=50)
+    upstream_partner_ids: Annotated[list[Id], Field(max_length=50)] | SkipJsonSchema[None] = None
     notes: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
@@ -159,17 +164,17 @@ class InstitutionIn(StrictModel):
 class InstitutionPatch(NoNullPatch):
     _not_nullable = frozenset({"name", "level", "type", "specialties", "centres", "active"})
 
-    name: Name | None = None
+    name: Name | SkipJsonSchema[None] = None
     name_en: Name | None = None
-    level: InstitutionLevel | None = None
-    type: InstitutionType | None = None
+    level: InstitutionLevel | SkipJsonSchema[None] = None
+    type: InstitutionType | SkipJsonSchema[None] = None
     region_code: RegionCode | None = None
     location: Location | None = None
     consortium_id: Id | None = None
-    specialties: list[SpecialtyCode] | None = Field(None, max_length=200)
-    centres: list[Centre] | None = Field(None, max_length=10)
+    specialties: Annotated[list[SpecialtyCode], Field(max_length=200)] | SkipJsonSchema[None] = None
+    centres: Annotated[list[Centre], Field(max_length=10)] | SkipJsonSchema[None] = None
     contact: Contact | None = None
-    active: bool | None = None
+    active: bool | SkipJsonSchema[None] = None
 
 
 def institution_columns(body: InstitutionIn | InstitutionPatch) -> dict[str, object]:

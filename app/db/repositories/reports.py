@@ -72,107 +72,109 @@ def _in_period(scope: Scope, column: Any) -> ColumnElement[bool]:
     return and_(column >= scope.start, column < scope.end)
 
 
+async def _sums(
+    session: AsyncSession,
+    scope: Scope,
+    stmt: Select[Any],
+    member: Any,
+    moment: Any,
+    sums: dict[str, Any],
+) -> dict[str, dict[Key, int]]:
+    """Several conditional counts in one pass, grouped by the report key and month."""
+    m = month(scope, moment)
+    k = _key(scope, member).label("k")
+    cols = [
+        func.coalesce(func.sum(case((cond, 1), else_=0)), 0).label(name)
+        for name, cond in sums.items()
+    ]
+    stmt = stmt.add_columns(k, m.label("m"), *cols).group_by(k, m)
+    if scope.consortium_id is not None:
+        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
+    out: dict[str, dict[Key, int]] = {name: {} for name in sums}
+    for r in (await session.execute(stmt)).all():
+        if r.k is None and scope.group_by == "institution":
+            continue
+        for name in sums:
+            value = int(getattr(r, name))
+            if value:
+                out[name][(r.k, r.m)] = value
+    return out
+
+
 async def referral_counts(session: AsyncSession, scope: Scope) -> dict[str, dict[Key, int]]:
     up, down = Referral.direction == "up", Referral.direction == "down"
-    base = select().select_from(Referral)
-    by_attempt = (
-        select()
-        .select_from(RoutingAttempt)
-        .join(Referral, Referral.id == RoutingAttempt.referral_id)
-    )
     src = aliased(Institution)
     tgt = aliased(Institution)
-    same_county = func.substr(src.region_code, 1, 6) == func.substr(tgt.region_code, 1, 6)
-    county = (
+    placed = and_(up, Referral.target_institution_id.is_not(None))
+    out: dict[str, dict[Key, int]] = {}
+    by_source = (
         select()
         .select_from(Referral)
         .join(src, src.id == Referral.source_institution_id)
-        .join(tgt, tgt.id == Referral.target_institution_id)
+        .outerjoin(tgt, tgt.id == Referral.target_institution_id)
+        .where(_in_period(scope, Referral.created_at))
     )
-    out: dict[str, dict[Key, int]] = {}
-    out["up_sent"] = await _counts(
+    out |= await _sums(
         session,
         scope,
-        base.where(up, _in_period(scope, Referral.created_at)),
+        by_source,
         Referral.source_institution_id,
         Referral.created_at,
+        {
+            "up_sent": up,
+            "down_sent": down,
+            "out_of_consortium": and_(up, Referral.out_of_consortium.is_(True)),
+            "up_placed": placed,
+            "up_in_consortium": and_(placed, Referral.out_of_consortium.is_(False)),
+            "up_in_county": and_(
+                placed, func.substr(src.region_code, 1, 6) == func.substr(tgt.region_code, 1, 6)
+            ),
+        },
     )
-    out["down_sent"] = await _counts(
+    out |= await _sums(
         session,
         scope,
-        base.where(down, _in_period(scope, Referral.created_at)),
-        Referral.source_institution_id,
+        select()
+        .select_from(Referral)
+        .where(Referral.overflow.is_(True), _in_period(scope, Referral.created_at)),
+        Referral.target_institution_id,
         Referral.created_at,
+        {"overflow": Referral.overflow.is_(True)},
     )
-    out["up_received"] = await _counts(
+    out |= await _sums(
         session,
         scope,
-        by_attempt.where(
-            up,
-            RoutingAttempt.target_institution_id.is_not(None),
-            _in_period(scope, RoutingAttempt.created_at),
-        ),
-        RoutingAttempt.target_institution_id,
-        RoutingAttempt.created_at,
-    )
-    out["down_received"] = await _counts(
-        session,
-        scope,
-        by_attempt.where(
-            down,
-            RoutingAttempt.target_institution_id.is_not(None),
-            _in_period(scope, RoutingAttempt.created_at),
-        ),
-        RoutingAttempt.target_institution_id,
-        RoutingAttempt.created_at,
-    )
-    out["accepted"] = await _counts(
-        session,
-        scope,
-        base.where(Referral.accepted_at.is_not(None), _in_period(scope, Referral.accepted_at)),
+        select().select_from(Referral).where(_in_period(scope, Referral.accepted_at)),
         Referral.target_institution_id,
         Referral.accepted_at,
+        {"accepted": Referral.accepted_at.is_not(None)},
     )
-    out["overflow"] = await _counts(
+    out |= await _sums(
         session,
         scope,
-        base.where(Referral.overflow.is_(True), _in_period(scope, Referral.created_at)),
-        Referral.target_institution_id,
-        Referral.created_at,
-    )
-    out["out_of_consortium"] = await _counts(
-        session,
-        scope,
-        base.where(
-            up, Referral.out_of_consortium.is_(True), _in_period(scope, Referral.created_at)
-        ),
-        Referral.source_institution_id,
-        Referral.created_at,
-    )
-    placed_up = county.where(up, _in_period(scope, Referral.created_at))
-    out["up_placed"] = await _counts(
-        session, scope, placed_up, Referral.source_institution_id, Referral.created_at
-    )
-    out["up_in_consortium"] = await _counts(
-        session,
-        scope,
-        placed_up.where(Referral.out_of_consortium.is_(False)),
-        Referral.source_institution_id,
-        Referral.created_at,
-    )
-    out["up_in_county"] = await _counts(
-        session,
-        scope,
-        placed_up.where(same_county),
-        Referral.source_institution_id,
-        Referral.created_at,
-    )
-    out["up_completed_received"] = await _counts(
-        session,
-        scope,
-        base.where(up, Referral.status == "completed", _in_period(scope, Referral.closed_at)),
+        select()
+        .select_from(Referral)
+        .where(up, Referral.status == "completed", _in_period(scope, Referral.closed_at)),
         Referral.target_institution_id,
         Referral.closed_at,
+        {"up_completed_received": Referral.status == "completed"},
+    )
+    attempts = (
+        select()
+        .select_from(RoutingAttempt)
+        .join(Referral, Referral.id == RoutingAttempt.referral_id)
+        .where(
+            RoutingAttempt.target_institution_id.is_not(None),
+            _in_period(scope, RoutingAttempt.created_at),
+        )
+    )
+    out |= await _sums(
+        session,
+        scope,
+        attempts,
+        RoutingAttempt.target_institution_id,
+        RoutingAttempt.created_at,
+        {"up_received": up, "down_received": down},
     )
     return out
 
@@ -216,28 +218,22 @@ async def rejections(session: AsyncSession, scope: Scope) -> dict[Key, dict[str,
 
 
 async def accept_durations(session: AsyncSession, scope: Scope) -> Sequence[tuple[Key, float]]:
-    """Seconds from the routing attempt that reached the accepting member to its acceptance."""
-    latest = (
-        select(RoutingAttempt.referral_id, func.max(RoutingAttempt.created_at).label("offered"))
-        .join(Referral, Referral.id == RoutingAttempt.referral_id)
-        .where(RoutingAttempt.target_institution_id == Referral.target_institution_id)
-        .group_by(RoutingAttempt.referral_id)
-        .subquery()
-    )
+    """Seconds from the routing that reached the accepting member (``routed_at``) to
+    acceptance, one value per accepted referral."""
     k = _key(scope, Referral.target_institution_id).label("k")
-    stmt = (
-        select(
-            k, month(scope, Referral.accepted_at).label("m"), Referral.accepted_at, latest.c.offered
-        )
-        .join(latest, latest.c.referral_id == Referral.id)
-        .where(Referral.accepted_at.is_not(None), _in_period(scope, Referral.accepted_at))
+    stmt = select(
+        k, month(scope, Referral.accepted_at).label("m"), Referral.accepted_at, Referral.routed_at
+    ).where(
+        Referral.accepted_at.is_not(None),
+        Referral.routed_at.is_not(None),
+        _in_period(scope, Referral.accepted_at),
     )
     if scope.consortium_id is not None:
         stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
     out = []
     for r in (await session.execute(stmt)).all():
-        accepted, offered = _aware(r.accepted_at), _aware(r.offered)
-        out.append(((r.k, r.m), max(0.0, (accepted - offered).total_seconds())))
+        accepted, routed = _aware(r.accepted_at), _aware(r.routed_at)
+        out.append(((r.k, r.m), max(0.0, (accepted - routed).total_seconds())))
     return out
 
 
