@@ -37,6 +37,8 @@ def settings_for(url: str, **overrides: object) -> Settings:
         "api_key_pepper": TEST_SECRET + "-pepper",
         "patient_data_key": TEST_SECRET + "-data",
         "patient_hmac_key": TEST_SECRET + "-hmac",
+        # off in tests unless one turns it on (tests/integration/test_hostile_input.py)
+        "rate_limit_per_second": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

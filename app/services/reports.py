@@ -1,12 +1,11 @@
 """The monthly referral report the consortium's performance appraisal uses.
 
-Counts are aggregated in SQL; the percentiles of time to accept are computed from the
-per-referral durations the same query returns (PostgreSQL and SQLite alike).
+Counts are aggregated in SQL; so are the percentiles of time to accept on PostgreSQL
+(SQLite has no percentile function: they are computed from the per-referral values there).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
@@ -17,7 +16,6 @@ from app.db.repositories import registry as registry_repo
 from app.db.repositories import reports as repo
 from app.domain.enums import Role
 from app.domain.errors import Forbidden, InvalidInput
-from app.domain.green_channel import percentile
 from app.domain.lifecycle import RejectReason
 from app.services.auth import Principal
 
@@ -110,13 +108,9 @@ async def monthly(
             row(key).counts[name] = n
     for key, reasons in (await repo.rejections(session, scope)).items():
         row(key).rejections = {r.value: reasons.get(r.value, 0) for r in RejectReason}
-    durations: dict[repo.Key, list[float]] = defaultdict(list)
-    for key, seconds in await repo.accept_durations(session, scope):
-        durations[key].append(seconds / 60)
-    for key, values in durations.items():
+    for key, (p50, p90) in (await repo.accept_percentiles(session, scope)).items():
         r = row(key)
-        r.accept_minutes_median = percentile(values, 0.5)
-        r.accept_minutes_p90 = percentile(values, 0.9)
+        r.accept_minutes_median, r.accept_minutes_p90 = p50, p90
     for r in rows.values():
         r.rejections = r.rejections or {x.value: 0 for x in RejectReason}
     if group_by == "institution":

@@ -5,6 +5,7 @@ import io
 from datetime import UTC, datetime
 
 from app.db.session import Database
+from app.domain.green_channel import percentile
 from tests.report_data import expected, generate
 
 YEAR = 2025
@@ -54,6 +55,17 @@ async def test_monthly_report_matches_independent_counts(client, auth, app) -> N
         if offered:
             assert row["acceptance_rate"] == round(counts["accepted"] / offered, 4)
     assert checked > 1000
+    # time to accept: median and p90 per member and month, recomputed from the specs
+    minutes: dict[tuple[str, str], list[float]] = {}
+    for spec in specs:
+        if spec.accepted_at is not None and spec.target is not None:
+            key = (spec.target, f"{spec.accepted_at:%Y-%m}")
+            offered = spec.attempts[-1][1]
+            minutes.setdefault(key, []).append((spec.accepted_at - offered).total_seconds() / 60)
+    for key, values in minutes.items():
+        if key in got:
+            assert abs(got[key]["accept_minutes_median"] - percentile(values, 0.5)) <= 0.1
+            assert abs(got[key]["accept_minutes_p90"] - percentile(values, 0.9)) <= 0.1
     total_up = sum(1 for s in specs if s.direction == "up")
     assert sum(row["up_sent"] for row in r.json()) == total_up
     # the same numbers as CSV, with a BOM and the Chinese names

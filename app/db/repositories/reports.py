@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.db.models import FollowUp, Institution, Referral, ReferralEvent, RoutingAttempt
+from app.domain.green_channel import percentile
 
 Key = tuple[str | None, str]  # (member or specialty, "YYYY-MM")
 
@@ -217,24 +217,43 @@ async def rejections(session: AsyncSession, scope: Scope) -> dict[Key, dict[str,
     return out
 
 
-async def accept_durations(session: AsyncSession, scope: Scope) -> Sequence[tuple[Key, float]]:
-    """Seconds from the routing that reached the accepting member (``routed_at``) to
-    acceptance, one value per accepted referral."""
+async def accept_percentiles(
+    session: AsyncSession, scope: Scope
+) -> dict[Key, tuple[float | None, float | None]]:
+    """Median and 90th percentile of minutes from the routing that reached the accepting
+    member (``routed_at``) to acceptance: in SQL on PostgreSQL (percentile_cont), from the
+    per-referral values on SQLite (same linear interpolation)."""
     k = _key(scope, Referral.target_institution_id).label("k")
-    stmt = select(
-        k, month(scope, Referral.accepted_at).label("m"), Referral.accepted_at, Referral.routed_at
-    ).where(
+    m = month(scope, Referral.accepted_at).label("m")
+    where = [
         Referral.accepted_at.is_not(None),
         Referral.routed_at.is_not(None),
         _in_period(scope, Referral.accepted_at),
-    )
+    ]
     if scope.consortium_id is not None:
-        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
-    out = []
-    for r in (await session.execute(stmt)).all():
-        accepted, routed = _aware(r.accepted_at), _aware(r.routed_at)
-        out.append(((r.k, r.m), max(0.0, (accepted - routed).total_seconds())))
-    return out
+        where.append(Referral.consortium_id == scope.consortium_id)
+    if scope.dialect == "postgresql":
+        minutes = func.extract("epoch", Referral.accepted_at - Referral.routed_at) / 60
+        stmt = (
+            select(
+                k,
+                m,
+                func.percentile_cont(0.5).within_group(minutes).label("p50"),
+                func.percentile_cont(0.9).within_group(minutes).label("p90"),
+            )
+            .where(*where)
+            .group_by(k, m)
+        )
+        return {
+            (r.k, r.m): (round(float(r.p50), 1), round(float(r.p90), 1))
+            for r in (await session.execute(stmt)).all()
+        }
+    values: dict[Key, list[float]] = {}
+    stmt2 = select(k, m, Referral.accepted_at, Referral.routed_at).where(*where)
+    for r in (await session.execute(stmt2)).all():
+        seconds = (_aware(r.accepted_at) - _aware(r.routed_at)).total_seconds()
+        values.setdefault((r.k, r.m), []).append(max(0.0, seconds) / 60)
+    return {key: (percentile(v, 0.5), percentile(v, 0.9)) for key, v in values.items()}
 
 
 def _aware(value: Any) -> datetime:

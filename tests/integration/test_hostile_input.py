@@ -1,0 +1,383 @@
+"""Hostile input: oversized bodies, page sizes, unknown fields, rate limit, malformed JSON,
+wrong content types and huge strings all answer problem+json 4xx and write nothing.
+
+"Nothing written" is checked by counting the rows of every table a write could touch, through
+the app's own database, before and after the hostile requests.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from tests.factories import census, referral_body
+
+PROBLEM_JSON = "application/problem+json"
+TABLES = (
+    "referral",
+    "institution",
+    "capacity_change",
+    "referral_event",
+    "consortium",
+    "idempotency_record",
+    "webhook_subscription",
+    "webhook_event",
+    "follow_up",
+    "milestone",
+    "reimbursement_policy",
+)
+MIB = 1024 * 1024
+HUGE = "患" * 100_000  # 100 000 characters, 300 kB of UTF-8: under the body limit
+CLINIC = "demo clinic ZH-THC-TS"
+HOSPITAL = "demo hospital ZH-CH"
+ADMIN = "demo admin"
+
+
+async def _counts(app: FastAPI) -> dict[str, int]:
+    async with app.state.database.unit_of_work(read_only=True) as session:
+        return {
+            t: int((await session.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one())
+            for t in TABLES
+        }
+
+
+def _problem(r: httpx.Response, *statuses: int) -> dict[str, Any]:
+    """A problem+json 4xx with one of ``statuses`` (any 4xx when none given), not echoing input."""
+    where = f"{r.request.method} {r.request.url.path}"
+    if statuses:
+        assert r.status_code in statuses, (where, r.status_code, r.text[:500])
+    assert 400 <= r.status_code < 500, (where, r.status_code, r.text[:500])
+    assert r.headers["content-type"] == PROBLEM_JSON, (where, r.headers["content-type"])
+    assert "Traceback" not in r.text and len(r.content) < 20_000, (where, len(r.content))
+    assert "患患患" not in r.text, where  # huge strings are never echoed
+    body: dict[str, Any] = r.json()
+    assert body["status"] == r.status_code and body["type"].startswith("https://"), body
+    return body
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient, auth: Any) -> dict[str, str]:
+    """Real ids for every path parameter: the hostile requests aim at existing objects."""
+    admin = auth(ADMIN)
+    items = (await client.get("/v1/institutions", params={"limit": 200}, headers=admin)).json()
+    ids = {i["code"]: i["id"] for i in items["items"]}
+    consortia = (await client.get("/v1/consortia", headers=admin)).json()["items"]
+    r = await client.put(
+        f"/v1/institutions/{ids['ZH-CH']}/capacity", json=census({"03": (20, 2)}), headers=admin
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/v1/referrals",
+        json=referral_body(),
+        headers={**auth(CLINIC), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+    referral = r.json()
+    r = await client.post(
+        "/v1/webhook-subscriptions",
+        json={"url": "http://127.0.0.1:9/his", "event_types": ["referral.created"]},
+        headers=auth(HOSPITAL),
+    )
+    assert r.status_code == 201, r.text
+    return {
+        "consortium_id": next(c["id"] for c in consortia if c["code"] == "ZHENGHE"),
+        "institution_id": ids["ZH-CH"],
+        "referral_id": referral["id"],
+        "etag": r.headers.get("etag") or f'"{referral["id"]}.{referral["version"]}"',
+        "pathway_code": "stroke",
+        "subscription_id": r.json()["id"],
+        "delivery_id": str(uuid.uuid4()),
+    }
+
+
+def _operations(app: FastAPI) -> list[tuple[str, str, bool]]:
+    """(method, path template, body required) of every POST/PUT/PATCH taking a body."""
+    ops = []
+    for path, item in app.openapi()["paths"].items():
+        for method, op in item.items():
+            if method in ("post", "put", "patch") and "requestBody" in op:
+                ops.append((method.upper(), path, bool(op["requestBody"].get("required"))))
+    assert len(ops) >= 20, ops
+    return ops
+
+
+def _key_for(method: str, path: str) -> str:
+    """The key that may call the operation, so the body is what gets refused."""
+    if path in ("/v1/referrals", "/v1/routing/preview") or path.endswith("/cancel"):
+        return CLINIC
+    if path.startswith("/v1/referrals/") or path.startswith("/v1/webhook-subscriptions"):
+        return HOSPITAL
+    return ADMIN
+
+
+def _url(path: str, world: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: world[m.group(1)], path)
+
+
+# --- 1 MiB bodies ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def streamed_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+async def test_bodies_over_one_mib_are_413(client, auth, app, world) -> None:
+    before = await _counts(app)
+    padding = "x" * MIB
+    cases = [
+        ("POST", "/v1/referrals", CLINIC, referral_body(clinical_summary=padding)),
+        ("POST", "/v1/institutions", ADMIN, {"code": "X-BIG", "name": padding}),
+        ("PUT", f"/v1/institutions/{world['institution_id']}/capacity", ADMIN, census({})),
+        ("POST", "/v1/webhook-subscriptions", HOSPITAL, {"url": "http://127.0.0.1:9/" + padding}),
+    ]
+    for method, url, key, body in cases:
+        headers = {**auth(key), "Idempotency-Key": uuid.uuid4().hex}
+        if method == "PUT":  # a census padded with whitespace: valid JSON, 1 MiB + 1 byte
+            content = b" " * MIB + httpx.Request("PUT", "/", json=body).content
+            r = await client.put(
+                url, content=content, headers={**headers, "Content-Type": "application/json"}
+            )
+        else:
+            r = await client.request(method, url, json=body, headers=headers)
+        _problem(r, 413)
+        assert r.json()["type"].endswith("/payload-too-large")
+
+    # no Content-Length (chunked): the limit counts the bytes as they arrive
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"code": "X-BIG", "name": "'
+        for _ in range(17):
+            yield b"y" * 65_536
+        yield b'"}'
+
+    r = await client.post(
+        "/v1/institutions",
+        content=chunks(),
+        headers={**auth(ADMIN), "Content-Type": "application/json"},
+    )
+    _problem(r, 413)
+    assert await _counts(app) == before
+
+
+# --- page sizes --------------------------------------------------------------------------
+
+
+async def test_page_size_beyond_the_limit_is_422(client, auth, app) -> None:
+    paged = [
+        path
+        for path, item in app.openapi()["paths"].items()
+        if "get" in item
+        and any(p["name"] == "limit" for p in item["get"].get("parameters", []))
+        and "{" not in path
+    ]
+    assert "/v1/referrals" in paged and "/v1/institutions" in paged, paged
+    for path in paged:
+        for limit in ("201", "1000000", "0", "-1", "ten", "1e3"):
+            r = await client.get(path, params={"limit": limit}, headers=auth(ADMIN))
+            body = _problem(r, 422)
+            assert any("limit" in e["loc"] for e in body["errors"]), (path, limit, body)
+        ok = await client.get(path, params={"limit": "200"}, headers=auth(ADMIN))
+        assert ok.status_code == 200, (path, ok.text[:300])
+
+
+# --- unknown fields ----------------------------------------------------------------------
+
+
+async def test_unknown_fields_are_refused_no_mass_assignment(client, auth, app, world) -> None:
+    before = await _counts(app)
+    ch = world["institution_id"]
+    institution = {"code": "ZH-NEW", "name": "新卫生院", "level": "primary", "type": "thc"}
+    cases: list[tuple[str, str, str, dict[str, Any], str]] = []
+    for field, value in (
+        ("status", "accepted"),
+        ("source_institution_id", ch),
+        ("target_institution_id", ch),
+        ("tier", "in_consortium_referral_primary_rate"),
+        ("number", "ZH-20260101-0001"),
+        ("id", str(uuid.uuid4())),
+        ("out_of_consortium", True),
+    ):
+        cases.append(("POST", "/v1/referrals", CLINIC, referral_body(**{field: value}), field))
+    patient = {**referral_body()["patient"], "resident_id_hmac": "00"}
+    cases.append(("POST", "/v1/referrals", CLINIC, referral_body(patient=patient), "patient"))
+    for field, value in (
+        ("id", str(uuid.uuid4())),
+        ("is_lead", True),
+        ("status", "active"),
+        ("created_at", "2020-01-01T00:00:00Z"),
+    ):
+        cases.append(("POST", "/v1/institutions", ADMIN, {**institution, field: value}, field))
+    good_census = census({"03": (20, 2)})
+    for body, field in (
+        ({**good_census, "status": "approved"}, "status"),
+        ({**good_census, "institution_id": ch}, "institution_id"),
+        (
+            {**good_census, "beds": [{"specialty_code": "03", "total": 9, "occupied": 0, "held": 9}]},
+            "held",
+        ),
+    ):
+        cases.append(("PUT", f"/v1/institutions/{ch}/capacity", ADMIN, body, field))
+    for method, url, key, body, field in cases:
+        r = await client.request(
+            method, url, json=body, headers={**auth(key), "Idempotency-Key": uuid.uuid4().hex}
+        )
+        problem = _problem(r, 422)
+        assert any(e["type"] == "extra_forbidden" for e in problem["errors"]), (field, problem)
+        assert any(field in e["loc"] or field == "patient" for e in problem["errors"]), problem
+    assert await _counts(app) == before
+    # the capacity was not changed either
+    cap = (await client.get(f"/v1/institutions/{ch}/capacity", headers=auth(ADMIN))).json()
+    beds = next(i for i in cap["items"] if i["specialty_code"] == "03")
+    assert (beds["total"], beds["occupied"]) == (20, 2)
+
+
+# --- per-key rate limit ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"rate_limit_per_second": 0.01, "rate_limit_burst": 3}]
+)
+async def test_rate_limit_per_key_is_429_with_retry_after(client, auth, app) -> None:
+    before = await _counts(app)
+    h = auth(CLINIC)
+    for _ in range(3):
+        assert (await client.get("/v1/specialties", headers=h)).status_code == 200
+    r = await client.post(
+        "/v1/referrals",
+        json=referral_body(),
+        headers={**h, "Idempotency-Key": uuid.uuid4().hex, "X-Request-ID": "rl-1"},
+    )
+    problem = _problem(r, 429)
+    assert problem["type"].endswith("/rate-limited")
+    assert problem["request_id"] == "rl-1" == r.headers["x-request-id"]
+    assert int(r.headers["retry-after"]) >= 1  # 1 token per 100 s: about 100
+    # the same key in the other header is the same bucket
+    other_header = {"X-API-Key": h["Authorization"].removeprefix("Bearer ")}
+    _problem(await client.get("/v1/specialties", headers=other_header), 429)
+    # other keys and requests without a key are not affected
+    assert (await client.get("/v1/specialties", headers=auth(ADMIN))).status_code == 200
+    assert (await client.get("/livez")).status_code == 200
+    metrics = (await client.get("/metrics")).text
+    assert 'status="429"' in metrics
+    assert await _counts(app) == before
+
+
+# --- malformed JSON, wrong content types -------------------------------------------------
+
+BAD_BODIES: list[tuple[str, str | None, bytes]] = [
+    ("malformed JSON", "application/json", b'{"name": "x", '),
+    ("not UTF-8", "application/json", b'{"name": "\xff\xfe"}'),
+    ("JSON array", "application/json", b"[]"),
+    ("JSON string", "application/json", b'"x"'),
+    ("empty", "application/json", b""),
+    ("form", "application/x-www-form-urlencoded", b"name=x&code=y&status=accepted"),
+    ("multipart", "multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nx\r\n--b--\r\n'),  # fmt: skip
+    ("xml", "application/xml", b"<name>x</name>"),
+]
+
+
+async def test_malformed_json_and_wrong_content_types_write_nothing(
+    client, auth, app, world
+) -> None:
+    before = await _counts(app)
+    seen: dict[tuple[str, int], int] = {}
+    for method, path, required in _operations(app):
+        url = _url(path, world)
+        headers = {
+            **auth(_key_for(method, path)),
+            "Idempotency-Key": uuid.uuid4().hex,
+            "If-Match": world["etag"],
+        }
+        valid = referral_body() if path == "/v1/referrals" else None
+        cases = list(BAD_BODIES)
+        if valid is not None:  # a valid JSON document sent as text/plain is still refused
+            cases.append(("valid JSON as text/plain", "text/plain", httpx.Request("POST", "/", json=valid).content))  # fmt: skip
+        else:
+            cases.append(("text/plain", "text/plain", b'{"name": "x"}'))
+        cases.append(("no content type", None, b"name=x"))
+        for label, content_type, content in cases:
+            h = dict(headers)
+            if content_type is not None:
+                h["Content-Type"] = content_type
+            r = await client.request(method, url, content=content, headers=h)
+            if not required and label == "empty":
+                # an empty body of an optional-body transition is no body: the action runs
+                # its normal checks (here: another key's referral state) and must not 5xx
+                assert r.status_code < 500, (method, path, label, r.text[:300])
+                continue
+            _problem(r)
+            seen[(label, r.status_code)] = seen.get((label, r.status_code), 0) + 1
+            if required or label in ("malformed JSON", "not UTF-8"):
+                assert r.status_code == 422, (method, path, label, r.status_code, r.text[:300])
+    after = await _counts(app)
+    assert after == before, {t: (before[t], after[t]) for t in TABLES if before[t] != after[t]}
+    print(sorted(seen.items()))
+
+
+# --- huge strings ------------------------------------------------------------------------
+
+
+async def test_huge_strings_are_refused(client, auth, app, world) -> None:
+    before = await _counts(app)
+    institution = {"code": "ZH-NEW", "name": HUGE, "level": "primary", "type": "thc"}
+    patient = {**referral_body()["patient"], "name": HUGE}
+    cases = [
+        ("POST", "/v1/institutions", ADMIN, institution),
+        ("POST", "/v1/institutions", ADMIN, {**institution, "name": "x", "code": HUGE}),
+        ("POST", "/v1/referrals", CLINIC, referral_body(patient=patient)),
+        ("POST", "/v1/referrals", CLINIC, referral_body(clinical_summary=HUGE)),
+        ("POST", "/v1/referrals", CLINIC, referral_body(diagnosis={"icd10": "I63.9", "text": HUGE})),  # fmt: skip
+        ("POST", "/v1/referrals", CLINIC, referral_body(specialty_code=HUGE)),
+        ("POST", "/v1/routing/preview", CLINIC, referral_body(clinical_summary=HUGE)),
+        (
+            "POST",
+            "/v1/consortia",
+            ADMIN,
+            {"code": "NEW", "name": HUGE, "kind": "county", "referral_prefix": "NW"},
+        ),
+        ("PATCH", f"/v1/institutions/{world['institution_id']}", ADMIN, {"name": HUGE}),
+        ("PATCH", f"/v1/consortia/{world['consortium_id']}", ADMIN, {"notes": HUGE}),
+        (
+            "PUT",
+            f"/v1/institutions/{world['institution_id']}/capacity",
+            ADMIN,
+            {**census({"03": (20, 2)}), "beds": [{"specialty_code": HUGE, "total": 1, "occupied": 0}]},  # fmt: skip
+        ),
+        (
+            "POST",
+            "/v1/webhook-subscriptions",
+            HOSPITAL,
+            {"url": "http://127.0.0.1:9/his", "event_types": ["referral.created"], "description": HUGE},  # fmt: skip
+        ),
+        (
+            "POST",
+            f"/v1/referrals/{world['referral_id']}/reject",
+            HOSPITAL,
+            {"reason_code": "other", "reason_text": HUGE},
+        ),
+    ]
+    for method, url, key, body in cases:
+        headers = {**auth(key), "Idempotency-Key": uuid.uuid4().hex, "If-Match": world["etag"]}
+        r = await client.request(method, url, json=body, headers=headers)
+        assert len(r.request.content) > 100_000
+        problem = _problem(r, 422)
+        assert any(e["type"] == "string_too_long" for e in problem["errors"]), problem
+    # a huge header value or query string is refused too
+    r = await client.get("/v1/institutions", params={"q": HUGE[:5000]}, headers=auth(ADMIN))
+    _problem(r, 422)
+    r = await client.post(
+        "/v1/referrals",
+        json=referral_body(),
+        headers={**auth(CLINIC), "Idempotency-Key": "k" * 5000},
+    )
+    _problem(r, 422)
+    assert await _counts(app) == before
