@@ -81,9 +81,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.require_secrets()
     if settings.demo_mode:
         _prepare_demo(settings)
-    from app.logging_setup import configure_logging
+    from app.logging_setup import JSON_LOGS_ENV, configure_logging
 
     configure_logging(settings.log_level)
+    os.environ[JSON_LOGS_ENV] = "1"  # worker processes configure the same JSON logging
     print(
         f"Serving on http://{settings.host}:{settings.port}{settings.root_path} "
         f"(Swagger UI at {settings.root_path}/docs)",

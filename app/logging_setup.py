@@ -12,6 +12,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+JSON_LOGS_ENV = "REFERRAL_JSON_LOGS"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ from app.api.routes import (
 from app.api.routes import webhooks as webhook_routes
 from app.config import Settings, get_settings
 from app.db.session import Database
+from app.logging_setup import JSON_LOGS_ENV, configure_logging
 from app.services import relay
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
@@ -58,6 +60,8 @@ def operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.require_secrets()
+    if os.environ.get(JSON_LOGS_ENV):  # set by `referral-service serve` for its workers
+        configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -12,6 +12,8 @@ from app.main import create_app
 from tests.support import Template, build_template, drop_template, pg_url, settings_for
 
 BACKENDS = ["sqlite", "postgresql"]
+# the privacy sweep over the whole run's logs, metrics and error bodies; pytester for its test
+pytest_plugins = ["tests.privacy_plugin", "pytester"]
 
 
 def pytest_report_header(config: pytest.Config) -> str:

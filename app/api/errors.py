@@ -141,10 +141,37 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+PRECONDITION_HEADERS = frozenset({"if-match"})
+
+
+def _missing_precondition(error: dict[str, Any]) -> bool:
+    loc = error["loc"]
+    return (
+        error["type"] == "missing"
+        and len(loc) == 2
+        and loc[0] == "header"
+        and str(loc[1]).lower() in PRECONDITION_HEADERS
+    )
+
+
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before sending again.",
+        "schema": {"type": "integer", "minimum": 1},
+        "required": True,
+    }
+}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: declares its error bodies in the OpenAPI document."""
     return {
-        s: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": TITLES[STATUS_KIND[s]]}
+        s: {
+            "model": Problem,
+            "content": {PROBLEM_JSON: {}},
+            "description": TITLES[STATUS_KIND[s]],
+            **({"headers": RETRY_AFTER} if s == 429 else {}),
+        }
         for s in statuses
     }
 
@@ -221,6 +248,10 @@ def database_unavailable(exc: BaseException) -> bool:
     return False
 
 
+# deadlock detected, serialization failure: the same request retried succeeds
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
@@ -232,8 +263,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _field_errors(exc)
+        if errors and all(_missing_precondition(e) for e in errors):
+            # a required If-Match left out: 428 (RFC 6585), as the README promises, not 422
+            return problem_response(request, 428, "Send If-Match with the current ETag.")
         return problem_response(
-            request, 422, "The request has invalid or missing fields.", errors=_field_errors(exc)
+            request, 422, "The request has invalid or missing fields.", errors=errors
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -302,6 +337,14 @@ def install(app: FastAPI) -> None:
             )
         # the class and the driver's error code only: messages may carry submitted values
         code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None)
+        if code in RETRYABLE_SQLSTATES:
+            log.warning("transaction aborted by the database (%s)", code)
+            return problem_response(
+                request,
+                503,
+                "The transaction collided with another; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
         log.error("database error %s %s", type(exc.orig).__name__ if exc.orig else "-", code)
         return problem_response(request, 500, "An unexpected error occurred.")
 

@@ -193,23 +193,34 @@ async def quote(
         policy = await policy_on(session, source.consortium_id, on)
     except rb.NoPolicyInForce as exc:
         raise NotFound("No reimbursement policy is in force on that date.") from exc
-    up = InstitutionLevel(target.level).rank > InstitutionLevel(source.level).rank
-    inp = rb.TierInput(
-        scheme=InsuranceScheme(body["scheme"]),
-        source_level=InstitutionLevel(source.level),
-        target_level=InstitutionLevel(target.level),
-        direction="up" if up else "down",
-        urgency=Urgency(body.get("urgency") or "routine"),
-        pathway=body.get("pathway"),
-        referred=True,
-        in_consortium=target.consortium_id == source.consortium_id,
-        in_county=_same_county(source, target),
-        outside_primary_scope=bool(body.get("outside_primary_scope", True)),
-        deductible_paid_in_episode=bool(body.get("deductible_paid_in_episode", False)),
-        item_kind=body.get("item_kind") or "general",
-        on_date=on,
-    )
+    source_rank = InstitutionLevel(source.level).rank
+    target_rank = InstitutionLevel(target.level).rank
+    if target_rank == source_rank:
+        raise InvalidInput(
+            "This combination cannot be quoted.",
+            [
+                {
+                    "loc": ["body", "target_institution_id"],
+                    "msg": "at the level of the source: neither an up- nor a down-referral",
+                }
+            ],
+        )
     try:
+        inp = rb.TierInput(
+            scheme=InsuranceScheme(body["scheme"]),
+            source_level=InstitutionLevel(source.level),
+            target_level=InstitutionLevel(target.level),
+            direction="up" if target_rank > source_rank else "down",
+            urgency=Urgency(body.get("urgency") or "routine"),
+            pathway=body.get("pathway"),
+            referred=True,
+            in_consortium=target.consortium_id == source.consortium_id,
+            in_county=_same_county(source, target),
+            outside_primary_scope=bool(body.get("outside_primary_scope", True)),
+            deductible_paid_in_episode=bool(body.get("deductible_paid_in_episode", False)),
+            item_kind=body.get("item_kind") or "general",
+            on_date=on,
+        )
         with_ref, without = rb.quote(policy, inp)
     except ValueError as exc:
         raise InvalidInput(

@@ -9,7 +9,7 @@ from app.api.errors import problem_responses
 from app.api.schemas.capacity import CapacityItemOut, CapacityOut, CensusIn
 from app.services import capacity
 
-router = APIRouter(prefix="/v1", tags=["capacity"], responses=problem_responses(401, 404, 422))
+router = APIRouter(prefix="/v1", tags=["capacity"], responses=problem_responses(401, 404, 422, 429))
 
 
 def _out(institution_id: str, items: list[capacity.CapacityItem]) -> CapacityOut:

@@ -21,7 +21,7 @@ from app.api.schemas.referrals import EscalateIn, ReferralOut
 from app.services import down_referrals, follow_ups, referrals
 from app.services.crypto import PatientDataProtector
 
-router = APIRouter(prefix="/v1", tags=["down-referral"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["down-referral"], responses=problem_responses(401, 422, 429))
 
 
 def _protector(request: Request) -> PatientDataProtector:

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Resp
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import problem_responses
-from app.api.routes.referrals import referral_out
-from app.api.schemas.common import PageOf
+from app.api.routes.referrals import ETAG_HEADER, referral_links, referral_out
+from app.api.schemas.common import IsoDatetime, PageOf
 from app.api.schemas.lifecycle import (
     AcceptIn,
     EventOut,
@@ -28,10 +28,10 @@ from app.domain.lifecycle import Action, Status
 from app.services import lifecycle, worklist
 from app.services.crypto import PatientDataProtector
 
-router = APIRouter(prefix="/v1", tags=["lifecycle"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["lifecycle"], responses=problem_responses(401, 422, 429))
 
 IfMatch = Annotated[
-    str | None, Header(max_length=100, description="The referral's ETag (required).")
+    str, Header(max_length=100, description="The referral's ETag; without it: 428.")
 ]
 UserId = Annotated[
     str | None,
@@ -66,7 +66,7 @@ def _transition_route(action: Action, body_model: type[Any], summary: str) -> No
         session: SessionDep,
         settings: SettingsDep,
         principal: PrincipalDep,
-        if_match: IfMatch = None,
+        if_match: IfMatch,
         user: UserId = None,
         body: Any = body_default,
     ) -> ReferralOut:
@@ -95,7 +95,13 @@ def _transition_route(action: Action, body_model: type[Any], summary: str) -> No
         name=name,
         summary=summary,
         response_model=ReferralOut,
-        responses=problem_responses(403, 404, 409, 412, 428),
+        responses={
+            **problem_responses(403, 404, 409, 412, 428),
+            200: {
+                "headers": ETAG_HEADER,
+                "links": referral_links("$response.body#/id", "$response.header.ETag"),
+            },
+        },
     )
 
 
@@ -113,7 +119,11 @@ for _action, _model, _summary in (
     _transition_route(_action, _model, _summary)
 
 
-@router.get("/referrals", response_model=PageOf[ReferralSummary])
+@router.get(
+    "/referrals",
+    response_model=PageOf[ReferralSummary],
+    responses={200: {"links": referral_links("$response.body#/items/0/id")}},
+)
 async def list_referrals(
     session: SessionDep,
     principal: PrincipalDep,
@@ -123,8 +133,8 @@ async def list_referrals(
     status: Annotated[list[Status] | None, Query(max_length=11)] = None,
     urgency: Urgency | None = None,
     specialty: Annotated[str | None, Query(max_length=8)] = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: IsoDatetime | None = None,
+    created_to: IsoDatetime | None = None,
     counterpart: Annotated[str | None, Query(max_length=36)] = None,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Query
 from app.api.deps import PrincipalDep, SessionDep
 from app.api.errors import problem_responses
 from app.api.routes.lifecycle import UserId
+from app.api.schemas.common import IsoDate
 from app.api.schemas.pathways import (
     GreenChannelRow,
     MilestoneIn,
@@ -20,7 +20,7 @@ from app.api.schemas.pathways import (
 )
 from app.services import pathways
 
-router = APIRouter(prefix="/v1", tags=["green channel"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["green channel"], responses=problem_responses(401, 422, 429))
 
 
 @router.get("/pathways", response_model=list[PathwayOut])
@@ -90,8 +90,8 @@ async def record_milestone(
 async def green_channel_report(
     session: SessionDep,
     principal: PrincipalDep,
-    from_: Annotated[date, Query(alias="from", description="First day (UTC), inclusive.")],
-    to: Annotated[date, Query(description="Last day (UTC), exclusive.")],
+    from_: Annotated[IsoDate, Query(alias="from", description="First day (UTC), inclusive.")],
+    to: Annotated[IsoDate, Query(description="Last day (UTC), exclusive.")],
     consortium: Annotated[str | None, Query(max_length=36)] = None,
 ) -> list[GreenChannelRow]:
     """Per pathway, receiving hospital and month: count, median and 90th percentile of each

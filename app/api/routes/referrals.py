@@ -22,11 +22,37 @@ from app.api.schemas.referrals import (
 from app.api.schemas.tiers import TierOut
 from app.config import Settings
 from app.domain.errors import Forbidden
+from app.domain.lifecycle import Action
 from app.services import down_referrals, idempotency, referrals
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
 
-router = APIRouter(prefix="/v1", tags=["referrals"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["referrals"], responses=problem_responses(401, 422, 429))
+
+ETAG_HEADER = {"ETag": {"schema": {"type": "string"}, "description": "Send it as If-Match."}}
+
+
+def referral_links(referral_id: str, etag: str | None = None) -> dict[str, Any]:
+    """OpenAPI links from a response that names a referral: read it and its audit trail and,
+    given its ETag, take any transition (as `If-Match`), for clients and stateful tests."""
+    links: dict[str, Any] = {
+        "GetReferral": {"operationId": "get_referral", "parameters": {"referral_id": referral_id}},
+        "ListReferralEvents": {
+            "operationId": "list_referral_events",
+            "parameters": {"referral_id": referral_id},
+        },
+    }
+    if etag is not None:
+        for action in Action:
+            if action is Action.EXPIRE:  # the sweeper's, not an endpoint
+                continue
+            operation = f"{action.value.replace('-', '_')}_referral"
+            links["".join(w.title() for w in operation.split("_"))] = {
+                "operationId": operation,
+                "parameters": {"referral_id": referral_id, "header.if-match": etag},
+            }
+    return links
+
 
 IdempotencyKey = Annotated[
     str,
@@ -111,16 +137,8 @@ async def preview_routing(
         **problem_responses(403, 409, 503),
         201: {
             "description": "Created: routed with a hold, out of consortium, or waitlisted.",
-            "headers": {
-                "Location": {"schema": {"type": "string"}},
-                "ETag": {"schema": {"type": "string"}},
-            },
-            "links": {
-                "GetReferral": {
-                    "operationId": "get_referral",
-                    "parameters": {"referral_id": "$response.body#/id"},
-                }
-            },
+            "headers": {"Location": {"schema": {"type": "string"}}, **ETAG_HEADER},
+            "links": referral_links("$response.body#/id", "$response.header.ETag"),
         },
     },
 )
@@ -192,6 +210,8 @@ async def idempotent_create(
         await referrals.remember_response(
             session, principal.institution_id, idempotency_key, 201, headers, content
         )
+        # commit here, not after the endpoint: a failed commit must release the key too
+        await session.commit()
     except BaseException:
         # end the request's transaction first: on SQLite it holds the write lock
         await session.rollback()
@@ -205,7 +225,13 @@ async def idempotent_create(
 @router.get(
     "/referrals/{referral_id}",
     response_model=ReferralOut,
-    responses=problem_responses(404),
+    responses={
+        **problem_responses(404),
+        200: {
+            "headers": ETAG_HEADER,
+            "links": referral_links("$response.body#/id", "$response.header.ETag"),
+        },
+    },
 )
 async def get_referral(
     referral_id: str,

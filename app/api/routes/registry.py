@@ -23,7 +23,7 @@ from app.domain.enums import Centre, InstitutionLevel, InstitutionType
 from app.services import registry
 from app.services.registry import ConsortiumView
 
-router = APIRouter(prefix="/v1", tags=["registry"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["registry"], responses=problem_responses(401, 422, 429))
 
 
 def _consortium_out(view: ConsortiumView) -> ConsortiumOut:

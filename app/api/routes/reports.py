@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import PrincipalDep, SessionDep
 from app.api.errors import problem_responses
+from app.api.schemas.common import IsoDate
 from app.api.schemas.reports import ReferralReportRow
 from app.domain.lifecycle import RejectReason
 from app.services import reports
 
-router = APIRouter(prefix="/v1", tags=["reports"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["reports"], responses=problem_responses(401, 422, 429))
 
 
 def _row(r: reports.ReportRow) -> ReferralReportRow:
@@ -75,8 +75,8 @@ async def referral_report(
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
-    from_: Annotated[date, Query(alias="from", description="First day (UTC), inclusive.")],
-    to: Annotated[date, Query(description="Last day (UTC), exclusive.")],
+    from_: Annotated[IsoDate, Query(alias="from", description="First day (UTC), inclusive.")],
+    to: Annotated[IsoDate, Query(description="Last day (UTC), exclusive.")],
     consortium: Annotated[str | None, Query(max_length=36)] = None,
     group_by: Literal["institution", "month", "specialty"] = "institution",
 ) -> Response:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.deps import PrincipalDep, SessionDep
 from app.api.errors import problem_responses
+from app.api.schemas.common import IsoDate
 from app.api.schemas.tiers import (
     PolicyIn,
     PolicyOut,
@@ -24,7 +25,7 @@ from app.domain.enums import Role
 from app.domain.errors import Forbidden
 from app.services import follow_ups, tiers
 
-router = APIRouter(prefix="/v1", tags=["reimbursement"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["reimbursement"], responses=problem_responses(401, 422, 429))
 
 
 @router.get("/reimbursement-policies", response_model=list[PolicyOut])
@@ -89,8 +90,8 @@ async def list_tiers(
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
-    from_: Annotated[date, Query(alias="from", description="First day (UTC), inclusive.")],
-    to: Annotated[date, Query(description="Last day (UTC), exclusive.")],
+    from_: Annotated[IsoDate, Query(alias="from", description="First day (UTC), inclusive.")],
+    to: Annotated[IsoDate, Query(description="Last day (UTC), exclusive.")],
     consortium: Annotated[str | None, Query(max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> Response:

@@ -23,7 +23,7 @@ from app.api.schemas.webhooks import (
 from app.services import webhooks
 from app.services.webhooks import DeliveryView
 
-router = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401, 422, 429))
 
 BASE = "/webhook-subscriptions"
 ONE = BASE + "/{subscription_id}"

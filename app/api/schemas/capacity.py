@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from app.api.schemas.common import ResponseModel, StrictModel
+from app.api.schemas.common import IsoAwareDatetime, IsoDate, ResponseModel, StrictModel
 from app.api.schemas.registry import SpecialtyCode
 
 
@@ -16,13 +16,13 @@ class BedCensus(StrictModel):
 
 class SlotCensus(StrictModel):
     specialty_code: SpecialtyCode
-    day: date
+    day: IsoDate
     total: int = Field(ge=0, le=100_000, description="Outpatient slots reserved for referrals.")
     occupied: int = Field(ge=0, le=100_000, description="Slots already booked by the HIS.")
 
 
 class CensusIn(StrictModel):
-    as_of: AwareDatetime = Field(description="When the HIS took the census (not in the future).")
+    as_of: IsoAwareDatetime = Field(description="When the HIS took the census (not in the future).")
     beds: list[BedCensus] = Field(default_factory=list, max_length=500)
     slots: list[SlotCensus] = Field(default_factory=list, max_length=5000)
 

@@ -1,10 +1,26 @@
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 T = TypeVar("T")
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_8601(value: object) -> object:
+    """Dates and times are ISO 8601 strings, as the OpenAPI document says; without this check
+    pydantic would also take a number, or a string of digits, as a Unix time."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO 8601 string")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_8601)]
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_8601)]
+IsoAwareDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 
 
 def _non_blank(schema: dict[str, Any], model: type[BaseModel] | None = None) -> None:

@@ -5,17 +5,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from app.api.schemas.common import ResponseModel, StrictModel
+from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
 
 
 class FollowUpIn(StrictModel):
     kind: Literal["visit", "guidance"] = Field(
         description="visit: by the primary institution; guidance: by the referring hospital."
     )
-    visit_date: date | None = Field(None, description="Required for a visit; not in the future.")
+    visit_date: IsoDate | None = Field(None, description="Required for a visit; not in the future.")
     findings: Annotated[str, StringConstraints(max_length=4000)] | None = None
     adherence: Literal["good", "partial", "poor"] | None = None
-    next_visit: date | None = Field(None, description="Adds a planned visit on that day.")
+    next_visit: IsoDate | None = Field(None, description="Adds a planned visit on that day.")
     guidance: Annotated[str, StringConstraints(max_length=4000)] | None = None
 
     @model_validator(mode="after")

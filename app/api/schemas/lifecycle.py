@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from app.api.schemas.common import ResponseModel, StrictModel
+from app.api.schemas.common import IsoAwareDatetime, ResponseModel, StrictModel
 from app.domain.enums import CareType, Urgency
 from app.domain.lifecycle import RejectReason
 
@@ -19,7 +19,7 @@ class NoteIn(StrictModel):
 class AcceptIn(StrictModel):
     ward: Annotated[str, StringConstraints(max_length=100)] | None = None
     bed: Annotated[str, StringConstraints(max_length=50)] | None = None
-    appointment_at: AwareDatetime | None = Field(
+    appointment_at: IsoAwareDatetime | None = Field(
         None, description="Outpatient or examination appointment time."
     )
     note: Note | None = None

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, StringConstraints, Tag
 
-from app.api.schemas.common import ResponseModel, StrictModel
+from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
 from app.api.schemas.registry import Id, SpecialtyCode
 from app.api.schemas.tiers import TierOut
 from app.domain.enums import CareType, InsuranceScheme, Sex, Urgency
@@ -19,7 +19,7 @@ class PatientIn(StrictModel):
         description="18-character resident identity number (GB 11643); checked, stored encrypted."
     )
     sex: Sex | None = Field(None, description="Checked against the resident ID when given.")
-    birth_date: date | None = Field(None, description="Checked against the resident ID.")
+    birth_date: IsoDate | None = Field(None, description="Checked against the resident ID.")
     insurance_scheme: InsuranceScheme
     insurance_number: Annotated[str, StringConstraints(max_length=64)] | None = None
     signed_institution_ids: list[Id] = Field(
@@ -37,7 +37,7 @@ class DiagnosisIn(StrictModel):
 class TestDone(StrictModel):
     name: Text200
     result: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    done_on: date | None = None
+    done_on: IsoDate | None = None
 
 
 class Doctor(StrictModel):
@@ -52,7 +52,7 @@ class RoutingFields(StrictModel):
         None, description="Required, except for a green-channel referral (pathway default)."
     )
     care_type: CareType
-    wanted_day: date | None = Field(None, description="Required for outpatient and examination.")
+    wanted_day: IsoDate | None = Field(None, description="Required for outpatient and examination.")
     urgency: Urgency = Urgency.ROUTINE
     patient_choice_institution_id: Id | None = Field(
         None, description="The patient's own choice; honoured when the rules allow it."
@@ -192,7 +192,7 @@ class Medication(StrictModel):
 
 
 class PlannedVisit(StrictModel):
-    due_date: date
+    due_date: IsoDate
     purpose: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
@@ -242,7 +242,7 @@ class EscalateIn(StrictModel):
 
     specialty_code: SpecialtyCode | None = None
     care_type: CareType = CareType.INPATIENT
-    wanted_day: date | None = None
+    wanted_day: IsoDate | None = None
     urgency: Urgency = Urgency.URGENT
     pathway: Annotated[str, StringConstraints(max_length=32)] | None = None
     clinical_summary: Annotated[str, StringConstraints(max_length=4000)] | None = None

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from app.api.schemas.common import ResponseModel, StrictModel
+from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
 from app.api.schemas.registry import Id
 from app.domain.enums import InsuranceScheme, Urgency
 
@@ -52,7 +52,7 @@ class QuoteIn(StrictModel):
     outside_primary_scope: bool = True
     deductible_paid_in_episode: bool = False
     item_kind: Literal["general", "tcm_decoction", "tcm_non_drug"] = "general"
-    on_date: date | None = None
+    on_date: IsoDate | None = None
 
 
 class QuoteOut(ResponseModel):
