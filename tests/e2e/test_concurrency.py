@@ -59,7 +59,7 @@ def test_no_two_patients_in_the_same_last_bed(
             "REFERRAL_PATIENT_DATA_KEY": TEST_SECRET + "-data",
             "REFERRAL_PATIENT_HMAC_KEY": TEST_SECRET + "-hmac",
             "REFERRAL_WORKERS": workers,
-            "REFERRAL_DB_POOL_SIZE": "20",
+            "REFERRAL_DB_POOL_SIZE": "10",
             "REFERRAL_SQLITE_BUSY_TIMEOUT_MS": "2000",
         },
         tmp_path / "server.log",
