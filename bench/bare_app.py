@@ -36,6 +36,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 INSERT = text("INSERT INTO bench_bare (id, payload, created_at) VALUES (:id, :payload, :at)")
 
 
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed before the response (as in app.api.deps)."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.maker
+    async with maker() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
 def create_app() -> FastAPI:
     url = os.environ["BENCH_DATABASE_URL"]
     pool_size = int(os.environ.get("BENCH_DB_POOL_SIZE", "10"))
@@ -50,12 +60,7 @@ def create_app() -> FastAPI:
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-
-    async def get_session(_: Request) -> AsyncIterator[AsyncSession]:
-        async with maker() as session, session.begin():
-            yield session
-
-    SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+    app.state.maker = maker
 
     @app.post("/bare", status_code=201)
     async def bare(body: Annotated[dict[str, Any], Body()], session: SessionDep) -> JSONResponse:

@@ -208,12 +208,13 @@ def postgres_cpu(stats: dict[int, tuple[str, int, float, float]] | None = None) 
     return sum(own + reaped for comm, _, own, reaped in stats.values() if comm == "postgres")
 
 
-def machine_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs, from /proc/stat."""
+def machine_jiffies() -> tuple[int, int, int]:
+    """(busy, total, steal) jiffies over all CPUs, from /proc/stat. Steal (time the hypervisor
+    gave to other guests) is counted as busy: it was not available to this machine."""
     parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = parts[3] + parts[4]  # idle + iowait
     total = sum(parts[:8])
-    return total - idle, total
+    return total - idle, total, parts[7]
 
 
 @dataclass
@@ -221,7 +222,7 @@ class CpuSnapshot:
     at: float
     servers: dict[str, float]
     postgres: float
-    machine: tuple[int, int]
+    machine: tuple[int, int, int]
 
     @classmethod
     def take(cls, servers: Sequence[Server]) -> CpuSnapshot:
@@ -241,6 +242,7 @@ class CpuSnapshot:
         busy = self.machine[0] - before.machine[0]
         total = max(self.machine[1] - before.machine[1], 1)
         out["machine_busy_share"] = busy / total
+        out["steal_share"] = (self.machine[2] - before.machine[2]) / total
         return out
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -40,12 +41,14 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from benchlib import (
     DEFAULT_PG,
     PYTHON,
     CpuSnapshot,
     Server,
+    admin_dsn,
     check_loopback,
     cpu_count,
     create_database,
@@ -57,13 +60,14 @@ from benchlib import (
     pg_fetch,
     start_server,
 )
+from sqlalchemy.engine import make_url
 
 from app.domain.identity import make_resident_id
 
 BENCH_DIR = Path(__file__).resolve().parent
 REQUEST_TIMEOUT_S = 30.0
-CONSORTIUM = "ZHENGHE"
-BED_TARGETS = ("ZH-CH", "ZH-TCM")  # the lead first; ZH-TCM is the next member for "03"
+BARRIER_TIMEOUT_S = 600.0  # start-up and warm-up of the client processes
+DEFAULT_CONSORTIA = "ZHENGHE"
 BARE_TABLE = (
     "CREATE TABLE bench_bare (id text PRIMARY KEY, payload text NOT NULL, "
     "created_at timestamptz NOT NULL)"
@@ -105,10 +109,11 @@ class LoadSpec:
     max_requests: int  # measured requests for this process
     seconds: float  # measured time limit
     warmup: int  # unmeasured requests first, on the same connections
-    start_at: float  # time.time() at which measuring starts (all client processes together)
+    barrier: Any  # a multiprocessing.Manager Barrier: all client processes and the parent
     index_base: int  # request numbers (resident IDs) start here ...
     stride: int  # ... and step by the number of client processes
     offset: int
+    client: str  # "raw" or "httpx"
 
 
 @dataclass
@@ -122,80 +127,164 @@ class LoadResult:
     cpu_s: float = 0.0
 
 
+class RawConnection:
+    """A minimal HTTP/1.1 keep-alive client connection (the default load generator).
+
+    On this kind of machine httpx costs milliseconds of client CPU per request, about ten times
+    more than this; a cheaper client leaves the CPUs to the servers being measured. It handles
+    what uvicorn sends: Content-Length or chunked bodies, ``Connection: close``.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.reader, self.writer
+        head = [f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"]
+        head.append(f"Content-Length: {len(body)}\r\n")
+        head.extend(f"{k}: {v}\r\n" for k, v in headers.items())
+        head.append("\r\n")
+        try:
+            writer.write("".join(head).encode("latin-1") + body)
+            status = int((await reader.readline()).split(b" ", 2)[1])
+            length, chunked, close = 0, False, False
+            for _ in range(200):  # header lines, bounded
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"transfer-encoding":
+                    chunked = b"chunked" in value.lower()
+                elif name == b"connection":
+                    close = b"close" in value.lower()
+            if chunked:
+                parts = []
+                for _ in range(1_000_000):  # chunks, bounded
+                    size = int((await reader.readline()).split(b";")[0], 16)
+                    if size == 0:
+                        await reader.readline()
+                        break
+                    parts.append(await reader.readexactly(size))
+                    await reader.readline()
+                content = b"".join(parts)
+            else:
+                content = await reader.readexactly(length)
+        except BaseException:
+            self.close()
+            raise
+        if close:
+            self.close()
+        return status, content
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def _drive(spec: LoadSpec) -> LoadResult:
     result = LoadResult()
-    limits = httpx.Limits(
-        max_connections=spec.connections, max_keepalive_connections=spec.connections
-    )
     warm_counter = iter(range(spec.warmup))
     counter = iter(range(spec.warmup, spec.warmup + spec.max_requests))
     deadline = [float("inf")]
+    client: httpx.AsyncClient | None = None
+    raw: list[RawConnection] = []
+    if spec.client == "httpx":
+        limits = httpx.Limits(
+            max_connections=spec.connections, max_keepalive_connections=spec.connections
+        )
+        client = httpx.AsyncClient(base_url=spec.base_url, limits=limits, timeout=REQUEST_TIMEOUT_S)
+    else:
+        url = httpx.URL(spec.base_url)
+        raw = [RawConnection(url.host, url.port or 80) for _ in range(spec.connections)]
 
-    async with httpx.AsyncClient(
-        base_url=spec.base_url, limits=limits, timeout=REQUEST_TIMEOUT_S
-    ) as client:
+    async def send(w: int, content: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if client is not None:
+            r = await client.post(spec.path, content=content, headers=headers)
+            return r.status_code, r.content
+        async with asyncio.timeout(REQUEST_TIMEOUT_S):
+            return await raw[w].post(spec.path, content, headers)
 
-        async def one(i: int, record: bool) -> None:
-            n = spec.index_base + (i * spec.stride) + spec.offset
-            headers = {
-                "Authorization": f"Bearer {spec.keys[n % len(spec.keys)]}",
-                "Idempotency-Key": uuid.uuid4().hex,
-                "Content-Type": "application/json",
-            }
-            content = referral_bytes(n)
-            t0 = time.perf_counter()
-            try:
-                r = await client.post(spec.path, content=content, headers=headers)
-            except httpx.HTTPError as exc:
-                if record:
-                    result.latencies.append(time.perf_counter() - t0)
-                    result.statuses[f"exception {type(exc).__name__}"] += 1
-                    if len(result.samples) < 5:
-                        result.samples.append(f"{type(exc).__name__}: {exc}")
+    async def one(w: int, i: int, record: bool) -> None:
+        n = spec.index_base + (i * spec.stride) + spec.offset
+        headers = {
+            "Authorization": f"Bearer {spec.keys[n % len(spec.keys)]}",
+            "Idempotency-Key": uuid.uuid4().hex,
+            "Content-Type": "application/json",
+        }
+        content = referral_bytes(n)
+        t0 = time.perf_counter()
+        try:
+            status, body = await send(w, content, headers)
+        except (
+            httpx.HTTPError,
+            OSError,
+            TimeoutError,
+            ValueError,
+            IndexError,
+            asyncio.IncompleteReadError,
+        ) as exc:
+            if record:
+                result.latencies.append(time.perf_counter() - t0)
+                result.statuses[f"exception {type(exc).__name__}"] += 1
+                if len(result.samples) < 5:
+                    result.samples.append(f"{type(exc).__name__}: {exc}")
+            return
+        elapsed = time.perf_counter() - t0
+        if not record:
+            return
+        result.latencies.append(elapsed)
+        result.statuses[str(status)] += 1
+        if status != 201 and len(result.samples) < 5:
+            result.samples.append(f"{status}: {body[:400].decode(errors='replace')}")
+        elif b'"status":"waitlisted"' in body:
+            result.waitlisted += 1
+
+    async def warm_worker(w: int) -> None:
+        for i in warm_counter:
+            await one(w, i, record=False)
+
+    async def worker(w: int) -> None:
+        for i in counter:
+            if time.perf_counter() >= deadline[0]:
                 return
-            elapsed = time.perf_counter() - t0
-            if not record:
-                return
-            result.latencies.append(elapsed)
-            result.statuses[str(r.status_code)] += 1
-            if r.status_code != 201 and len(result.samples) < 5:
-                result.samples.append(f"{r.status_code}: {r.text[:400]}")
-            elif b'"status":"waitlisted"' in r.content:
-                result.waitlisted += 1
+            await one(w, i, record=True)
 
-        async def warm_worker() -> None:
-            for i in warm_counter:
-                await one(i, record=False)
-
-        async def worker() -> None:
-            for i in counter:
-                if time.perf_counter() >= deadline[0]:
-                    return
-                await one(i, record=True)
-
+    try:
         # warm-up: open every connection and fill the service's caches and pools
         if spec.warmup:
-            await asyncio.gather(*(warm_worker() for _ in range(spec.connections)))
-        delay = spec.start_at - time.time()
-        if delay > 0:
-            await asyncio.sleep(min(delay, 30))
+            await asyncio.gather(*(warm_worker(w) for w in range(spec.connections)))
+        # every client process is warm: start measuring together (the parent takes its CPU
+        # snapshot at the same barrier)
+        await asyncio.to_thread(spec.barrier.wait, BARRIER_TIMEOUT_S)
         cpu0 = time.process_time()
         result.started = time.time()
         deadline[0] = time.perf_counter() + spec.seconds
-        await asyncio.gather(*(worker() for _ in range(spec.connections)))
+        await asyncio.gather(*(worker(w) for w in range(spec.connections)))
         result.ended = time.time()
         result.cpu_s = time.process_time() - cpu0
+    finally:
+        if client is not None:
+            await client.aclose()
+        for conn in raw:
+            conn.close()
     return result
 
 
 def run_load(spec: LoadSpec) -> LoadResult:
     try:
         import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(_drive(spec))
     except ImportError:
         return asyncio.run(_drive(spec))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_drive(spec))
 
 
 @dataclass
@@ -205,6 +294,7 @@ class Phase:
     processes: int
     result: LoadResult
     cpu: dict[str, float] | None = None
+    backends: dict[str, float] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -241,6 +331,7 @@ class Phase:
             "waitlisted": self.result.waitlisted,
             "client_cpu_s": round(self.result.cpu_s, 2),
             "cpu_cores_used": self.cpu,
+            "db_backends_average": self.backends,
             "samples": self.result.samples,
         }
 
@@ -258,6 +349,8 @@ def run_phase(
     warmup: int,
     index_base: int,
     servers: list[Server],
+    client: str,
+    db_url: str | None = None,
 ) -> Phase:
     processes = max(1, min(processes, connections))
     conns = [
@@ -268,7 +361,9 @@ def run_phase(
         requests // processes + (1 if p < requests % processes else 0) for p in range(processes)
     ]
     warm = [warmup // processes + (1 if p < warmup % processes else 0) for p in range(processes)]
-    start_at = time.time() + 2.0 + (warmup / 200.0)  # child start-up and warm-up
+    ctx = get_context("spawn")
+    manager = ctx.Manager()
+    barrier = manager.Barrier(processes + 1, timeout=BARRIER_TIMEOUT_S)
     specs = [
         LoadSpec(
             base_url,
@@ -278,21 +373,23 @@ def run_phase(
             reqs[p],
             seconds,
             warm[p],
-            start_at,
+            barrier,
             index_base,
             processes,
             p,
+            client,
         )
         for p in range(processes)
     ]
-    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
+    with manager, ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
         futures = [pool.submit(run_load, s) for s in specs]
-        # CPU of the servers and PostgreSQL over the measured window (approximately: from the
-        # agreed start to the moment the last client process finishes)
-        delay = start_at - time.time()
-        if delay > 0:
-            time.sleep(delay)
+        # CPU of the servers and PostgreSQL over the measured window: from the moment every
+        # client process is warm to the moment the last one finishes
+        barrier.wait(BARRIER_TIMEOUT_S)
         before = CpuSnapshot.take(servers)
+        waits: Counter[str] = Counter()
+        if db_url:
+            waits = asyncio.run(sample_backends(db_url, futures, seconds + REQUEST_TIMEOUT_S + 60))
         parts = [f.result(timeout=seconds + REQUEST_TIMEOUT_S + 120) for f in futures]
         after = CpuSnapshot.take(servers)
     merged = LoadResult()
@@ -306,14 +403,53 @@ def run_phase(
     merged.ended = max(p.ended for p in parts)
     cpu = after.usage_since(before)
     cpu["client"] = merged.cpu_s / max(merged.ended - merged.started, 1e-9)
-    return Phase(label, connections, processes, merged, cpu)
+    samples = waits.pop("_samples", 0)
+    backends = {k: v / samples for k, v in waits.most_common()} if samples else {}
+    return Phase(label, connections, processes, merged, cpu, backends)
+
+
+async def sample_backends(db_url: str, futures: list[Any], limit_s: float) -> Counter[str]:
+    """What the database's backends are doing, sampled every 0.25 s while the load runs:
+    running a statement, waiting for a lock (which one), or idle in a transaction waiting for
+    the application."""
+    counts: Counter[str] = Counter()
+    name = make_url(db_url).database
+    conn = await asyncpg.connect(admin_dsn(db_url), timeout=10)
+    try:
+        end = time.monotonic() + limit_s
+        while time.monotonic() < end and not all(f.done() for f in futures):
+            rows = await conn.fetch(
+                "SELECT state, wait_event_type, wait_event, count(*) AS n FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid() GROUP BY 1, 2, 3",
+                name,
+            )
+            counts["_samples"] += 1
+            for r in rows:
+                state = r["state"] or "?"
+                if state == "active" and r["wait_event_type"] == "Lock":
+                    key = f"waiting for a lock ({r['wait_event']})"
+                elif state == "active":
+                    key = "running a statement" + (
+                        f" ({r['wait_event_type']}:{r['wait_event']})"
+                        if r["wait_event_type"]
+                        else ""
+                    )
+                elif state == "idle in transaction":
+                    key = "idle in transaction (waiting for the application)"
+                else:
+                    key = state
+                counts[key] += r["n"]
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+    return counts
 
 
 # -- setup ------------------------------------------------------------------------------------
 
 
-def institution_ids(base_url: str, key: str) -> dict[str, str]:
-    out: dict[str, str] = {}
+def institutions(base_url: str, key: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     cursor = None
     headers = {"Authorization": f"Bearer {key}"}
     for _ in range(1000):  # pages of 200: bounded
@@ -321,21 +457,32 @@ def institution_ids(base_url: str, key: str) -> dict[str, str]:
         r = httpx.get(f"{base_url}/v1/institutions", params=params, headers=headers, timeout=30)
         r.raise_for_status()
         body = r.json()
-        out.update({i["code"]: i["id"] for i in body["items"]})
+        out.extend(body["items"])
         cursor = body["next_cursor"]
         if not cursor:
             break
     return out
 
 
-def give_beds(base_url: str, admin_key: str, ids: dict[str, str], codes: tuple[str, ...]) -> None:
-    for code in codes:
+def bed_targets(items: list[dict[str, Any]], consortium_ids: set[str]) -> dict[str, str]:
+    """code -> id of the hospitals of these consortia that offer internal medicine ("03")."""
+    return {
+        i["code"]: i["id"]
+        for i in items
+        if i["consortium_id"] in consortium_ids
+        and i["level"] in ("secondary", "tertiary")
+        and "03" in i["specialties"]
+    }
+
+
+def give_beds(base_url: str, admin_key: str, targets: dict[str, str]) -> None:
+    for code, institution_id in targets.items():
         census = {
             "as_of": datetime.now(UTC).isoformat(),
             "beds": [{"specialty_code": "03", "total": 100_000, "occupied": 0}],
         }
         r = httpx.put(
-            f"{base_url}/v1/institutions/{ids[code]}/capacity",
+            f"{base_url}/v1/institutions/{institution_id}/capacity",
             json=census,
             headers={"Authorization": f"Bearer {admin_key}"},
             timeout=30,
@@ -344,16 +491,20 @@ def give_beds(base_url: str, admin_key: str, ids: dict[str, str], codes: tuple[s
             raise RuntimeError(f"capacity for {code}: {r.status_code} {r.text[:400]}")
 
 
+def _lead_codes(keys: list[dict[str, Any]], consortia: set[str]) -> set[str]:
+    """Institution codes of the leads of these consortia (the council keys name them)."""
+    return {
+        k["institution_code"]
+        for k in keys
+        if k["role"] == "council" and k["consortium_code"] in consortia
+    }
+
+
 def log_problems(server: Server) -> list[str]:
-    lines = server.log().splitlines()
-    return [
-        ln[:300]
-        for ln in lines
-        if "Traceback" in ln
-        or '"level": "error"' in ln
-        or '"level": "critical"' in ln
-        or ln.startswith(("ERROR", "Exception", "CRITICAL"))
-    ]
+    """Lines of the server's log that mention an error (JSON or plain: uvicorn's worker
+    processes may log through Python's last-resort handler, which prints the bare message)."""
+    pattern = re.compile(r"(?i)\b(error|exception|traceback|critical)\b")
+    return [ln[:300] for ln in server.log().splitlines() if pattern.search(ln)]
 
 
 async def verify(url: str, created: int) -> list[str]:
@@ -374,8 +525,8 @@ async def verify(url: str, created: int) -> list[str]:
     beds = await pg_fetch(
         url,
         "SELECT i.code, b.total, b.occupied, b.held FROM bed_capacity b JOIN institution i "
-        "ON i.id = b.institution_id WHERE b.specialty_code = '03' AND i.code IN "
-        "('ZH-CH', 'ZH-TCM') ORDER BY i.code",
+        "ON i.id = b.institution_id WHERE b.specialty_code = '03' AND b.total = 100000 "
+        "ORDER BY i.code",
     )
     out.append(
         "beds 03 after the run: "
@@ -397,7 +548,7 @@ def print_report(phases: dict[str, Phase], args: argparse.Namespace, facts: list
     print()
     print(
         f"machine: {cpu_count()} CPUs usable; server workers: {args.workers} each; "
-        f"client processes: {args.client_procs}; PostgreSQL on 127.0.0.1"
+        f"client: {args.client}, {args.client_procs} process(es); PostgreSQL on 127.0.0.1"
     )
     print()
     head = (
@@ -432,11 +583,20 @@ def print_report(phases: dict[str, Phase], args: argparse.Namespace, facts: list
     print("CPU during the loaded runs (cores busy on average; machine = share of all CPUs):")
     for name, ph in (("create", create), ("bare", bare)):
         c = ph.cpu or {}
+        ours = sum(c.get(k, 0) for k in ("client", "service", "bare", "postgres"))
+        other = max(0.0, c.get("machine_busy_share", 0) * cpu_count() - ours)
         print(
             f"  {name:<7} client {c.get('client', 0):.2f}  service {c.get('service', 0):.2f}  "
             f"bare {c.get('bare', 0):.2f}  postgres {c.get('postgres', 0):.2f}  "
-            f"machine {c.get('machine_busy_share', 0) * 100:.0f}% busy"
+            f"other processes {other:.2f}  "
+            f"machine {c.get('machine_busy_share', 0) * 100:.0f}% busy "
+            f"(steal {c.get('steal_share', 0) * 100:.0f}%)"
         )
+        if other > 0.25:
+            print(
+                f"  note: other processes used {other:.2f} cores during the {name} run: "
+                "the figures are disturbed; run again on a quiet machine."
+            )
     for name, ph in (("create", create), ("bare", bare)):
         c = ph.cpu or {}
         if c.get("client", 0) > 0.85 * max(args.client_procs, 1):
@@ -450,6 +610,11 @@ def print_report(phases: dict[str, Phase], args: argparse.Namespace, facts: list
                 f"  note: in the {name} run the machine was {c['machine_busy_share']:.0%} busy: "
                 "client, servers and PostgreSQL share the CPUs, so the figures are CPU-bound."
             )
+    print()
+    print("database backends during the loaded runs (average number, sampled every 0.25 s):")
+    for name, ph in (("create", create), ("bare", bare)):
+        text = ", ".join(f"{k} {v:.1f}" for k, v in ph.backends.items()) or "-"
+        print(f"  {name:<7} {text}")
     print()
     anything = False
     for label, ph in phases.items():
@@ -481,6 +646,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=300, help="unmeasured requests first (300)")
     p.add_argument("--unloaded-requests", type=int, default=200, help="sequential requests (200)")
     p.add_argument("--client-procs", type=int, default=1, help="load-generator processes (1)")
+    p.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="load generator: raw (minimal HTTP/1.1 keep-alive client, default) or httpx "
+        "(httpx.AsyncClient with one pool of --connections)",
+    )
+    p.add_argument(
+        "--consortia",
+        default=DEFAULT_CONSORTIA,
+        help="demo consortia whose clinics send the referrals: comma-separated codes or 'all' "
+        f"(default {DEFAULT_CONSORTIA}: every referral goes to the same lead hospital)",
+    )
     p.add_argument("--pool-size", type=int, default=10, help="DB pool size per worker (10)")
     p.add_argument("--pg-url", default=DEFAULT_PG, help=f"server to use ({DEFAULT_PG})")
     p.add_argument("--keep-db", action="store_true", help="keep the database and the logs")
@@ -529,15 +707,26 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(service)
         keys = json.loads(keys_file.read_text(encoding="utf-8"))["keys"]
         admin = next(k["key"] for k in keys if k["role"] == "admin")
+        wanted = {c for k in keys if (c := k.get("consortium_code"))}
+        if args.consortia != "all":
+            wanted = set(args.consortia.split(","))
         clinic_keys = tuple(
-            k["key"] for k in keys if k["role"] == "clinic" and k["consortium_code"] == CONSORTIUM
+            k["key"] for k in keys if k["role"] == "clinic" and k["consortium_code"] in wanted
         )
-        ids = institution_ids(service.base_url, admin)
-        give_beds(service.base_url, admin, ids, BED_TARGETS)
+        if not clinic_keys:
+            raise RuntimeError(f"no demo clinic keys for {sorted(wanted)}")
+        items = institutions(service.base_url, admin)
+        consortium_ids = {
+            i["consortium_id"]
+            for i in items
+            if i["is_lead"] and i["consortium_id"] and i["code"] in _lead_codes(keys, wanted)
+        }
+        targets = bed_targets(items, consortium_ids)
+        give_beds(service.base_url, admin, targets)
         print(
             f"service up on {service.base_url} ({args.workers} workers); "
-            f"{len(clinic_keys)} Zhenghe clinic keys; "
-            f"100,000 beds '03' at {', '.join(BED_TARGETS)}",
+            f"{len(clinic_keys)} clinic keys of {', '.join(sorted(wanted))}; "
+            f"100,000 beds '03' at {', '.join(sorted(targets))}",
             flush=True,
         )
 
@@ -560,7 +749,13 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(bare)
         print(f"bare endpoint up on {bare.base_url} ({args.workers} workers)", flush=True)
 
-        common = {"processes": 1, "servers": servers}
+        idle0 = CpuSnapshot.take(servers)
+        time.sleep(2)
+        quiet = CpuSnapshot.take(servers).usage_since(idle0)["machine_busy_share"]
+        print(f"machine busy before the runs (servers idle): {quiet:.0%} of {cpu_count()} CPUs")
+        if quiet > 0.15:
+            print("  note: something else is using the CPUs; the figures will be disturbed")
+        common: dict[str, Any] = {"processes": 1, "servers": servers, "client": args.client}
         phases: dict[str, Phase] = {}
         print(f"unloaded: {args.unloaded_requests} sequential requests each ...", flush=True)
         phases["create_unloaded"] = run_phase(
@@ -607,6 +802,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=args.seconds,
                 warmup=args.warmup,
                 index_base=base,
+                db_url=url,
                 **common,
             )
 

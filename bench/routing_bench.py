@@ -1,0 +1,551 @@
+"""Benchmark: how routing cost grows with the size of the consortium.
+
+Part 1, the pure function ``app.domain.routing.route`` (no I/O) with 10, 1,000 and 10,000
+candidate institutions: about 10% secondary hospitals offering internal medicine ("03") with a
+fresh census and free beds, the rest primary health centres and village clinics (excluded: not
+of a higher level than the referring primary centre), plus one upstream partner. Each size is
+timed with ``time.perf_counter`` over ``--repeat`` samples (each sample runs the call enough
+times to last about 5 ms); the median per call is printed with its ratio to the 10 case.
+``decision_to_dict`` (what the API serialises) is timed the same way.
+
+Part 2, a full ``POST /v1/routing/preview`` over HTTP against the real service: for each size a
+consortium file (format ``referral-consortium/v1``) with that many members is generated, loaded
+into a fresh database with ``referral-service migrate`` and ``referral-service load-consortium``,
+the hospitals and the partner get a census through ``PUT /v1/institutions/{id}/capacity``
+(admin key from ``referral-service create-api-key``), the service is started
+(``referral-service serve``, one worker) and one clinic's previews are timed sequentially on
+one connection (median of ``--repeat`` after a warm-up). Databases are dropped at the end.
+
+    .venv/bin/python bench/routing_bench.py [--sizes 10,1000,10000] [--repeat 20]
+        [--backend postgresql|sqlite] [--skip-http] [--skip-pure]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from benchlib import (
+    DEFAULT_PG,
+    PYTHON,
+    Server,
+    check_loopback,
+    cpu_count,
+    create_database,
+    drop_database,
+    dump_json,
+    free_port,
+    machine_jiffies,
+    run_cli,
+    start_server,
+)
+
+from app.domain import routing
+from app.domain.enums import CareType, InstitutionLevel
+
+HOSPITAL_SHARE = 0.10
+CENTRE = (27.366, 118.858)  # Zhenghe county seat
+SAMPLE_S = 0.005  # each timing sample lasts at least this long
+BENCH_SECRETS = {
+    "REFERRAL_API_KEY_PEPPER": "bench-pepper-not-secret",
+    "REFERRAL_PATIENT_DATA_KEY": "bench-data-key-not-secret",
+    "REFERRAL_PATIENT_HMAC_KEY": "bench-hmac-key-not-secret",
+}
+
+
+# -- a synthetic consortium -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    code: str
+    name: str
+    level: InstitutionLevel
+    specialties: tuple[str, ...]
+    lat: float
+    lon: float
+    beds_03: int  # 0: none
+
+
+def members_of(n: int, seed: int = 20240601) -> list[Member]:
+    """``n`` members: the first ~10% are secondary hospitals (the first is the lead), then
+    primary centres and village clinics (2:1). Deterministic for a given ``n``."""
+    rng = random.Random(seed + n)
+    hospitals = max(1, round(n * HOSPITAL_SHARE))
+    out = []
+    for i in range(n):
+        lat = CENTRE[0] + rng.uniform(-0.5, 0.5)
+        lon = CENTRE[1] + rng.uniform(-0.5, 0.5)
+        if i < hospitals:
+            out.append(
+                Member(
+                    f"B{n}-H-{i:05d}",
+                    f"基准县医院{i:05d}",
+                    InstitutionLevel.SECONDARY,
+                    ("02", "03", "03.04", "04", "05"),
+                    lat,
+                    lon,
+                    200,
+                )
+            )
+        elif (i - hospitals) % 3 != 2:
+            out.append(
+                Member(
+                    f"B{n}-P-{i:05d}",
+                    f"基准乡镇卫生院{i:05d}",
+                    InstitutionLevel.PRIMARY,
+                    ("01", "02", "03"),
+                    lat,
+                    lon,
+                    0,
+                )
+            )
+        else:
+            out.append(
+                Member(
+                    f"B{n}-V-{i:05d}",
+                    f"基准村卫生室{i:05d}",
+                    InstitutionLevel.VILLAGE,
+                    ("02",),
+                    lat,
+                    lon,
+                    0,
+                )
+            )
+    return out
+
+
+def partner_of(n: int) -> Member:
+    return Member(
+        f"B{n}-PARTNER",
+        "基准市第一医院",
+        InstitutionLevel.TERTIARY,
+        ("03", "03.04", "04"),
+        26.64,
+        118.17,
+        500,
+    )
+
+
+def source_of(members: list[Member]) -> Member:
+    return next(m for m in members if m.level is InstitutionLevel.PRIMARY)
+
+
+def occupied_for(m: Member, rng: random.Random) -> int:
+    """Beds occupied in the census: always leaves some free."""
+    return rng.randint(0, m.beds_03 - 10)
+
+
+# -- part 1: the pure function ------------------------------------------------------------------
+
+
+def candidates(n: int) -> tuple[routing.RoutingRequest, list[routing.Candidate], list[Any]]:
+    members = members_of(n)
+    partner = partner_of(n)
+    source = source_of(members)
+    now = datetime.now(UTC)
+    rng = random.Random(n)
+
+    def cand(m: Member, member: bool) -> routing.Candidate:
+        has_beds = m.beds_03 > 0
+        return routing.Candidate(
+            institution_id=f"id-{m.code}",
+            code=m.code,
+            name=m.name,
+            level=m.level,
+            active=True,
+            in_consortium=member,
+            specialties=frozenset(c for c in m.specialties if c == "03"),
+            centres=frozenset(),
+            lat=m.lat,
+            lon=m.lon,
+            capacity_free=(m.beds_03 - occupied_for(m, rng)) if has_beds else None,
+            capacity_total=m.beds_03 if has_beds else None,
+            census_as_of=now - timedelta(minutes=rng.randint(1, 300)) if has_beds else None,
+        )
+
+    request = routing.RoutingRequest(
+        source_institution_id=f"id-{source.code}",
+        source_level=source.level,
+        source_lat=source.lat,
+        source_lon=source.lon,
+        consortium_id="bench",
+        lead_institution_id=f"id-{members[0].code}",
+        specialty_code="03",
+        care_type=CareType.INPATIENT,
+        now=now,
+        stale_after=timedelta(hours=12),
+        stale_exclude_after=timedelta(hours=72),
+    )
+    return request, [cand(m, True) for m in members], [cand(partner, False)]
+
+
+def time_call(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Seconds per call, one value per sample; each sample lasts at least SAMPLE_S."""
+    loops = 1
+    while True:  # calibrate (bounded: at most ~20 doublings)
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        if time.perf_counter() - t0 >= SAMPLE_S or loops >= 1 << 20:
+            break
+        loops *= 2
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        samples.append((time.perf_counter() - t0) / loops)
+    return samples
+
+
+def pure_bench(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    for n in sizes:
+        request, members, partners = candidates(n)
+        decision = routing.route(request, members, partners)
+        assert decision.target is not None and decision.target.code == members[0].code, decision
+        route_s = time_call(lambda r=request, m=members, p=partners: routing.route(r, m, p), repeat)
+        dict_s = time_call(lambda d=decision: routing.decision_to_dict(d), repeat)
+        rows.append(
+            {
+                "n": n + len(partners),
+                "members": n,
+                "eligible": 1 + len(decision.alternatives),
+                "excluded": len(decision.excluded),
+                "route_median_us": statistics.median(route_s) * 1e6,
+                "route_min_us": min(route_s) * 1e6,
+                "to_dict_median_us": statistics.median(dict_s) * 1e6,
+            }
+        )
+    return rows
+
+
+def print_pure(rows: list[dict[str, Any]], repeat: int) -> None:
+    base = rows[0]
+    print()
+    print(
+        f"Part 1: app.domain.routing.route (pure), median of {repeat} samples; "
+        f"ratios vs {base['members']} members"
+    )
+    head = (
+        f"{'members':>8}{'eligible':>10}{'excluded':>10}{'route us':>12}{'ratio':>8}"
+        f"{'min us':>10}{'us/cand':>9}{'to_dict us':>12}{'ratio':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['members']:>8}{r['eligible']:>10}{r['excluded']:>10}"
+            f"{r['route_median_us']:>12.1f}{r['route_median_us'] / base['route_median_us']:>8.1f}"
+            f"{r['route_min_us']:>10.1f}{r['route_median_us'] / r['n']:>9.2f}"
+            f"{r['to_dict_median_us']:>12.1f}"
+            f"{r['to_dict_median_us'] / base['to_dict_median_us']:>8.1f}"
+        )
+
+
+# -- part 2: the preview over HTTP -------------------------------------------------------------
+
+
+def file_institution(m: Member) -> dict[str, Any]:
+    return {
+        "code": m.code,
+        "name": m.name,
+        "level": m.level.value,
+        "type": "general",
+        "region_code": "350725",
+        "location": {"lat": round(m.lat, 5), "lon": round(m.lon, 5), "approximate": True},
+        "specialties": list(m.specialties),
+        "centres": [],
+        "beds": {"03": m.beds_03} if m.beds_03 else {},
+        "outpatient_slots_per_day": {},
+        "contact": {"name": "转诊办公室", "phone": "0599-0000000"},
+        "active": True,
+        "generated_name": True,
+    }
+
+
+def consortium_file(n: int) -> dict[str, Any]:
+    members = members_of(n)
+    partner = partner_of(n)
+    return {
+        "format": "referral-consortium/v1",
+        "consortium": {
+            "code": f"BENCH-{n}",
+            "name": f"基准医共体（{n} 家成员）",
+            "name_en": f"Benchmark consortium with {n} members",
+            "kind": "county_medical_community",
+            "close_knit": True,
+            "region_code": "350725",
+            "referral_prefix": "BN",
+            "lead": members[0].code,
+            "upstream_partners": [partner.code],
+            "notes": "Generated by bench/routing_bench.py.",
+        },
+        "institutions": [file_institution(m) for m in members],
+        "partners": [file_institution(partner)],
+    }
+
+
+async def put_census(base_url: str, admin_key: str, n: int, concurrency: int = 8) -> int:
+    """A census for every institution with beds (the hospitals and the partner)."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    rng = random.Random(n)
+    with_beds = [m for m in [*members_of(n), partner_of(n)] if m.beds_03]
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
+        ids: dict[str, str] = {}
+        cursor = None
+        for _ in range(10_000):  # bounded paging
+            params: dict[str, Any] = {"limit": 200, "level": "secondary"}
+            if cursor:
+                params["cursor"] = cursor
+            r = await client.get("/v1/institutions", params=params)
+            r.raise_for_status()
+            body = r.json()
+            ids.update({i["code"]: i["id"] for i in body["items"]})
+            cursor = body["next_cursor"]
+            if not cursor:
+                break
+        r = await client.get("/v1/institutions", params={"limit": 10, "level": "tertiary"})
+        ids.update({i["code"]: i["id"] for i in r.json()["items"]})
+        todo = iter(with_beds)
+        as_of = datetime.now(UTC).isoformat()
+
+        async def worker() -> None:
+            for m in todo:
+                census = {
+                    "as_of": as_of,
+                    "beds": [
+                        {
+                            "specialty_code": "03",
+                            "total": m.beds_03,
+                            "occupied": occupied_for(m, rng),
+                        }
+                    ],
+                }
+                r = await client.put(f"/v1/institutions/{ids[m.code]}/capacity", json=census)
+                if r.status_code != 200:
+                    raise RuntimeError(f"census for {m.code}: {r.status_code} {r.text[:300]}")
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(with_beds)
+
+
+def time_previews(
+    base_url: str, key: str, repeat: int, max_seconds: float, expect_target: str
+) -> dict[str, Any]:
+    body = {"specialty_code": "03", "care_type": "inpatient"}
+    headers = {"Authorization": f"Bearer {key}"}
+    samples: list[float] = []
+    size = 0
+    statuses: dict[int, int] = {}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
+        for _ in range(3):  # warm-up
+            r = client.post("/v1/routing/preview", json=body)
+            if r.status_code != 200:
+                raise RuntimeError(f"preview: {r.status_code} {r.text[:400]}")
+            decision = r.json()
+            if (decision.get("target") or {}).get("code") != expect_target:
+                raise RuntimeError(f"preview routed to {decision.get('target')}, not the lead")
+        end = time.monotonic() + max_seconds
+        for _ in range(repeat):
+            if time.monotonic() > end:
+                break
+            t0 = time.perf_counter()
+            r = client.post("/v1/routing/preview", json=body)
+            samples.append(time.perf_counter() - t0)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            size = len(r.content)
+    ordered = sorted(samples)
+    return {
+        "samples": len(samples),
+        "median_ms": statistics.median(samples) * 1000,
+        "min_ms": ordered[0] * 1000,
+        "max_ms": ordered[-1] * 1000,
+        "response_kb": size / 1024,
+        "statuses": statuses,
+        "excluded": len(decision["excluded"]),
+        "alternatives": len(decision["alternatives"]),
+    }
+
+
+def http_bench_one(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    db_name = None
+    server: Server | None = None
+    try:
+        if args.backend == "postgresql":
+            db_name = f"referral_bench_{uuid.uuid4().hex[:10]}"
+            url = asyncio.run(create_database(args.pg_url, db_name))
+        else:
+            url = f"sqlite+aiosqlite:///{workdir / f'routing-{n}.db'}"
+        env = {**BENCH_SECRETS, "REFERRAL_DATABASE_URL": url, "REFERRAL_LOG_LEVEL": "warning"}
+        run_cli(["migrate"], env)
+        path = workdir / f"consortium-{n}.json"
+        path.write_text(json.dumps(consortium_file(n), ensure_ascii=False), encoding="utf-8")
+        t0 = time.perf_counter()
+        run_cli(["load-consortium", str(path)], env, timeout=1800)
+        load_s = time.perf_counter() - t0
+        members = members_of(n)
+        admin = json.loads(run_cli(["create-api-key", "--role", "admin", "--name", "bench"], env))
+        clinic = json.loads(
+            run_cli(
+                [
+                    "create-api-key",
+                    "--role",
+                    "clinic",
+                    "--name",
+                    "bench clinic",
+                    "--institution",
+                    source_of(members).code,
+                ],
+                env,
+            )
+        )
+        port = free_port()
+        server = start_server(
+            "service",
+            [PYTHON, "-m", "app.cli", "serve"],
+            {
+                **env,
+                "REFERRAL_HOST": "127.0.0.1",
+                "REFERRAL_PORT": str(port),
+                "REFERRAL_WORKERS": "1",
+            },
+            workdir / f"service-{n}.log",
+            port=port,
+        )
+        t0 = time.perf_counter()
+        censuses = asyncio.run(put_census(server.base_url, admin["key"], n))
+        census_s = time.perf_counter() - t0
+        result = time_previews(
+            server.base_url, clinic["key"], args.repeat, args.max_seconds, members[0].code
+        )
+        result.update(
+            {"members": n, "load_s": load_s, "census_puts": censuses, "census_s": census_s}
+        )
+        return result
+    finally:
+        if server is not None:
+            server.stop()
+        if db_name is not None and not args.keep_db:
+            asyncio.run(drop_database(args.pg_url, db_name))
+        elif db_name is not None:
+            print(f"kept database {db_name}")
+
+
+def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    base = rows[0]
+    print()
+    print(
+        f"Part 2: POST /v1/routing/preview over HTTP ({args.backend}, 1 worker, 1 connection), "
+        f"median of up to {args.repeat}; ratios vs {base['members']} members"
+    )
+    head = (
+        f"{'members':>8}{'median ms':>11}{'ratio':>8}{'min ms':>9}{'max ms':>9}"
+        f"{'resp KB':>10}{'excluded':>10}{'load s':>9}{'census':>8}{'census s':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['members']:>8}{r['median_ms']:>11.2f}{r['median_ms'] / base['median_ms']:>8.1f}"
+            f"{r['min_ms']:>9.2f}{r['max_ms']:>9.2f}{r['response_kb']:>10.1f}"
+            f"{r['excluded']:>10}{r['load_s']:>9.1f}{r['census_puts']:>8}{r['census_s']:>10.1f}"
+        )
+    print(
+        "  load s: referral-service load-consortium FILE (wall time, includes interpreter start); "
+        "census: PUT capacity calls for the hospitals and the partner, 8 at a time"
+    )
+    for r in rows:
+        bad = {k: v for k, v in r["statuses"].items() if k != 200}
+        if bad:
+            print(f"  non-200 answers with {r['members']} members: {bad}")
+
+
+def print_busy(before: tuple[int, int, int], after: tuple[int, int, int], what: str) -> None:
+    total = max(after[1] - before[1], 1)
+    share = (after[0] - before[0]) / total
+    steal = (after[2] - before[2]) / total
+    print(
+        f"  machine busy during {what}: {share:.0%} of {cpu_count()} CPUs, of which steal "
+        f"{steal:.0%} (much more than this benchmark needs means something else disturbed it)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="10,1000,10000", help="members per consortium")
+    p.add_argument("--repeat", type=int, default=20, help="timed samples per size (20)")
+    p.add_argument("--max-seconds", type=float, default=60, help="time limit per HTTP size (60)")
+    p.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
+    p.add_argument("--pg-url", default=DEFAULT_PG)
+    p.add_argument("--skip-pure", action="store_true")
+    p.add_argument("--skip-http", action="store_true")
+    p.add_argument("--keep-db", action="store_true", help="keep databases and logs")
+    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = p.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if not sizes or any(not 2 <= s <= 20_000 for s in sizes):
+        p.error("--sizes: 2..20000 each")
+    if not 1 <= args.repeat <= 1000:
+        p.error("--repeat: 1..1000")
+    check_loopback(args.pg_url)
+
+    busy0 = machine_jiffies()
+    time.sleep(1)
+    busy1 = machine_jiffies()
+    quiet = (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1)
+    print(
+        f"machine: {cpu_count()} CPUs usable; Python {sys.version.split()[0]}; "
+        f"busy before the run: {quiet:.0%}"
+    )
+    if quiet > 0.15:
+        print("  note: something else is using the CPUs; the figures will be disturbed")
+    results: dict[str, Any] = {"sizes": sizes}
+    if not args.skip_pure:
+        j0 = machine_jiffies()
+        results["pure"] = pure_bench(sizes, args.repeat)
+        print_pure(results["pure"], args.repeat)
+        print_busy(j0, machine_jiffies(), "part 1 (one process, one core)")
+    if not args.skip_http:
+        workdir = Path(tempfile.mkdtemp(prefix="referral-routing-bench-"))
+        ok = False
+        try:
+            rows = []
+            j0 = machine_jiffies()
+            for n in sizes:
+                print(f"\npreview over HTTP: consortium of {n} members ...", flush=True)
+                rows.append(http_bench_one(n, args, workdir))
+            results["http"] = rows
+            print_http(rows, args)
+            print_busy(j0, machine_jiffies(), "part 2 (client, service and database)")
+            ok = True
+        except Exception as exc:
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if ok and not args.keep_db:
+                shutil.rmtree(workdir, ignore_errors=True)
+            else:
+                print(f"kept: files and logs in {workdir}")
+    if args.json:
+        dump_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
