@@ -31,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.db import migrate
 from app.db.models import Consortium, Referral
 from app.db.session import Database
+from app.domain.enums import Role
 from app.main import create_app
-from app.services import demo
+from app.services import auth, demo
 from tests.report_data import generate
-from tests.support import pg_database_url, pg_execute, settings_for
+from tests.support import pg_database_url, pg_execute, pg_scalar, settings_for
 
 YEAR = 2025
 
@@ -45,37 +46,62 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="PostgreSQL only: use (and keep) the database NAME; generate only if it is empty",
+    )
     args = parser.parse_args()
 
-    name = f"referral_bench_{uuid.uuid4().hex[:8]}"
+    name = args.keep or f"referral_bench_{uuid.uuid4().hex[:8]}"
     tmp = tempfile.mkdtemp()
     if args.sqlite:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
     else:
-        await pg_execute(args.pg_url, f'CREATE DATABASE "{name}"')
+        exists = await pg_scalar(
+            args.pg_url, f"SELECT count(*) FROM pg_database WHERE datname = '{name}'"
+        )
+        if not exists:
+            await pg_execute(args.pg_url, f'CREATE DATABASE "{name}"')
         url = pg_database_url(args.pg_url, name)
     try:
         await asyncio.to_thread(migrate.upgrade, url)
         settings = settings_for(url)
         database = Database(url)
         async with database.unit_of_work() as session:
-            keys = await demo.load_demo(
-                session, pepper=settings.secret("api_key_pepper"), seed=b"bench"
-            )
+            loaded = await session.scalar(select(func.count()).select_from(Consortium))
+            if not loaded:
+                await demo.load_demo(
+                    session, pepper=settings.secret("api_key_pepper"), seed=b"bench"
+                )
             consortium = (
                 await session.execute(select(Consortium).where(Consortium.code == "ZHENGHE"))
             ).scalar_one()
-        started = time.perf_counter()
-        async with database.unit_of_work() as session:
-            await generate(session, consortium.id, args.referrals, YEAR)
-        print(
-            f"generated {args.referrals} referrals in {time.perf_counter() - started:.1f} s "
-            f"({'SQLite' if args.sqlite else 'PostgreSQL'})"
-        )
+            present = await session.scalar(select(func.count()).select_from(Referral))
+            council = (
+                await auth.issue_key(
+                    session,
+                    pepper=settings.secret("api_key_pepper"),
+                    name="demo council ZHENGHE",
+                    role=Role.COUNCIL,
+                    institution_id=None,
+                    consortium_id=consortium.id,
+                    material=auth.derive_demo_key(b"bench", "demo council ZHENGHE"),
+                )
+            ).key
+        if present:
+            print(f"reusing {present} referrals in {name}")
+        else:
+            started = time.perf_counter()
+            async with database.unit_of_work() as session:
+                await generate(session, consortium.id, args.referrals, YEAR)
+            print(
+                f"generated {args.referrals} referrals in {time.perf_counter() - started:.1f} s "
+                f"({'SQLite' if args.sqlite else 'PostgreSQL'})"
+            )
         if not args.sqlite:
             async with database.engine.connect() as conn:
                 await conn.exec_driver_sql("ANALYZE")
-        council = next(k.key for k in keys if k.name == "demo council ZHENGHE")
 
         async def baseline() -> float:
             t = time.perf_counter()
@@ -125,7 +151,7 @@ async def main() -> None:
             f"{'met' if by_member < 1 else 'NOT met'}"
         )
     finally:
-        if not args.sqlite:
+        if not args.sqlite and not args.keep:
             await pg_execute(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

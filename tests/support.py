@@ -13,6 +13,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -53,6 +54,14 @@ async def pg_execute(url: str, sql: str) -> None:
     conn = await asyncpg.connect(_pg_admin_dsn(url))
     try:
         await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def pg_scalar(url: str, sql: str) -> Any:
+    conn = await asyncpg.connect(_pg_admin_dsn(url))
+    try:
+        return await conn.fetchval(sql)
     finally:
         await conn.close()
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.middleware import BodyTooLarge
 from app.domain.errors import (
     Conflict,
     DomainError,
@@ -273,6 +274,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, BodyTooLarge):
+            # a body without Content-Length that grew past the limit while it was read:
+            # FastAPI wraps the error raised from receive() into "error parsing the body"
+            return problem_response(
+                request, 413, str(exc.__cause__) or "The request body is too large."
+            )
         if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
             # FastAPI answers 400 for a body that is not text but 422 for malformed JSON
             # text; both are the same client error (RFC 8259 JSON is UTF-8)

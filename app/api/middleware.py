@@ -74,7 +74,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(f"The request body exceeds {self.max_body_bytes} bytes.")
             return message
 
         async def send_wrapper(message: Message) -> None:

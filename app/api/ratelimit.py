@@ -6,7 +6,9 @@ precedence as authentication) takes one token from that key's bucket. A bucket h
 bucket answers 429 problem+json with ``Retry-After`` (whole seconds until a token is back),
 before routing, authentication or any database work, so a refused request writes nothing.
 Either setting at 0 turns the limit off. Requests without a key are not limited here (they get
-401 without touching a bucket); the gateway's per-address limit is the place for those.
+401 without touching a bucket); the gateway's per-address limit is the place for those. The
+operational endpoints (``/livez``, ``/readyz``, ``/metrics``) are never limited, whatever headers
+the probe or scraper sends: a throttled probe would take a healthy replica out of service.
 
 What this is and is not:
 
@@ -35,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.config import Settings
 
 PROBLEM_TYPE = "https://referral.example.org/problems/rate-limited"
+EXEMPT_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 MAX_BUCKETS = 10_000
 
 
@@ -115,7 +118,7 @@ class RateLimitMiddleware:
             self.buckets = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.buckets is None or scope["type"] != "http":
+        if self.buckets is None or scope["type"] != "http" or _exempt(scope):
             await self.app(scope, receive, send)
             return
         hashed = key_hash(scope)
@@ -124,6 +127,14 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         await _too_many(scope, send, max(1, math.ceil(wait)))
+
+
+def _exempt(scope: Scope) -> bool:
+    path: str = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path in EXEMPT_PATHS
 
 
 async def _too_many(scope: Scope, send: Send, retry_after: int) -> None:
