@@ -100,7 +100,7 @@ async def main() -> None:
                 f"({'SQLite' if args.sqlite else 'PostgreSQL'})"
             )
         if not args.sqlite:
-            async with database.engine.connect() as conn:
+            async with database.engine.begin() as conn:  # committed: fresh planner statistics
                 await conn.exec_driver_sql("ANALYZE")
 
         async def baseline() -> float:

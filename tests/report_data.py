@@ -50,7 +50,8 @@ class Spec:
     reject_reason: str | None = None
     rejected_at: datetime | None = None
     expired_at: str | None = None
-    waitlisted: bool = False
+    waitlisted: bool = False  # created on the waitlist
+    left_waitlist_at: datetime | None = None  # then placed from it
     planned: list[tuple[date, date | None]] = field(default_factory=list)
     attempts: list[tuple[str, datetime]] = field(default_factory=list)
 
@@ -84,6 +85,15 @@ async def generate(
         roll = rng.random()
         if up and roll < 0.05:
             spec.waitlisted = True
+        elif up and roll < 0.08:  # waitlisted, then a place appeared
+            spec.waitlisted = True
+            spec.left_waitlist_at = created + timedelta(minutes=rng.randrange(5, 3000))
+            spec.target = rng.choice(hospitals)
+            spec.attempts.append((spec.target, spec.left_waitlist_at))
+            spec.status = "pending"
+            if rng.random() < 0.8:
+                spec.accepted_at = spec.left_waitlist_at + timedelta(minutes=rng.randrange(1, 600))
+                spec.status = "accepted"
         else:
             first = rng.choice(hospitals) if up else rng.choice(primary)
             spec.attempts.append((first, created))
@@ -192,8 +202,26 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
             at = s.attempts[-1][1]
             events.append(_event(s, "expired", at, target=s.expired_at))
             events.append(_event(s, "rerouted", at, target=s.target))
-        if s.waitlisted:
-            events.append(_event(s, "waitlisted", s.created_at))
+        events.append(
+            _event(
+                s,
+                "created",
+                s.created_at,
+                to_status="waitlisted" if s.waitlisted else "pending",
+                target=None if s.waitlisted else s.attempts[0][0],
+            )
+        )
+        if s.left_waitlist_at:
+            events.append(
+                _event(
+                    s,
+                    "routed",
+                    s.left_waitlist_at,
+                    from_status="waitlisted",
+                    to_status="pending",
+                    target=s.target,
+                )
+            )
         for due, done in s.planned:
             follow_ups.append(
                 {
@@ -224,13 +252,15 @@ def _event(
     actor: str | None = None,
     target: str | None = None,
     reason: str | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
 ) -> dict[str, Any]:
     return {
         "id": new_id(),
         "referral_id": s.id,
         "type": type_,
-        "from_status": None,
-        "to_status": None,
+        "from_status": from_status,
+        "to_status": to_status,
         "actor_institution_id": actor,
         "actor_user": None,
         "reason": None,
@@ -265,6 +295,8 @@ def expected(specs: list[Spec], today: date) -> dict[tuple[str, str], Counter[st
             add(s.source, s.attempts[-1][1], "rerouted")
         if s.waitlisted:
             add(s.source, s.created_at, "waitlisted")
+        if s.left_waitlist_at:
+            add(s.source, s.left_waitlist_at, "waitlist_placed")
         if s.direction == "up" and s.status == "completed":
             add(s.target, s.closed_at, "up_completed_received")
         for due, done in s.planned:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
@@ -19,6 +20,7 @@ from app.domain.errors import Forbidden, InvalidInput
 from app.domain.lifecycle import RejectReason
 from app.services.auth import Principal
 
+REPORT_WORK_MEM = "64MB"
 COUNTS = (
     "up_sent",
     "up_received",
@@ -28,6 +30,7 @@ COUNTS = (
     "expired",
     "rerouted",
     "waitlisted",
+    "waitlist_placed",
     "overflow",
     "out_of_consortium",
     "up_placed",
@@ -48,6 +51,8 @@ class ReportRow:
     rejections: dict[str, int] = field(default_factory=dict)
     accept_minutes_median: float | None = None
     accept_minutes_p90: float | None = None
+    waitlist_minutes_median: float | None = None
+    waitlist_minutes_p90: float | None = None
 
     def ratio(self, numerator: str, denominator: str) -> float | None:
         d = self.counts.get(denominator, 0)
@@ -91,6 +96,9 @@ async def monthly(
         group_by=group_by,
         dialect=session.get_bind().dialect.name,
     )
+    if scope.dialect == "postgresql":
+        # the grouped passes hash a year of rows: give this transaction room to do it in memory
+        await session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
     figures = await repo.referral_counts(session, scope)
     figures |= await repo.event_counts(session, scope)
     figures |= await repo.follow_up_counts(session, scope, utcnow().date())
@@ -108,9 +116,16 @@ async def monthly(
             row(key).counts[name] = n
     for key, reasons in (await repo.rejections(session, scope)).items():
         row(key).rejections = {r.value: reasons.get(r.value, 0) for r in RejectReason}
-    for key, (p50, p90) in (await repo.accept_percentiles(session, scope)).items():
+    for key, accepted in (await repo.acceptances(session, scope)).items():
         r = row(key)
-        r.accept_minutes_median, r.accept_minutes_p90 = p50, p90
+        r.counts["accepted"] = accepted.count
+        r.accept_minutes_median = accepted.minutes_p50
+        r.accept_minutes_p90 = accepted.minutes_p90
+    for key, placed in (await repo.waitlist_placements(session, scope)).items():
+        r = row(key)
+        r.counts["waitlist_placed"] = placed.count
+        r.waitlist_minutes_median = placed.minutes_p50
+        r.waitlist_minutes_p90 = placed.minutes_p90
     for r in rows.values():
         r.rejections = r.rejections or {x.value: 0 for x in RejectReason}
     if group_by == "institution":

@@ -2,10 +2,18 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from sqlalchemy import update
+
+from app.db.models import Referral
 from app.db.session import Database
 from app.domain.green_channel import percentile
+from app.services.sweeper import sweep_once
+from tests.factories import census, referral_body
 from tests.report_data import expected, generate
 
 YEAR = 2025
@@ -21,6 +29,7 @@ COUNT_FIELDS = (
     "rerouted",
     "expired",
     "waitlisted",
+    "waitlist_placed",
     "up_completed_received",
     "follow_ups_due",
     "follow_ups_on_time",
@@ -66,6 +75,18 @@ async def test_monthly_report_matches_independent_counts(client, auth, app) -> N
         if key in got:
             assert abs(got[key]["accept_minutes_median"] - percentile(values, 0.5)) <= 0.1
             assert abs(got[key]["accept_minutes_p90"] - percentile(values, 0.9)) <= 0.1
+    # time on the waitlist: median and p90 per sending member and month of the placement
+    waited: dict[tuple[str, str], list[float]] = {}
+    for spec in specs:
+        if spec.left_waitlist_at is not None:
+            key = (spec.source, f"{spec.left_waitlist_at:%Y-%m}")
+            seconds = (spec.left_waitlist_at - spec.created_at).total_seconds()
+            waited.setdefault(key, []).append(seconds / 60)
+    assert len(waited) > 10
+    for key, values in waited.items():
+        if key in got:
+            assert abs(got[key]["waitlist_minutes_median"] - percentile(values, 0.5)) <= 0.1
+            assert abs(got[key]["waitlist_minutes_p90"] - percentile(values, 0.9)) <= 0.1
     total_up = sum(1 for s in specs if s.direction == "up")
     assert sum(row["up_sent"] for row in r.json()) == total_up
     # the same numbers as CSV, with a BOM and the Chinese names
@@ -105,3 +126,106 @@ async def test_monthly_report_matches_independent_counts(client, auth, app) -> N
         headers=auth("demo council HUANGZHONG-1"),
     )
     assert other.json() == []
+
+
+# --- the figures follow what the service itself records ----------------------------------
+
+
+async def _put_beds(client, auth, ids: dict[str, str], code: str, total: int, occ: int) -> None:
+    r = await client.put(
+        f"/v1/institutions/{ids[code]}/capacity",
+        json=census({"03": (total, occ)}),
+        headers=auth("demo admin"),
+    )
+    assert r.status_code == 200, r.text
+
+
+async def _send(client, auth, clinic: str) -> dict[str, Any]:
+    r = await client.post(
+        "/v1/referrals",
+        json=referral_body(),
+        headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def _do(client, h, ref: dict[str, Any], action: str, body=None) -> dict[str, Any]:
+    r = await client.post(
+        f"/v1/referrals/{ref['id']}/{action}",
+        json=body,
+        headers={**h, "If-Match": f'"{ref["id"]}.{ref["version"]}"'},
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def _read(client, h, ref: dict[str, Any]) -> dict[str, Any]:
+    return dict((await client.get(f"/v1/referrals/{ref['id']}", headers=h)).json())
+
+
+async def test_report_counts_what_the_service_recorded(client, auth, app) -> None:
+    """Referrals walked through the API (not written into the tables): each figure is the
+    number the walk produced, so the report's definitions match the events the service writes
+    (a referral created straight onto the waitlist counts as waitlisted, a placement from the
+    waitlist counts with its waiting time, a rejection by its reason)."""
+    admin = auth("demo admin")
+    listing = await client.get("/v1/institutions", params={"limit": 200}, headers=admin)
+    ids = {i["code"]: i["id"] for i in listing.json()["items"]}
+    await _put_beds(client, auth, ids, "ZH-CH", 4, 3)  # one free bed
+    await _put_beds(client, auth, ids, "ZH-TCM", 4, 4)
+    await _put_beds(client, auth, ids, "NP-FH", 4, 4)
+    ts, ly = auth("demo clinic ZH-THC-TS"), auth("demo clinic ZH-THC-LY")
+    a = await _send(client, auth, "ZH-THC-TS")
+    assert a["status"] == "pending" and a["target_institution_id"] == ids["ZH-CH"]
+    b = await _send(client, auth, "ZH-THC-LY")
+    assert b["status"] == "waitlisted"  # created on the waitlist
+    await _do(client, auth("demo hospital ZH-CH"), a, "accept")
+    await _put_beds(client, auth, ids, "ZH-TCM", 4, 3)  # a bed appears: b leaves the waitlist
+    b = await _read(client, ly, b)
+    assert b["status"] == "pending" and b["target_institution_id"] == ids["ZH-TCM"]
+    b = await _do(client, auth("demo hospital ZH-TCM"), b, "reject", {"reason_code": "no_bed"})
+    assert b["status"] == "waitlisted"  # re-routed: no other place, back on the waitlist
+    assert (await _read(client, ts, a))["status"] == "accepted"
+    c = await _send(client, auth, "ZH-THC-DP")  # takes the bed b gave back
+    assert c["status"] == "pending" and c["target_institution_id"] == ids["ZH-TCM"]
+    database: Database = app.state.database
+    async with database.unit_of_work() as session:  # its answer time has passed
+        await session.execute(
+            update(Referral)
+            .where(Referral.id == c["id"])
+            .values(respond_by=datetime.now(UTC) - timedelta(hours=1))
+        )
+    assert await sweep_once(database, app.state.settings) == 1
+    c = await _read(client, auth("demo clinic ZH-THC-DP"), c)
+    assert c["status"] == "waitlisted"  # expired at ZH-TCM, no other place
+
+    today = datetime.now(UTC).date()
+    r = await client.get(
+        "/v1/reports/referrals",
+        params={"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=2))},
+        headers=auth("demo council ZHENGHE"),
+    )
+    assert r.status_code == 200, r.text
+    totals: dict[str, Counter[str]] = defaultdict(Counter)
+    waits: list[float] = []
+    for row in r.json():
+        for name, value in row.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                totals[row["key"]][name] += value
+        for reason, n in row["rejections"].items():
+            totals[row["key"]][f"rejected:{reason}"] += n
+        if row["waitlist_minutes_median"] is not None:
+            waits.append(row["waitlist_minutes_median"])
+    want = {
+        "ZH-THC-TS": {"up_sent": 1},
+        "ZH-THC-LY": {"up_sent": 1, "waitlisted": 2, "waitlist_placed": 1},
+        "ZH-CH": {"up_received": 1, "accepted": 1},
+        "ZH-THC-DP": {"up_sent": 1, "waitlisted": 1},
+        "ZH-TCM": {"up_received": 2, "rejected": 1, "rejected:no_bed": 1, "expired": 1},
+    }
+    for code, figures in want.items():
+        got = totals[ids[code]]
+        assert {k: v for k, v in got.items() if v} == figures, (code, dict(got))
+    assert set(totals) == {ids[c] for c in want}
+    assert len(waits) == 1 and 0 <= waits[0] < 5

@@ -12,25 +12,59 @@ class ReferralReportRow(ResponseModel):
     )
     name: str | None = Field(description="Institution name (group_by=institution).")
     month: str = Field(description="YYYY-MM (UTC)")
-    up_sent: int
-    up_received: int
-    down_sent: int
-    down_received: int
-    accepted: int
-    acceptance_rate: float | None
-    accept_minutes_median: float | None
-    accept_minutes_p90: float | None
-    rejected: int
+    up_sent: int = Field(description="Up-referrals the member sent (by creation time).")
+    up_received: int = Field(
+        description="Routing attempts that named the member as target of an up-referral."
+    )
+    down_sent: int = Field(description="Down-referrals the member sent.")
+    down_received: int = Field(
+        description="Routing attempts that named the member as target of a down-referral."
+    )
+    accepted: int = Field(description="Referrals the member accepted (by acceptance time).")
+    acceptance_rate: float | None = Field(
+        description="accepted / (up_received + down_received); null without any."
+    )
+    accept_minutes_median: float | None = Field(
+        description="Minutes from the routing that reached the member to its acceptance."
+    )
+    accept_minutes_p90: float | None = Field(description="90th percentile of the same.")
+    rejected: int = Field(description="Rejections by the member (all reasons).")
     rejections: dict[str, int] = Field(description="Rejections by reason code.")
-    expired: int
-    rerouted: int
-    waitlisted: int
-    overflow: int
-    out_of_consortium: int
-    up_treated_in_consortium_share: float | None
-    up_treated_in_county_share: float | None
-    up_completed_received: int
-    down_share_of_completed_up: float | None
-    follow_ups_due: int
-    follow_ups_on_time: int
-    follow_ups_on_time_share: float | None
+    expired: int = Field(description="Referrals that expired unanswered at the member.")
+    rerouted: int = Field(description="Re-routings of referrals the member sent.")
+    waitlisted: int = Field(
+        description="Times referrals the member sent entered the waitlist (at creation or "
+        "when a re-routing found no place)."
+    )
+    waitlist_placed: int = Field(
+        description="Referrals the member sent that left the waitlist with a place."
+    )
+    waitlist_minutes_median: float | None = Field(
+        description="Minutes those referrals waited, from entering the waitlist to the place."
+    )
+    waitlist_minutes_p90: float | None = Field(description="90th percentile of the same.")
+    overflow: int = Field(
+        description="Green-channel referrals placed at the member without a free bed."
+    )
+    out_of_consortium: int = Field(
+        description="Up-referrals the member sent that went to an upstream partner."
+    )
+    up_treated_in_consortium_share: float | None = Field(
+        description="Of the up-referrals the member sent that have a target: share inside "
+        "the consortium."
+    )
+    up_treated_in_county_share: float | None = Field(
+        description="The same: share whose target is in the sender's county."
+    )
+    up_completed_received: int = Field(description="Up-referrals completed at the member.")
+    down_share_of_completed_up: float | None = Field(
+        description="down_sent / up_completed_received."
+    )
+    follow_ups_due: int = Field(
+        description="Planned follow-up visits of down-referrals the member received, due in "
+        "the month (and already due)."
+    )
+    follow_ups_on_time: int = Field(description="Of those, done by their due date.")
+    follow_ups_on_time_share: float | None = Field(
+        description="follow_ups_on_time / follow_ups_due."
+    )

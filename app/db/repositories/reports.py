@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -25,16 +36,25 @@ class Scope:
     dialect: str
 
 
-def month(scope: Scope, column: Any) -> ColumnElement[str]:
+def month(scope: Scope, column: Any) -> ColumnElement[Any]:
+    """The UTC month of a timestamp: the first instant of the month on PostgreSQL (date_trunc,
+    which hashes far faster than a formatted string), "YYYY-MM" on SQLite; ``label`` turns
+    either into "YYYY-MM"."""
     if scope.dialect == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+        return func.date_trunc("month", func.timezone("UTC", column))
     return func.strftime("%Y-%m", column)
 
 
-def month_of_date(scope: Scope, column: Any) -> ColumnElement[str]:
+def month_of_date(scope: Scope, column: Any) -> ColumnElement[Any]:
     if scope.dialect == "postgresql":
-        return func.to_char(column, "YYYY-MM")
+        return func.date_trunc("month", cast(column, DateTime()))
     return func.strftime("%Y-%m", column)
+
+
+def label(value: Any) -> str:
+    if isinstance(value, (date, datetime)):
+        return f"{value.year:04d}-{value.month:02d}"
+    return str(value)
 
 
 def _key(scope: Scope, member: Any) -> Any:
@@ -43,29 +63,6 @@ def _key(scope: Scope, member: Any) -> Any:
     if scope.group_by == "specialty":
         return Referral.specialty_code
     return literal(None)
-
-
-async def _counts(
-    session: AsyncSession,
-    scope: Scope,
-    stmt: Select[Any],
-    member: Any,
-    moment: Any,
-    *,
-    by_date: bool = False,
-    value: Any = None,
-) -> dict[Key, int]:
-    """COUNT(*) (or SUM(value)) grouped by the report key and month of ``moment``."""
-    m = month_of_date(scope, moment) if by_date else month(scope, moment)
-    k = _key(scope, member).label("k")
-    agg = func.count() if value is None else func.coalesce(func.sum(value), 0)
-    stmt = stmt.add_columns(k, m.label("m"), agg.label("n")).group_by(k, m)
-    if scope.consortium_id is not None:
-        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
-    rows = (await session.execute(stmt)).all()
-    return {
-        (r.k, r.m): int(r.n) for r in rows if r.k is not None or scope.group_by != "institution"
-    }
 
 
 def _in_period(scope: Scope, column: Any) -> ColumnElement[bool]:
@@ -97,7 +94,7 @@ async def _sums(
         for name in sums:
             value = int(getattr(r, name))
             if value:
-                out[name][(r.k, r.m)] = value
+                out[name][(r.k, label(r.m))] = value
     return out
 
 
@@ -144,14 +141,6 @@ async def referral_counts(session: AsyncSession, scope: Scope) -> dict[str, dict
     out |= await _sums(
         session,
         scope,
-        select().select_from(Referral).where(_in_period(scope, Referral.accepted_at)),
-        Referral.target_institution_id,
-        Referral.accepted_at,
-        {"accepted": Referral.accepted_at.is_not(None)},
-    )
-    out |= await _sums(
-        session,
-        scope,
         select()
         .select_from(Referral)
         .where(up, Referral.status == "completed", _in_period(scope, Referral.closed_at)),
@@ -180,22 +169,37 @@ async def referral_counts(session: AsyncSession, scope: Scope) -> dict[str, dict
 
 
 async def event_counts(session: AsyncSession, scope: Scope) -> dict[str, dict[Key, int]]:
-    events = (
-        select().select_from(ReferralEvent).join(Referral, Referral.id == ReferralEvent.referral_id)
+    """Expiries (counted for the member that let the referral expire), re-routes and entries
+    into the waitlist (for the sending member), one pass over the period's events."""
+    kinds = ("expired", "rerouted", WAITLIST)
+    kind = case(
+        (ReferralEvent.type == "expired", "expired"),
+        (ReferralEvent.type == "rerouted", "rerouted"),
+        else_=WAITLIST,
+    ).label("kind")
+    member = case(
+        (ReferralEvent.type == "expired", ReferralEvent.target_institution_id),
+        else_=Referral.source_institution_id,
     )
-    out: dict[str, dict[Key, int]] = {}
-    for kind, member in (
-        ("expired", ReferralEvent.target_institution_id),
-        ("rerouted", Referral.source_institution_id),
-        ("waitlisted", Referral.source_institution_id),
-    ):
-        out[kind] = await _counts(
-            session,
-            scope,
-            events.where(ReferralEvent.type == kind, _in_period(scope, ReferralEvent.at)),
-            member,
-            ReferralEvent.at,
+    k = _key(scope, member).label("k")
+    m = month(scope, ReferralEvent.at).label("m")
+    stmt = (
+        select(k, m, kind, func.count().label("n"))
+        .select_from(ReferralEvent)
+        .join(Referral, Referral.id == ReferralEvent.referral_id)
+        .where(
+            or_(ReferralEvent.type.in_(("expired", "rerouted")), entered_waitlist()),
+            _in_period(scope, ReferralEvent.at),
         )
+        .group_by(k, m, kind)
+    )
+    if scope.consortium_id is not None:
+        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
+    out: dict[str, dict[Key, int]] = {kind: {} for kind in kinds}
+    for r in (await session.execute(stmt)).all():
+        if r.k is None and scope.group_by == "institution":
+            continue
+        out[str(r.kind)][(r.k, label(r.m))] = int(r.n)
     return out
 
 
@@ -213,55 +217,129 @@ async def rejections(session: AsyncSession, scope: Scope) -> dict[Key, dict[str,
         stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
     out: dict[Key, dict[str, int]] = {}
     for r in (await session.execute(stmt)).all():
-        out.setdefault((r.k, r.m), {})[str(r.reason_code)] = int(r.n)
+        out.setdefault((r.k, label(r.m)), {})[str(r.reason_code)] = int(r.n)
     return out
 
 
-async def accept_percentiles(
-    session: AsyncSession, scope: Scope
-) -> dict[Key, tuple[float | None, float | None]]:
-    """Median and 90th percentile of minutes from the routing that reached the accepting
-    member (``routed_at``) to acceptance: in SQL on PostgreSQL (percentile_cont), from the
-    per-referral values on SQLite (same linear interpolation)."""
-    k = _key(scope, Referral.target_institution_id).label("k")
-    m = month(scope, Referral.accepted_at).label("m")
-    where = [
-        Referral.accepted_at.is_not(None),
-        Referral.routed_at.is_not(None),
-        _in_period(scope, Referral.accepted_at),
-    ]
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """How many things happened in the month, and the median and 90th percentile of the
+    minutes each took (None without a start time)."""
+
+    count: int
+    minutes_p50: float | None
+    minutes_p90: float | None
+
+
+async def _timed(
+    session: AsyncSession,
+    scope: Scope,
+    stmt: Select[Any],
+    member: Any,
+    moment: Any,
+    begin: Any,
+) -> dict[Key, Timed]:
+    """COUNT(*) of ``stmt``'s rows by report key and month of ``moment``, with the median and
+    90th percentile of minutes from ``begin`` to ``moment``: one grouped query on PostgreSQL
+    (percentile_cont skips rows whose ``begin`` is NULL), from the per-row values on SQLite,
+    which has no percentile function (same linear interpolation)."""
+    k = _key(scope, member).label("k")
+    m = month(scope, moment).label("m")
+    stmt = stmt.where(_in_period(scope, moment))
     if scope.consortium_id is not None:
-        where.append(Referral.consortium_id == scope.consortium_id)
+        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
+    out: dict[Key, Timed] = {}
     if scope.dialect == "postgresql":
-        minutes = func.extract("epoch", Referral.accepted_at - Referral.routed_at) / 60
-        stmt = (
-            select(
-                k,
-                m,
-                func.percentile_cont(0.5).within_group(minutes).label("p50"),
-                func.percentile_cont(0.9).within_group(minutes).label("p90"),
-            )
-            .where(*where)
-            .group_by(k, m)
-        )
-        return {
-            (r.k, r.m): (round(float(r.p50), 1), round(float(r.p90), 1))
-            for r in (await session.execute(stmt)).all()
-        }
+        minutes = func.extract("epoch", moment - begin) / 60
+        grouped = stmt.add_columns(
+            k,
+            m,
+            func.count().label("n"),
+            func.percentile_cont(0.5).within_group(minutes).label("p50"),
+            func.percentile_cont(0.9).within_group(minutes).label("p90"),
+        ).group_by(k, m)
+        for r in (await session.execute(grouped)).all():
+            if r.k is None and scope.group_by == "institution":
+                continue
+            out[(r.k, label(r.m))] = Timed(int(r.n), _minutes(r.p50), _minutes(r.p90))
+        return out
+    counts: dict[Key, int] = {}
     values: dict[Key, list[float]] = {}
-    stmt2 = select(k, m, Referral.accepted_at, Referral.routed_at).where(*where)
-    for r in (await session.execute(stmt2)).all():
-        seconds = (_aware(r.accepted_at) - _aware(r.routed_at)).total_seconds()
-        values.setdefault((r.k, r.m), []).append(max(0.0, seconds) / 60)
-    return {key: (percentile(v, 0.5), percentile(v, 0.9)) for key, v in values.items()}
+    rows = stmt.add_columns(k, m, moment.label("end_"), begin.label("begin_"))
+    for r in (await session.execute(rows)).all():
+        if r.k is None and scope.group_by == "institution":
+            continue
+        key = (r.k, label(r.m))
+        counts[key] = counts.get(key, 0) + 1
+        if r.begin_ is not None:
+            seconds = (_aware(r.end_) - _aware(r.begin_)).total_seconds()
+            values.setdefault(key, []).append(max(0.0, seconds) / 60)
+    for key, n in counts.items():
+        v = values.get(key)
+        out[key] = Timed(n, percentile(v, 0.5) if v else None, percentile(v, 0.9) if v else None)
+    return out
+
+
+async def acceptances(session: AsyncSession, scope: Scope) -> dict[Key, Timed]:
+    """Referrals accepted in the month, for the accepting member, with the minutes from the
+    routing that reached that member (``routed_at``) to acceptance."""
+    return await _timed(
+        session,
+        scope,
+        select().select_from(Referral).where(Referral.accepted_at.is_not(None)),
+        Referral.target_institution_id,
+        Referral.accepted_at,
+        Referral.routed_at,
+    )
+
+
+WAITLIST = "waitlisted"
+
+
+def entered_waitlist() -> ColumnElement[bool]:
+    """An event that put a referral on the waitlist: created there, or re-routed there."""
+    return and_(
+        ReferralEvent.to_status == WAITLIST,
+        or_(ReferralEvent.from_status.is_(None), ReferralEvent.from_status != WAITLIST),
+    )
+
+
+async def waitlist_placements(session: AsyncSession, scope: Scope) -> dict[Key, Timed]:
+    """Referrals that left the waitlist with a place in the month, for the sending member, with
+    the minutes since they last entered the waitlist."""
+    entered = aliased(ReferralEvent)
+    since = (
+        select(func.max(entered.at))
+        .where(
+            entered.referral_id == ReferralEvent.referral_id,
+            entered.to_status == WAITLIST,
+            entered.at <= ReferralEvent.at,
+        )
+        .scalar_subquery()
+    )
+    stmt = (
+        select()
+        .select_from(ReferralEvent)
+        .join(Referral, Referral.id == ReferralEvent.referral_id)
+        .where(
+            ReferralEvent.type == "routed",
+            ReferralEvent.from_status == WAITLIST,
+            ReferralEvent.target_institution_id.is_not(None),
+        )
+    )
+    return await _timed(
+        session, scope, stmt, Referral.source_institution_id, ReferralEvent.at, since
+    )
+
+
+def _minutes(value: Any) -> float | None:
+    return None if value is None else round(float(value), 1)
 
 
 def _aware(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
-        from datetime import UTC
-
         value = value.replace(tzinfo=UTC)
     return value  # type: ignore[no-any-return]
 
@@ -269,9 +347,18 @@ def _aware(value: Any) -> datetime:
 async def follow_up_counts(
     session: AsyncSession, scope: Scope, today: date
 ) -> dict[str, dict[Key, int]]:
-    """Planned visits due in the month (and already due): how many were done by their date."""
+    """Planned visits due in the month (and already due): how many were done by their date,
+    for the member that referred the patient down (one pass)."""
+    m = month_of_date(scope, FollowUp.due_date).label("m")
+    k = _key(scope, Referral.target_institution_id).label("k")
+    on_time = and_(FollowUp.done_at.is_not(None), FollowUp.done_at <= FollowUp.due_date)
     stmt = (
-        select()
+        select(
+            k,
+            m,
+            func.count().label("due"),
+            func.coalesce(func.sum(case((on_time, 1), else_=0)), 0).label("on_time"),
+        )
         .select_from(FollowUp)
         .join(Referral, Referral.id == FollowUp.referral_id)
         .where(
@@ -279,21 +366,16 @@ async def follow_up_counts(
             FollowUp.due_date >= scope.start.date(),
             FollowUp.due_date < min(scope.end.date(), today),
         )
+        .group_by(k, m)
     )
-    on_time = case(
-        (and_(FollowUp.done_at.is_not(None), FollowUp.done_at <= FollowUp.due_date), 1), else_=0
-    )
-    return {
-        "follow_ups_due": await _counts(
-            session, scope, stmt, Referral.target_institution_id, FollowUp.due_date, by_date=True
-        ),
-        "follow_ups_on_time": await _counts(
-            session,
-            scope,
-            stmt,
-            Referral.target_institution_id,
-            FollowUp.due_date,
-            by_date=True,
-            value=on_time,
-        ),
-    }
+    if scope.consortium_id is not None:
+        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
+    out: dict[str, dict[Key, int]] = {"follow_ups_due": {}, "follow_ups_on_time": {}}
+    for r in (await session.execute(stmt)).all():
+        if r.k is None and scope.group_by == "institution":
+            continue
+        key = (r.k, label(r.m))
+        out["follow_ups_due"][key] = int(r.due)
+        if int(r.on_time):
+            out["follow_ups_on_time"][key] = int(r.on_time)
+    return out
