@@ -149,6 +149,8 @@ async def create_down_referral(
     protector: PatientDataProtector,
     principal: Principal,
     body: dict[str, Any],
+    *,
+    number: referrals.Number | None = None,
 ) -> referrals.ReferralView:
     if principal.role is not Role.HOSPITAL or principal.institution_id is None:
         raise Forbidden("Down-referrals are sent by hospitals.")
@@ -230,8 +232,7 @@ async def create_down_referral(
         episode_origin=episode_origin,
         requested=body.get("target_institution_id"),
     )
-    seq = await repo.next_sequence(session, consortium.id, now.date())
-    row.number = f"{consortium.referral_prefix}-{now:%Y%m%d}-{seq:04d}"
+    row.number = await referrals.number_for(session, consortium.id, now, number)
     sensitive = {
         "patient": {
             "name": body["patient"]["name"],
@@ -308,6 +309,8 @@ async def escalate(
     principal: Principal,
     referral_id: str,
     body: dict[str, Any],
+    *,
+    number: referrals.Number | None = None,
 ) -> referrals.ReferralView:
     """A deterioration during follow-up: a new up-referral in the same episode, pre-filled."""
     down = await visible(session, principal, referral_id)
@@ -340,5 +343,5 @@ async def escalate(
         "pathway": body.get("pathway"),
     }
     return await referrals.create_up_referral(
-        session, settings, protector, principal, up_body, parent_referral_id=down.id
+        session, settings, protector, principal, up_body, parent_referral_id=down.id, number=number
     )

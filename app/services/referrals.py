@@ -17,6 +17,7 @@ from app.db.repositories import referrals as repo
 from app.db.repositories import registry as registry_repo
 from app.db.repositories import routing as routing_repo
 from app.db.repositories import tiers as tier_repo
+from app.db.session import Database
 from app.domain import routing
 from app.domain.capacity import free
 from app.domain.enums import CareType, Centre, Role, Sex
@@ -31,6 +32,47 @@ from app.services.crypto import PatientDataProtector
 MAX_HOLD_ATTEMPTS = 8
 STATUS_PENDING = "pending"
 STATUS_WAITLISTED = "waitlisted"
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A referral number taken ahead of the create, in a transaction of its own."""
+
+    consortium_id: str
+    text: str
+
+
+def format_number(prefix: str, now: datetime, seq: int) -> str:
+    return f"{prefix}-{now:%Y%m%d}-{seq:04d}"
+
+
+async def take_number(database: Database, institution_id: str, now: datetime) -> Number | None:
+    """The next number of the day for the institution's consortium, committed at once.
+
+    The day's counter row is the one row every create of a consortium writes: taken inside
+    the create's transaction it would stay locked until that commits, queueing all creates of
+    the consortium behind each other. Here it is locked for one short transaction. A create
+    that fails afterwards leaves a gap in the day's numbers (numbers stay unique and rising).
+    """
+    async with database.unit_of_work() as session:
+        found = await registry_repo.consortium_prefix_of(session, institution_id)
+        if found is None:
+            return None
+        consortium_id, prefix = found
+        seq = await repo.next_sequence(session, consortium_id, now.date())
+    return Number(consortium_id, format_number(prefix, now, seq))
+
+
+async def number_for(
+    session: AsyncSession, consortium_id: str, now: datetime, taken: Number | None
+) -> str:
+    """The number taken ahead if it is for this consortium, else one taken here."""
+    if taken is not None and taken.consortium_id == consortium_id:
+        return taken.text
+    consortium = await registry_repo.get_consortium(session, consortium_id)
+    assert consortium is not None
+    seq = await repo.next_sequence(session, consortium_id, now.date())
+    return format_number(consortium.referral_prefix, now, seq)
 
 
 class PatientChoiceRefused(InvalidInput):
@@ -419,7 +461,10 @@ async def create_up_referral(
     body: dict[str, Any],
     *,
     parent_referral_id: str | None = None,
+    number: Number | None = None,
 ) -> ReferralView:
+    """Everything that does not need the target first; the bed hold (a row every create
+    for that hospital and specialty writes, locked until commit) as late as possible."""
     if principal.role not in (Role.CLINIC, Role.HOSPITAL):
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     now = utcnow()
@@ -428,15 +473,12 @@ async def create_up_referral(
     data = await routing_input(session, body)
     pathway = await pathways.for_referral(session, body.get("pathway"))
     source = await _source(session, principal, None)
-
-    placed = await route_and_hold(session, settings, source, data, now)
-    consortium = await registry_repo.get_consortium(session, source.consortium_id)
-    assert consortium is not None
+    consortium_id = source.consortium_id
     resident_hmac = protector.identifier_hmac(resident_id)
     episode_id = await open_or_join_episode(
-        session, body.get("episode_id"), consortium.id, resident_hmac, now
+        session, body.get("episode_id"), consortium_id, resident_hmac, now
     )
-    seq = await repo.next_sequence(session, consortium.id, now.date())
+    referral_number = await number_for(session, consortium_id, now, number)
     referral_id = new_id()
     sensitive = {
         "patient": {
@@ -449,10 +491,12 @@ async def create_up_referral(
         "clinical_summary": body.get("clinical_summary"),
         "tests_done": body.get("tests_done") or [],
     }
+    sealed = protector.seal(sensitive, associated=referral_id)
+    placed = await route_and_hold(session, settings, source, data, now)
     row = Referral(
         id=referral_id,
-        number=f"{consortium.referral_prefix}-{now:%Y%m%d}-{seq:04d}",
-        consortium_id=consortium.id,
+        number=referral_number,
+        consortium_id=consortium_id,
         direction="up",
         source_institution_id=source.id,
         specialty_code=data.specialty_code,
@@ -464,7 +508,7 @@ async def create_up_referral(
         patient_sex=sex,
         patient_birth_date=birth_date,
         resident_id_hmac=resident_hmac,
-        sensitive=protector.seal(sensitive, associated=referral_id),
+        sensitive=sealed,
         referring_doctor=(body.get("referring_doctor") or {}).get("name"),
         episode_id=episode_id,
         parent_referral_id=parent_referral_id,

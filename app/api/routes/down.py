@@ -134,9 +134,9 @@ async def escalate_referral(
     async with get_database(request).unit_of_work(read_only=True) as check:
         await down_referrals.visible(check, principal, referral_id)
 
-    async def work() -> referrals.ReferralView:
+    async def work(number: referrals.Number | None) -> referrals.ReferralView:
         return await down_referrals.escalate(
-            session, settings, protector, principal, referral_id, body.model_dump()
+            session, settings, protector, principal, referral_id, body.model_dump(), number=number
         )
 
     return await idempotent_create(

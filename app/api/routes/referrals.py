@@ -21,6 +21,7 @@ from app.api.schemas.referrals import (
 )
 from app.api.schemas.tiers import TierOut
 from app.config import Settings
+from app.db.base import utcnow
 from app.domain.errors import Forbidden
 from app.domain.lifecycle import Action
 from app.services import down_referrals, idempotency, referrals
@@ -162,13 +163,13 @@ async def create_referral(
     """
     protector = _protector(request)
 
-    async def work() -> referrals.ReferralView:
+    async def work(number: referrals.Number | None) -> referrals.ReferralView:
         if isinstance(body, DownReferralCreate):
             return await down_referrals.create_down_referral(
-                session, settings, protector, principal, body.model_dump()
+                session, settings, protector, principal, body.model_dump(), number=number
             )
         return await referrals.create_up_referral(
-            session, settings, protector, principal, body.model_dump()
+            session, settings, protector, principal, body.model_dump(), number=number
         )
 
     return await idempotent_create(
@@ -183,9 +184,12 @@ async def idempotent_create(
     principal: Principal,
     idempotency_key: str,
     body_json: dict[str, Any],
-    work: Callable[[], Awaitable[referrals.ReferralView]],
+    work: Callable[[referrals.Number | None], Awaitable[referrals.ReferralView]],
 ) -> Response:
-    """Run a create once per key: replay the stored answer for a repeated request."""
+    """Run a create once per key: replay the stored answer for a repeated request.
+
+    The referral number is taken after the claim, in a short transaction of its own (see
+    ``referrals.take_number``), before the request's own transaction starts."""
     if principal.institution_id is None:
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     database = get_database(request)
@@ -200,7 +204,8 @@ async def idempotent_create(
     if replay is not None:
         return Response(replay.body, replay.status, replay.headers, media_type=None)
     try:
-        view = await work()
+        number = await referrals.take_number(database, principal.institution_id, utcnow())
+        view = await work(number)
         content = referral_out(view).model_dump_json().encode()
         headers = {
             "Location": f"{request.scope.get('root_path', '')}/v1/referrals/{view.row.id}",

@@ -72,6 +72,19 @@ async def get_consortium(session: AsyncSession, consortium_id: str) -> Consortiu
     return await session.get(Consortium, consortium_id)
 
 
+async def consortium_prefix_of(
+    session: AsyncSession, institution_id: str
+) -> tuple[str, str] | None:
+    """(consortium id, referral prefix) of a member institution, or None."""
+    stmt = (
+        select(Consortium.id, Consortium.referral_prefix)
+        .join(Institution, Institution.consortium_id == Consortium.id)
+        .where(Institution.id == institution_id)
+    )
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def get_consortium_by_code(session: AsyncSession, code: str) -> Consortium | None:
     result = await session.execute(select(Consortium).where(Consortium.code == code))
     return result.scalar_one_or_none()
