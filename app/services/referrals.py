@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -106,6 +107,9 @@ class Candidates:
     capacity_code: dict[str, str]  # institution -> the capacity row's specialty code
 
 
+HoldStep = Callable[[], Awaitable[bool]]
+
+
 @dataclass(frozen=True, slots=True)
 class ReferralView:
     row: Referral
@@ -113,6 +117,10 @@ class ReferralView:
     decision: dict[str, Any] | None
     show_full_identity: bool
     tier: TierRecord | None = None
+    # a new referral's bed or slot hold, not yet placed: the caller runs it as the last
+    # statement before COMMIT; False means another request took the place, so the caller
+    # rolls back and creates again (see ``create_up_referral``)
+    hold: HoldStep | None = None
 
 
 def _ancestors(code: str) -> list[str]:
@@ -140,7 +148,7 @@ async def _source(session: AsyncSession, principal: Principal, source_id: str | 
 
 
 async def load_source(session: AsyncSession, source_id: str) -> Source:
-    inst = await registry_repo.get_institution(session, source_id)
+    inst = await registry_repo.get_institution_row(session, source_id)
     if inst is None or inst.consortium_id is None:
         raise InvalidInput(
             "The source institution is not a member of a consortium.",
@@ -358,6 +366,32 @@ async def route_and_hold(
     raise Conflict("Capacity kept changing while routing; retry the request.")
 
 
+async def route_for_create(
+    session: AsyncSession, settings: Settings, source: Source, data: RoutingInput, now: datetime
+) -> tuple[Placement, HoldStep | None]:
+    """Route a new referral and return the hold as a step to run last, just before COMMIT.
+
+    The hold's conditional UPDATE locks the capacity row that every create for the same
+    hospital and specialty writes, until the transaction ends. Run last, that lock is held
+    for one statement and the commit instead of for the whole write of the referral."""
+    cands = await candidates(session, source, data)
+    decision = _decide(settings, source, data, cands, now)
+    target = decision.target
+    if target is None or (data.centre is not None and not target.capacity_free):
+        return Placement(decision, cands, held=False), None
+    institution_id = target.institution_id
+    code = cands.capacity_code[institution_id]
+    day = data.wanted_day
+
+    async def hold() -> bool:
+        if data.care_type is CareType.INPATIENT:
+            return await capacity_repo.try_hold_bed(session, institution_id, code)
+        assert day is not None
+        return await capacity_repo.try_hold_slot(session, institution_id, code, day)
+
+    return Placement(decision, cands, held=True), hold
+
+
 def without_capacity(cands: Candidates, institution_id: str) -> Candidates:
     def strip(items: list[routing.Candidate]) -> list[routing.Candidate]:
         return [
@@ -463,8 +497,8 @@ async def create_up_referral(
     parent_referral_id: str | None = None,
     number: Number | None = None,
 ) -> ReferralView:
-    """Everything that does not need the target first; the bed hold (a row every create
-    for that hospital and specialty writes, locked until commit) as late as possible."""
+    """Write the referral for the routing decision; the bed or slot hold is returned as
+    ``ReferralView.hold`` for the caller to run last (``route_for_create``)."""
     if principal.role not in (Role.CLINIC, Role.HOSPITAL):
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     now = utcnow()
@@ -492,7 +526,7 @@ async def create_up_referral(
         "tests_done": body.get("tests_done") or [],
     }
     sealed = protector.seal(sensitive, associated=referral_id)
-    placed = await route_and_hold(session, settings, source, data, now)
+    placed, hold = await route_for_create(session, settings, source, data, now)
     row = Referral(
         id=referral_id,
         number=referral_number,
@@ -551,9 +585,11 @@ async def create_up_referral(
     )
     if pathway is not None:
         await pathways.on_green_channel_created(session, row, source.id, actor_user, now)
-    await tiers.record_for(session, row, now)
-    tier = await tier_repo.latest_of(session, row.id)
-    return ReferralView(row, sensitive, decision_dict, show_full_identity=True, tier=tier)
+    tier = await tiers.record_for(session, row, now)
+    await session.flush()  # ids and defaults of what was added, for the answer
+    return ReferralView(
+        row, sensitive, decision_dict, show_full_identity=True, tier=tier, hold=hold
+    )
 
 
 async def get_referral(

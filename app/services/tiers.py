@@ -65,8 +65,8 @@ async def decide_for(session: AsyncSession, row: Referral, now: datetime) -> rb.
     """The tier for the referral's current target under the policy in force now."""
     if row.target_institution_id is None:
         return None
-    source = await registry_repo.get_institution(session, row.source_institution_id)
-    target = await registry_repo.get_institution(session, row.target_institution_id)
+    source = await registry_repo.get_institution_row(session, row.source_institution_id)
+    target = await registry_repo.get_institution_row(session, row.target_institution_id)
     assert source is not None and target is not None
     try:
         policy = await policy_on(session, row.consortium_id, now.date())
@@ -92,27 +92,25 @@ async def decide_for(session: AsyncSession, row: Referral, now: datetime) -> rb.
     return rb.decide_tier(policy, inp)
 
 
-async def record_for(session: AsyncSession, row: Referral, now: datetime) -> None:
+async def record_for(session: AsyncSession, row: Referral, now: datetime) -> TierRecord | None:
     """Record the tier (a new row, history kept) and say so in the referral's events."""
     decision = await decide_for(session, row, now)
     if decision is None:
-        return
+        return None
     data = rb.decision_to_dict(decision)
-    repo.add_record(
-        session,
-        TierRecord(
-            referral_id=row.id,
-            target_institution_id=row.target_institution_id,
-            tier=str(decision.tier),
-            deductible=data["deductible"],
-            ratio=data["ratio"],
-            annual_cap=data["annual_cap"],
-            policy_code=decision.policy_code,
-            policy_version=decision.policy_version,
-            rules=data["rules"],
-            decided_at=now,
-        ),
+    record = TierRecord(
+        referral_id=row.id,
+        target_institution_id=row.target_institution_id,
+        tier=str(decision.tier),
+        deductible=data["deductible"],
+        ratio=data["ratio"],
+        annual_cap=data["annual_cap"],
+        policy_code=decision.policy_code,
+        policy_version=decision.policy_version,
+        rules=data["rules"],
+        decided_at=now,
     )
+    repo.add_record(session, record)
     events.record(
         session,
         row,
@@ -124,6 +122,7 @@ async def record_for(session: AsyncSession, row: Referral, now: datetime) -> Non
         f"(policy {decision.policy_code} v{decision.policy_version})",
         notify=False,
     )
+    return record
 
 
 async def list_policies(

@@ -22,7 +22,7 @@ from app.api.schemas.referrals import (
 from app.api.schemas.tiers import TierOut
 from app.config import Settings
 from app.db.base import utcnow
-from app.domain.errors import Forbidden
+from app.domain.errors import Conflict, Forbidden
 from app.domain.lifecycle import Action
 from app.services import down_referrals, idempotency, referrals
 from app.services.auth import Principal
@@ -205,16 +205,25 @@ async def idempotent_create(
         return Response(replay.body, replay.status, replay.headers, media_type=None)
     try:
         number = await referrals.take_number(database, principal.institution_id, utcnow())
-        view = await work(number)
-        content = referral_out(view).model_dump_json().encode()
-        headers = {
-            "Location": f"{request.scope.get('root_path', '')}/v1/referrals/{view.row.id}",
-            "ETag": etag(view),
-            "Content-Type": "application/json",
-        }
-        await referrals.remember_response(
-            session, principal.institution_id, idempotency_key, 201, headers, content
-        )
+        for _ in range(referrals.MAX_HOLD_ATTEMPTS):
+            attempt = await session.begin_nested()  # a SAVEPOINT to undo a lost race
+            view = await work(number)
+            content = referral_out(view).model_dump_json().encode()
+            headers = {
+                "Location": f"{request.scope.get('root_path', '')}/v1/referrals/{view.row.id}",
+                "ETag": etag(view),
+                "Content-Type": "application/json",
+            }
+            await referrals.remember_response(
+                session, principal.institution_id, idempotency_key, 201, headers, content
+            )
+            # the hold last: its capacity row stays locked only until the commit below
+            if view.hold is None or await view.hold():
+                break
+            # another request took that place since it was read: undo, route again
+            await attempt.rollback()
+        else:
+            raise Conflict("Capacity kept changing while routing; retry the request.")
         # commit here, not after the endpoint: a failed commit must release the key too
         await session.commit()
     except BaseException:

@@ -172,6 +172,12 @@ async def get_institution(session: AsyncSession, institution_id: str) -> Institu
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def get_institution_row(session: AsyncSession, institution_id: str) -> Institution | None:
+    """The institution without its specialty and centre links (from the session's identity
+    map when already loaded): for callers that read only its own columns."""
+    return await session.get(Institution, institution_id)
+
+
 async def get_institutions(session: AsyncSession, ids: Sequence[str]) -> Sequence[Institution]:
     if not ids:
         return []
