@@ -4,7 +4,12 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import select, update
 
+from app.db.models import BedCapacity, Referral, ReferralEvent
+from app.db.session import Database
+from app.services import referrals
 from tests.factories import census, referral_body
 
 PROBLEM = "application/problem+json"
@@ -204,3 +209,55 @@ async def test_census_keeps_holds_and_reports_overflow(client, auth) -> None:
     old = census({"03": (5, 1)}, as_of=datetime.now(UTC) - timedelta(hours=1))
     r = await client.put(f"/v1/institutions/{ids['ZH-CH']}/capacity", json=old, headers=hospital)
     assert r.status_code == 409
+
+
+async def test_a_hold_lost_to_another_request_routes_again(
+    backend, client, auth, app, monkeypatch
+) -> None:
+    """The hold runs last, just before COMMIT. When another transaction takes the last bed
+    between the routing read and the hold, the create rolls back to its savepoint and routes
+    again: one referral, held at the next member, nothing left over from the lost attempt."""
+    if backend != "postgresql":
+        pytest.skip("needs a second writer during the request; SQLite has one writer at a time")
+    ids = await _ids(client, auth("demo admin"))
+    await _set_beds(client, auth, ids, "ZH-CH", {"03": (4, 3)})  # the last bed
+    await _set_beds(client, auth, ids, "ZH-TCM", {"03": (4, 0)})
+    database: Database = app.state.database
+    original = referrals.route_for_create
+    raced = []
+
+    async def route_then_lose_the_bed(*args: Any, **kwargs: Any) -> Any:
+        placed, hold = await original(*args, **kwargs)
+        if not raced:  # another transaction takes ZH-CH's last bed and commits
+            raced.append(placed.target.code if placed.target else None)
+            async with database.unit_of_work() as other:
+                await other.execute(
+                    update(BedCapacity)
+                    .where(
+                        BedCapacity.institution_id == ids["ZH-CH"],
+                        BedCapacity.specialty_code == "03",
+                    )
+                    .values(occupied=BedCapacity.total)
+                )
+        return placed, hold
+
+    monkeypatch.setattr(referrals, "route_for_create", route_then_lose_the_bed)
+    r = await _create(client, auth("demo clinic ZH-THC-TS"))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert raced == ["ZH-CH"]  # the first routing chose the bed that was then taken
+    assert body["target_institution_id"] == ids["ZH-TCM"]
+    async with database.unit_of_work(read_only=True) as session:
+        beds = {
+            b.institution_id: b.held
+            for b in (await session.execute(select(BedCapacity))).scalars()
+            if b.specialty_code == "03"
+        }
+        referrals_made = (await session.execute(select(Referral))).scalars().all()
+        events = (await session.execute(select(ReferralEvent))).scalars().all()
+    assert (beds[ids["ZH-CH"]], beds[ids["ZH-TCM"]]) == (0, 1)
+    assert [x.id for x in referrals_made] == [body["id"]]
+    assert referrals_made[0].number == body["number"]
+    assert [e.type for e in events].count("created") == 1
+    again = await client.get(f"/v1/referrals/{body['id']}", headers=auth("demo clinic ZH-THC-TS"))
+    assert again.json()["target_institution_id"] == ids["ZH-TCM"]
