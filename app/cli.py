@@ -222,6 +222,23 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_housekeeping(args: argparse.Namespace) -> int:
+    from app.services.housekeeping import housekeeping_once
+
+    settings = _settings()
+    settings.require_secrets()
+
+    async def run() -> str:
+        database = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        try:
+            return (await housekeeping_once(database, settings)).summary()
+        finally:
+            await database.dispose()
+
+    print(f"deleted: {asyncio.run(run())}")
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from app.services.sweeper import sweep_once
 
@@ -285,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="expire overdue pending referrals and re-route them")
     sweep.set_defaults(func=cmd_sweep)
+    housekeeping = sub.add_parser(
+        "housekeeping",
+        help="delete expired idempotency records, old delivered webhooks and day counters",
+    )
+    housekeeping.set_defaults(func=cmd_housekeeping)
 
     exp = sub.add_parser("export-openapi", help="write the OpenAPI document")
     exp.add_argument("--output", default="openapi/openapi.json")

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     webhook_relay_interval_seconds: float = Field(
         default=2, ge=0, description="How often the webhook relay runs; 0 turns it off."
     )
+    webhook_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Delivered webhook deliveries (and finished outbox rows) are deleted after "
+        "this many days; dead-lettered ones stay until replayed.",
+    )
     webhook_give_up_after_seconds: float = Field(
         default=86_400, gt=0, description="A delivery failing this long goes to the dead letters."
     )

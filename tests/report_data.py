@@ -146,7 +146,7 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
         referrals.append(
             {
                 "id": s.id,
-                "number": f"GEN-{year}-{i:07d}",
+                "number": f"GEN-{consortium_id[-8:]}-{year}-{i:07d}",
                 "consortium_id": consortium_id,
                 "direction": s.direction,
                 "status": s.status,
@@ -270,8 +270,11 @@ def _event(
     }
 
 
-def expected(specs: list[Spec], today: date) -> dict[tuple[str, str], Counter[str]]:
-    """Every count figure per (institution, month), computed from the specs alone."""
+def expected(
+    specs: list[Spec], today: date, regions: dict[str, str | None] | None = None
+) -> dict[tuple[str, str], Counter[str]]:
+    """Every count figure per (institution, month), computed from the specs alone (and, for
+    the in-county share, the institutions' region codes)."""
     out: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
 
     def add(member: str | None, moment: datetime | date | None, name: str, n: int = 1) -> None:
@@ -287,6 +290,15 @@ def expected(specs: list[Spec], today: date) -> dict[tuple[str, str], Counter[st
             add(s.target, s.created_at, "overflow")
         if s.direction == "up" and s.out_of_consortium:
             add(s.source, s.created_at, "out_of_consortium")
+        if s.direction == "up" and s.target is not None:
+            add(s.source, s.created_at, "up_placed")
+            if not s.out_of_consortium:
+                add(s.source, s.created_at, "up_in_consortium")
+            if (
+                regions is not None
+                and (regions.get(s.source) or "")[:6] == (regions.get(s.target) or "")[:6]
+            ):
+                add(s.source, s.created_at, "up_in_county")
         if s.rejected_by:
             add(s.rejected_by, s.rejected_at, f"rejected:{s.reject_reason}")
             add(s.source, s.rejected_at, "rerouted")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from app.config import Settings
 from app.db.session import Database
 from app.services import lifecycle
+from app.services.housekeeping import housekeeping_once
 
 log = logging.getLogger("app.sweeper")
+HOUSEKEEPING_EVERY_SECONDS = 3600  # the housekeeping deletes (app/services/housekeeping.py)
 
 
 async def sweep_once(database: Database, settings: Settings, batch: int = 50) -> int:
@@ -29,11 +32,17 @@ async def sweep_once(database: Database, settings: Settings, batch: int = 50) ->
 
 async def run_forever(database: Database, settings: Settings) -> None:
     interval = settings.sweep_interval_seconds
+    next_housekeeping = time.monotonic()
     while True:
         try:
             expired = await sweep_once(database, settings)
             if expired:
                 log.info("expired and re-routed %d referrals", expired)
+            if time.monotonic() >= next_housekeeping:
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_SECONDS
+                purged = await housekeeping_once(database, settings)
+                if purged.total:
+                    log.info("housekeeping deleted %s", purged.summary())
         except asyncio.CancelledError:
             raise
         except Exception as exc:

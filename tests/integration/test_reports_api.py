@@ -14,7 +14,7 @@ from app.db.session import Database
 from app.domain.green_channel import percentile
 from app.services.sweeper import sweep_once
 from tests.factories import census, referral_body
-from tests.report_data import expected, generate
+from tests.report_data import Spec, expected, generate
 
 YEAR = 2025
 N = 1500
@@ -36,22 +36,32 @@ COUNT_FIELDS = (
 )
 
 
-async def test_monthly_report_matches_independent_counts(client, auth, app) -> None:
-    consortia = (await client.get("/v1/consortia", headers=auth("demo admin"))).json()["items"]
-    zhenghe = next(c["id"] for c in consortia if c["code"] == "ZHENGHE")
-    database: Database = app.state.database
-    async with database.unit_of_work() as session:
-        specs = await generate(session, zhenghe, N, YEAR)
-    want = expected(specs, datetime.now(UTC).date())
+SHARES = (
+    ("up_treated_in_consortium_share", "up_in_consortium", "up_placed"),
+    ("up_treated_in_county_share", "up_in_county", "up_placed"),
+    ("down_share_of_completed_up", "down_sent", "up_completed_received"),
+    ("follow_ups_on_time_share", "follow_ups_on_time", "follow_ups_due"),
+)
+
+
+async def _year(client, headers: dict[str, str], **params: str) -> list[dict[str, Any]]:
     r = await client.get(
         "/v1/reports/referrals",
-        params={"from": f"{YEAR}-01-01", "to": f"{YEAR + 1}-01-01"},
-        headers=auth("demo council ZHENGHE"),
+        params={"from": f"{YEAR}-01-01", "to": f"{YEAR + 1}-01-01", **params},
+        headers=headers,
     )
     assert r.status_code == 200, r.text
-    got = {(row["key"], row["month"]): row for row in r.json()}
+    return list(r.json())
+
+
+def _check(rows: list[dict[str, Any]], specs: list[Spec], regions: dict[str, Any]) -> int:
+    """Every figure of every (member, month) of the year against the specs; the count of
+    figures checked."""
+    want = expected(specs, datetime.now(UTC).date(), regions)
+    got = {(row["key"], row["month"]): row for row in rows}
     keys = {k for k in want if k[1].startswith(str(YEAR))}
     assert keys <= set(got)
+    assert {k[0] for k in got} <= {k[0] for k in want}  # nothing from another consortium
     checked = 0
     for key in keys:
         row, counts = got[key], want[key]
@@ -60,21 +70,28 @@ async def test_monthly_report_matches_independent_counts(client, auth, app) -> N
             checked += 1
         for reason, n in row["rejections"].items():
             assert n == counts[f"rejected:{reason}"], (key, reason)
+            checked += 1
         offered = counts["up_received"] + counts["down_received"]
-        if offered:
-            assert row["acceptance_rate"] == round(counts["accepted"] / offered, 4)
-    assert checked > 1000
+        assert row["acceptance_rate"] == (
+            round(counts["accepted"] / offered, 4) if offered else None
+        )
+        for share, numerator, denominator in SHARES:
+            d = counts[denominator]
+            assert row[share] == (round(counts[numerator] / d, 4) if d else None), (key, share)
+            checked += 1
     # time to accept: median and p90 per member and month, recomputed from the specs
     minutes: dict[tuple[str, str], list[float]] = {}
     for spec in specs:
         if spec.accepted_at is not None and spec.target is not None:
             key = (spec.target, f"{spec.accepted_at:%Y-%m}")
-            offered = spec.attempts[-1][1]
-            minutes.setdefault(key, []).append((spec.accepted_at - offered).total_seconds() / 60)
+            offered_at = spec.attempts[-1][1]
+            seconds = (spec.accepted_at - offered_at).total_seconds()
+            minutes.setdefault(key, []).append(seconds / 60)
     for key, values in minutes.items():
         if key in got:
             assert abs(got[key]["accept_minutes_median"] - percentile(values, 0.5)) <= 0.1
             assert abs(got[key]["accept_minutes_p90"] - percentile(values, 0.9)) <= 0.1
+            checked += 2
     # time on the waitlist: median and p90 per sending member and month of the placement
     waited: dict[tuple[str, str], list[float]] = {}
     for spec in specs:
@@ -82,13 +99,38 @@ async def test_monthly_report_matches_independent_counts(client, auth, app) -> N
             key = (spec.source, f"{spec.left_waitlist_at:%Y-%m}")
             seconds = (spec.left_waitlist_at - spec.created_at).total_seconds()
             waited.setdefault(key, []).append(seconds / 60)
-    assert len(waited) > 10
+    assert len(waited) > 5
     for key, values in waited.items():
         if key in got:
             assert abs(got[key]["waitlist_minutes_median"] - percentile(values, 0.5)) <= 0.1
             assert abs(got[key]["waitlist_minutes_p90"] - percentile(values, 0.9)) <= 0.1
+            checked += 2
     total_up = sum(1 for s in specs if s.direction == "up")
-    assert sum(row["up_sent"] for row in r.json()) == total_up
+    assert sum(row["up_sent"] for row in rows) == total_up
+    return checked
+
+
+async def test_monthly_report_matches_independent_counts(client, auth, app) -> None:
+    """A generated year for two demo consortia: each council's figures (and the admin's, per
+    consortium) match counts computed from the generated specs alone."""
+    admin = auth("demo admin")
+    consortia = (await client.get("/v1/consortia", headers=admin)).json()["items"]
+    ids = {c["code"]: c["id"] for c in consortia}
+    listing = await client.get("/v1/institutions", params={"limit": 200}, headers=admin)
+    regions = {i["id"]: i["region_code"] for i in listing.json()["items"]}
+    database: Database = app.state.database
+    specs: dict[str, list[Spec]] = {}
+    async with database.unit_of_work() as session:
+        for code, n in (("ZHENGHE", N), ("HUANGZHONG-1", N // 2)):
+            specs[code] = await generate(session, ids[code], n, YEAR, seed=len(code))
+    checked = 0
+    for code in specs:
+        council = await _year(client, auth(f"demo council {code}"))
+        checked += _check(council, specs[code], regions)
+        assert await _year(client, admin, consortium=ids[code]) == council
+    assert checked > 2000
+    zhenghe = await _year(client, auth("demo council ZHENGHE"))
+    got = {(row["key"], row["month"]): row for row in zhenghe}
     # the same numbers as CSV, with a BOM and the Chinese names
     c = await client.get(
         "/v1/reports/referrals",
@@ -98,21 +140,29 @@ async def test_monthly_report_matches_independent_counts(client, auth, app) -> N
     assert c.headers["content-type"].startswith("text/csv")
     assert c.content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(c.content.decode("utf-8-sig"))))
-    assert len(rows) == len(r.json())
-    by_key = {(x["key"], x["month"]): x for x in rows}
-    for key in keys:
-        for name in COUNT_FIELDS:
-            assert int(by_key[key][name]) == got[key][name]
+    assert len(rows) == len(zhenghe)
+    for x in rows:
+        row = got[(x["key"], x["month"])]
+        assert x["name"] == row["name"]
+        for name in (*COUNT_FIELDS, *(s[0] for s in SHARES)):
+            assert x[name] == ("" if row[name] is None else str(row[name])), name
     assert "政和县医院" in c.content.decode("utf-8-sig")
-    # grouping by month adds up the members
-    m = await client.get(
-        "/v1/reports/referrals",
-        params={"from": f"{YEAR}-01-01", "to": f"{YEAR + 1}-01-01", "group_by": "month"},
-        headers=auth("demo admin"),
+    # grouping by month adds up the members; a council may not read another consortium
+    months = await _year(client, admin, consortium=ids["ZHENGHE"], group_by="month")
+    assert len(months) == 12
+    assert sum(x["up_sent"] for x in months) == sum(
+        1 for s in specs["ZHENGHE"] if s.direction == "up"
     )
-    assert sum(x["up_sent"] for x in m.json()) == total_up
-    assert len(m.json()) == 12
-    # a clinic may not read it; another consortium's council gets its own (empty) figures
+    everything = await _year(client, admin, group_by="month")
+    assert sum(x["up_sent"] for x in everything) == sum(
+        1 for group in specs.values() for s in group if s.direction == "up"
+    )
+    r = await client.get(
+        "/v1/reports/referrals",
+        params={"from": f"{YEAR}-01-01", "to": f"{YEAR}-02-01", "consortium": ids["ZHENGHE"]},
+        headers=auth("demo council HUANGZHONG-1"),
+    )
+    assert r.status_code == 403
     assert (
         await client.get(
             "/v1/reports/referrals",
@@ -120,12 +170,6 @@ async def test_monthly_report_matches_independent_counts(client, auth, app) -> N
             headers=auth("demo clinic ZH-THC-TS"),
         )
     ).status_code == 403
-    other = await client.get(
-        "/v1/reports/referrals",
-        params={"from": f"{YEAR}-01-01", "to": f"{YEAR + 1}-01-01"},
-        headers=auth("demo council HUANGZHONG-1"),
-    )
-    assert other.json() == []
 
 
 # --- the figures follow what the service itself records ----------------------------------

@@ -27,11 +27,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
+from app.db.models import IdempotencyRecord, Referral, ReferralCounter, ReferralEvent
 from app.db.session import Database
-from app.db.webhook_models import WebhookDelivery, WebhookSubscription
+from app.db.webhook_models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from app.services import relay
+from app.services.housekeeping import housekeeping_once
 from tests.factories import census, referral_body
 
 ALL_TYPES = [
@@ -544,3 +546,98 @@ async def test_unreadable_secret_fails_the_attempt_not_the_relay(
         )
     ).json()["items"]
     assert [(d["state"], d["last_error"]) for d in log] == [("pending", "secret_unreadable")]
+
+
+async def test_housekeeping_deletes_what_has_served_its_purpose(
+    client, auth, app, receiver
+) -> None:
+    """Old delivered deliveries and finished outbox rows, expired idempotency records and past
+    day counters are deleted; fresh deliveries, dead-lettered ones (until replayed), their
+    events and every referral record stay. Time passes by moving timestamps back with SQL."""
+    database: Database = app.state.database
+    ids = await _ids(client, auth)
+    await _beds(client, auth, ids, "ZH-CH")
+    clinic = auth("demo clinic ZH-THC-TS")
+    await _subscribe(client, clinic, receiver.url("/clinic"))
+    old_key, fresh_key = uuid.uuid4().hex, uuid.uuid4().hex
+    made, bodies = {}, {old_key: referral_body(), fresh_key: referral_body()}
+    for key in (old_key, fresh_key):
+        r = await client.post(
+            "/v1/referrals", json=bodies[key], headers={**clinic, "Idempotency-Key": key}
+        )
+        assert r.status_code == 201, r.text
+        made[key] = r.json()
+    await _drain(app)
+    assert (await _states(database)) == {"delivered": 2}
+    receiver.default = 500  # from now on the subscriber fails: the next one goes dead
+    dead_one = await _create(client, auth)
+    await relay.relay_once(database, app.state.settings)
+    await _make_due(database, give_up=True)
+    await relay.relay_once(database, app.state.settings)
+    assert (await _states(database)) == {"delivered": 2, "dead": 1}
+
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    old_id = made[old_key]["id"]
+    async with database.unit_of_work() as session:
+        for model, column in ((WebhookDelivery, "delivered_at"), (WebhookEvent, "occurred_at")):
+            await session.execute(
+                update(model)
+                .where(model.referral_id.in_([old_id, dead_one["id"]]))
+                .values({column: long_ago})
+            )
+        await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.key == old_key)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.execute(
+            insert(ReferralCounter).values(
+                consortium_id=made[old_key]["consortium_id"],
+                day=(datetime.now(UTC) - timedelta(days=3)).date(),
+                last=9,
+            )
+        )
+
+    async def counts() -> dict[str, int]:
+        async with database.unit_of_work(read_only=True) as session:
+            out = {}
+            for model in (
+                WebhookDelivery,
+                WebhookEvent,
+                IdempotencyRecord,
+                ReferralCounter,
+                Referral,
+                ReferralEvent,
+            ):
+                n = await session.scalar(select(func.count()).select_from(model))
+                out[model.__tablename__] = int(n or 0)
+            return out
+
+    before = await counts()
+    purged = await housekeeping_once(database, app.state.settings)
+    after = await counts()
+    assert (purged.webhook_deliveries, purged.idempotency_records) == (1, 1)
+    assert purged.referral_counters == 1
+    # the old referral's outbox rows went with their deliveries; the dead one's stay
+    assert purged.webhook_events >= 1
+    assert after["webhook_event"] == before["webhook_event"] - purged.webhook_events
+    assert after["webhook_delivery"] == before["webhook_delivery"] - 1
+    assert (await _states(database)) == {"delivered": 1, "dead": 1}
+    async with database.unit_of_work(read_only=True) as session:
+        left = set((await session.execute(select(WebhookEvent.referral_id))).scalars())
+    assert old_id not in left and dead_one["id"] in left
+    assert (after["referral"], after["referral_event"]) == (
+        before["referral"],
+        before["referral_event"],
+    )
+    # the purged key may be used again (a new referral); the fresh one still replays
+    again = await client.post(
+        "/v1/referrals", json=bodies[old_key], headers={**clinic, "Idempotency-Key": old_key}
+    )
+    assert again.status_code == 201 and again.json()["id"] != old_id
+    replay = await client.post(
+        "/v1/referrals", json=bodies[fresh_key], headers={**clinic, "Idempotency-Key": fresh_key}
+    )
+    assert replay.status_code == 201 and replay.json()["id"] == made[fresh_key]["id"]
+    # a second run finds nothing more to do
+    assert (await housekeeping_once(database, app.state.settings)).total == 0
