@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.db.repositories import referrals as repo
@@ -47,8 +50,12 @@ async def claim(
     body_hash: str,
     ttl: timedelta,
     in_flight_timeout: timedelta,
+    on_claim: Callable[[AsyncSession], Awaitable[None]] | None = None,
 ) -> Replay | None:
-    """None: the caller owns the key now and must do the work. Else the stored answer."""
+    """None: the caller owns the key now and must do the work. Else the stored answer.
+
+    ``on_claim`` runs in the claim's own short transaction once the key is ours (the create
+    takes its referral number there)."""
     now = utcnow()
     async with database.unit_of_work() as session:
         if await repo.claim_idempotency(
@@ -59,6 +66,8 @@ async def claim(
             now=now,
             expires_at=now + ttl,
         ):
+            if on_claim is not None:
+                await on_claim(session)
             return None
         record = await repo.get_idempotency(session, institution_id, key)
         if record is None:  # expired and purged in between: claim again next time
@@ -77,6 +86,8 @@ async def claim(
         if await repo.take_over_stale_claim(
             session, institution_id, key, now - in_flight_timeout, now
         ):
+            if on_claim is not None:
+                await on_claim(session)
             return None
     raise RequestInFlight("A request with this Idempotency-Key is still being processed.")
 

@@ -18,7 +18,6 @@ from app.db.repositories import referrals as repo
 from app.db.repositories import registry as registry_repo
 from app.db.repositories import routing as routing_repo
 from app.db.repositories import tiers as tier_repo
-from app.db.session import Database
 from app.domain import routing
 from app.domain.capacity import free
 from app.domain.enums import CareType, Centre, Role, Sex
@@ -31,6 +30,9 @@ from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
 
 MAX_HOLD_ATTEMPTS = 8
+# specialty codes found in the catalogue: codes are added with a catalogue, never removed, so
+# a code once found stays valid (an unknown code is asked again every time)
+_KNOWN_SPECIALTIES: set[str] = set()
 STATUS_PENDING = "pending"
 STATUS_WAITLISTED = "waitlisted"
 
@@ -47,20 +49,20 @@ def format_number(prefix: str, now: datetime, seq: int) -> str:
     return f"{prefix}-{now:%Y%m%d}-{seq:04d}"
 
 
-async def take_number(database: Database, institution_id: str, now: datetime) -> Number | None:
-    """The next number of the day for the institution's consortium, committed at once.
+async def take_number(session: AsyncSession, institution_id: str, now: datetime) -> Number | None:
+    """The next number of the day for the institution's consortium, in the short transaction
+    of the idempotency claim (committed before the create's own transaction starts).
 
     The day's counter row is the one row every create of a consortium writes: taken inside
     the create's transaction it would stay locked until that commits, queueing all creates of
     the consortium behind each other. Here it is locked for one short transaction. A create
     that fails afterwards leaves a gap in the day's numbers (numbers stay unique and rising).
     """
-    async with database.unit_of_work() as session:
-        found = await registry_repo.consortium_prefix_of(session, institution_id)
-        if found is None:
-            return None
-        consortium_id, prefix = found
-        seq = await repo.next_sequence(session, consortium_id, now.date())
+    found = await registry_repo.consortium_prefix_of(session, institution_id)
+    if found is None:
+        return None
+    consortium_id, prefix = found
+    seq = await repo.next_sequence(session, consortium_id, now.date())
     return Number(consortium_id, format_number(prefix, now, seq))
 
 
@@ -245,8 +247,10 @@ async def _check_routing_input(session: AsyncSession, data: RoutingInput) -> Non
             "Name the specialty (or a green-channel pathway).",
             [{"loc": ["body", "specialty_code"], "msg": "required without a pathway"}],
         )
-    known = await registry_repo.existing_specialty_codes(session, [data.specialty_code])
-    if data.specialty_code not in known:
+    if data.specialty_code not in _KNOWN_SPECIALTIES:
+        known = await registry_repo.existing_specialty_codes(session, [data.specialty_code])
+        _KNOWN_SPECIALTIES.update(known)
+    if data.specialty_code not in _KNOWN_SPECIALTIES:
         errors.append({"loc": ["body", "specialty_code"], "msg": "unknown specialty code"})
     if data.care_type is not CareType.INPATIENT and data.wanted_day is None:
         errors.append(
@@ -585,7 +589,7 @@ async def create_up_referral(
     )
     if pathway is not None:
         await pathways.on_green_channel_created(session, row, source.id, actor_user, now)
-    tier = await tiers.record_for(session, row, now)
+    tier = await tiers.record_for(session, row, now, new_episode=body.get("episode_id") is None)
     await session.flush()  # ids and defaults of what was added, for the answer
     return ReferralView(
         row, sensitive, decision_dict, show_full_identity=True, tier=tier, hold=hold

@@ -50,9 +50,24 @@ async def load_example_policy(session: AsyncSession) -> bool:
     return True
 
 
+# parsed policy documents by row id: a policy row is written once and never changed (a change
+# is a new version, a new row), so its parsed form can be kept for the life of the process
+_PARSED: dict[str, rb.Policy] = {}
+_PARSED_MAX = 512
+
+
+def _parsed(row: ReimbursementPolicy) -> rb.Policy:
+    policy = _PARSED.get(row.id)
+    if policy is None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        policy = _PARSED[row.id] = rb.policy_from_dict(row.document)
+    return policy
+
+
 async def policy_on(session: AsyncSession, consortium_id: str | None, on: date) -> rb.Policy:
     rows = await repo.policies_for(session, consortium_id)
-    return rb.policy_in_force([rb.policy_from_dict(r.document) for r in rows], on)
+    return rb.policy_in_force([_parsed(r) for r in rows], on)
 
 
 def _same_county(a: Institution, b: Institution) -> bool:
@@ -61,8 +76,11 @@ def _same_county(a: Institution, b: Institution) -> bool:
     return a.region_code[:6] == b.region_code[:6]
 
 
-async def decide_for(session: AsyncSession, row: Referral, now: datetime) -> rb.TierDecision | None:
-    """The tier for the referral's current target under the policy in force now."""
+async def decide_for(
+    session: AsyncSession, row: Referral, now: datetime, *, new_episode: bool = False
+) -> rb.TierDecision | None:
+    """The tier for the referral's current target under the policy in force now
+    (``new_episode``: the episode was opened with this referral, so nothing was paid in it)."""
     if row.target_institution_id is None:
         return None
     source = await registry_repo.get_institution_row(session, row.source_institution_id)
@@ -84,17 +102,19 @@ async def decide_for(session: AsyncSession, row: Referral, now: datetime) -> rb.
         in_consortium=not row.out_of_consortium,
         in_county=_same_county(source, target),
         outside_primary_scope=(row.reason or "outside_primary_scope") != "patient_request",
-        deductible_paid_in_episode=await repo.deductible_paid_in_episode(
-            session, row.episode_id, row.id
-        ),
+        deductible_paid_in_episode=False
+        if new_episode
+        else await repo.deductible_paid_in_episode(session, row.episode_id, row.id),
         on_date=now.date(),
     )
     return rb.decide_tier(policy, inp)
 
 
-async def record_for(session: AsyncSession, row: Referral, now: datetime) -> TierRecord | None:
+async def record_for(
+    session: AsyncSession, row: Referral, now: datetime, *, new_episode: bool = False
+) -> TierRecord | None:
     """Record the tier (a new row, history kept) and say so in the referral's events."""
-    decision = await decide_for(session, row, now)
+    decision = await decide_for(session, row, now, new_episode=new_episode)
     if decision is None:
         return None
     data = rb.decision_to_dict(decision)

@@ -193,6 +193,12 @@ async def idempotent_create(
     if principal.institution_id is None:
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     database = get_database(request)
+    institution_id = principal.institution_id
+    taken: list[referrals.Number | None] = []
+
+    async def take_number(claim: AsyncSession) -> None:
+        taken.append(await referrals.take_number(claim, institution_id, utcnow()))
+
     replay = await idempotency.claim(
         database,
         institution_id=principal.institution_id,
@@ -200,11 +206,12 @@ async def idempotent_create(
         body_hash=idempotency.request_hash({"path": request.url.path, "body": body_json}),
         ttl=settings.idempotency_ttl,
         in_flight_timeout=settings.idempotency_in_flight,
+        on_claim=take_number,
     )
     if replay is not None:
         return Response(replay.body, replay.status, replay.headers, media_type=None)
     try:
-        number = await referrals.take_number(database, principal.institution_id, utcnow())
+        number = taken[0] if taken else None
         for _ in range(referrals.MAX_HOLD_ATTEMPTS):
             attempt = await session.begin_nested()  # a SAVEPOINT to undo a lost race
             view = await work(number)
