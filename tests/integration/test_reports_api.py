@@ -153,6 +153,14 @@ async def test_monthly_report_matches_independent_counts(client, auth, app) -> N
     assert sum(x["up_sent"] for x in months) == sum(
         1 for s in specs["ZHENGHE"] if s.direction == "up"
     )
+    by_specialty = await _year(client, admin, consortium=ids["ZHENGHE"], group_by="specialty")
+    want_specialty: Counter[tuple[str, str]] = Counter()
+    for spec in specs["ZHENGHE"]:
+        if spec.direction == "up":
+            want_specialty[(spec.specialty, f"{spec.created_at:%Y-%m}")] += 1
+    got_specialty = {(x["key"], x["month"]): x["up_sent"] for x in by_specialty if x["up_sent"]}
+    assert got_specialty == dict(want_specialty)
+    assert all(x["name"] is None for x in by_specialty)
     everything = await _year(client, admin, group_by="month")
     assert sum(x["up_sent"] for x in everything) == sum(
         1 for group in specs.values() for s in group if s.direction == "up"
