@@ -39,7 +39,7 @@ STATUS_WAITLISTED = "waitlisted"
 
 @dataclass(frozen=True, slots=True)
 class Number:
-    """A referral number taken ahead of the create, in a transaction of its own."""
+    """A referral number taken ahead of the create, in the idempotency claim's transaction."""
 
     consortium_id: str
     text: str
@@ -334,6 +334,24 @@ class Placement:
         return self.candidates.capacity_code[target.institution_id]
 
 
+def _holds_a_place(data: RoutingInput, target: routing.RankedCandidate | None) -> bool:
+    """Whether placing at ``target`` takes a bed or slot: not without a target, and not for a
+    green-channel patient at a full centre (who must be received all the same)."""
+    if target is None:
+        return False
+    return data.centre is None or bool(target.capacity_free)
+
+
+async def _try_hold(
+    session: AsyncSession, data: RoutingInput, institution_id: str, code: str
+) -> bool:
+    """One conditional UPDATE on the bed (inpatient) or the day's slot (outpatient)."""
+    if data.care_type is CareType.INPATIENT:
+        return await capacity_repo.try_hold_bed(session, institution_id, code)
+    assert data.wanted_day is not None
+    return await capacity_repo.try_hold_slot(session, institution_id, code, data.wanted_day)
+
+
 async def route_and_hold(
     session: AsyncSession,
     settings: Settings,
@@ -350,20 +368,10 @@ async def route_and_hold(
     decision = _decide(settings, source, data, cands, now, excluded)
     for _ in range(MAX_HOLD_ATTEMPTS):
         target = decision.target
-        if target is None:
-            return Placement(decision, cands, held=False)
-        if data.centre is not None and not target.capacity_free:
-            # green channel: the patient must be received even when the centre is full
+        if target is None or not _holds_a_place(data, target):
             return Placement(decision, cands, held=False)
         code = cands.capacity_code[target.institution_id]
-        if data.care_type is CareType.INPATIENT:
-            held = await capacity_repo.try_hold_bed(session, target.institution_id, code)
-        else:
-            assert data.wanted_day is not None
-            held = await capacity_repo.try_hold_slot(
-                session, target.institution_id, code, data.wanted_day
-            )
-        if held:
+        if await _try_hold(session, data, target.institution_id, code):
             return Placement(decision, cands, held=True)
         cands = without_capacity(cands, target.institution_id)
         decision = _decide(settings, source, data, cands, now, excluded)
@@ -381,17 +389,13 @@ async def route_for_create(
     cands = await candidates(session, source, data)
     decision = _decide(settings, source, data, cands, now)
     target = decision.target
-    if target is None or (data.centre is not None and not target.capacity_free):
+    if target is None or not _holds_a_place(data, target):
         return Placement(decision, cands, held=False), None
     institution_id = target.institution_id
     code = cands.capacity_code[institution_id]
-    day = data.wanted_day
 
     async def hold() -> bool:
-        if data.care_type is CareType.INPATIENT:
-            return await capacity_repo.try_hold_bed(session, institution_id, code)
-        assert day is not None
-        return await capacity_repo.try_hold_slot(session, institution_id, code, day)
+        return await _try_hold(session, data, institution_id, code)
 
     return Placement(decision, cands, held=True), hold
 

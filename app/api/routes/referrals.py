@@ -188,8 +188,9 @@ async def idempotent_create(
 ) -> Response:
     """Run a create once per key: replay the stored answer for a repeated request.
 
-    The referral number is taken after the claim, in a short transaction of its own (see
-    ``referrals.take_number``), before the request's own transaction starts."""
+    The referral number is taken in the claim's short transaction (``referrals.take_number``),
+    committed before the request's own transaction starts; the bed or slot hold runs last,
+    just before COMMIT, and a lost race rolls back to the attempt's savepoint."""
     if principal.institution_id is None:
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     database = get_database(request)

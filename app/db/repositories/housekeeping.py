@@ -8,9 +8,8 @@ from sqlalchemy import delete, exists, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import IdempotencyRecord, ReferralCounter
+from app.db.repositories.webhooks import DELIVERED
 from app.db.webhook_models import WebhookDelivery, WebhookEvent
-
-DELIVERED = "delivered"
 
 
 async def _rowcount(session: AsyncSession, stmt: object) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    Row,
     Select,
     and_,
     case,
@@ -69,6 +70,17 @@ def _in_period(scope: Scope, column: Any) -> ColumnElement[bool]:
     return and_(column >= scope.start, column < scope.end)
 
 
+async def _rows(session: AsyncSession, scope: Scope, stmt: Select[Any]) -> list[Row[Any]]:
+    """Run a report statement (its key column labelled ``k``) for the scope: only the
+    consortium's referrals; grouped by member, rows without one (no target yet) left out."""
+    if scope.consortium_id is not None:
+        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
+    rows = (await session.execute(stmt)).all()
+    if scope.group_by == "institution":
+        return [r for r in rows if r.k is not None]
+    return list(rows)
+
+
 async def _sums(
     session: AsyncSession,
     scope: Scope,
@@ -85,12 +97,8 @@ async def _sums(
         for name, cond in sums.items()
     ]
     stmt = stmt.add_columns(k, m.label("m"), *cols).group_by(k, m)
-    if scope.consortium_id is not None:
-        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
     out: dict[str, dict[Key, int]] = {name: {} for name in sums}
-    for r in (await session.execute(stmt)).all():
-        if r.k is None and scope.group_by == "institution":
-            continue
+    for r in await _rows(session, scope, stmt):
         for name in sums:
             value = int(getattr(r, name))
             if value:
@@ -193,12 +201,8 @@ async def event_counts(session: AsyncSession, scope: Scope) -> dict[str, dict[Ke
         )
         .group_by(k, m, kind)
     )
-    if scope.consortium_id is not None:
-        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
     out: dict[str, dict[Key, int]] = {kind: {} for kind in kinds}
-    for r in (await session.execute(stmt)).all():
-        if r.k is None and scope.group_by == "institution":
-            continue
+    for r in await _rows(session, scope, stmt):
         out[str(r.kind)][(r.k, label(r.m))] = int(r.n)
     return out
 
@@ -213,10 +217,8 @@ async def rejections(session: AsyncSession, scope: Scope) -> dict[Key, dict[str,
         .where(ReferralEvent.type == "rejected", _in_period(scope, ReferralEvent.at))
         .group_by(k, m, ReferralEvent.reason_code)
     )
-    if scope.consortium_id is not None:
-        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
     out: dict[Key, dict[str, int]] = {}
-    for r in (await session.execute(stmt)).all():
+    for r in await _rows(session, scope, stmt):
         out.setdefault((r.k, label(r.m)), {})[str(r.reason_code)] = int(r.n)
     return out
 
@@ -246,8 +248,6 @@ async def _timed(
     k = _key(scope, member).label("k")
     m = month(scope, moment).label("m")
     stmt = stmt.where(_in_period(scope, moment))
-    if scope.consortium_id is not None:
-        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
     out: dict[Key, Timed] = {}
     if scope.dialect == "postgresql":
         minutes = func.extract("epoch", moment - begin) / 60
@@ -258,17 +258,13 @@ async def _timed(
             func.percentile_cont(0.5).within_group(minutes).label("p50"),
             func.percentile_cont(0.9).within_group(minutes).label("p90"),
         ).group_by(k, m)
-        for r in (await session.execute(grouped)).all():
-            if r.k is None and scope.group_by == "institution":
-                continue
+        for r in await _rows(session, scope, grouped):
             out[(r.k, label(r.m))] = Timed(int(r.n), _minutes(r.p50), _minutes(r.p90))
         return out
     counts: dict[Key, int] = {}
     values: dict[Key, list[float]] = {}
     rows = stmt.add_columns(k, m, moment.label("end_"), begin.label("begin_"))
-    for r in (await session.execute(rows)).all():
-        if r.k is None and scope.group_by == "institution":
-            continue
+    for r in await _rows(session, scope, rows):
         key = (r.k, label(r.m))
         counts[key] = counts.get(key, 0) + 1
         if r.begin_ is not None:
@@ -368,12 +364,8 @@ async def follow_up_counts(
         )
         .group_by(k, m)
     )
-    if scope.consortium_id is not None:
-        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
     out: dict[str, dict[Key, int]] = {"follow_ups_due": {}, "follow_ups_on_time": {}}
-    for r in (await session.execute(stmt)).all():
-        if r.k is None and scope.group_by == "institution":
-            continue
+    for r in await _rows(session, scope, stmt):
         key = (r.k, label(r.m))
         out["follow_ups_due"][key] = int(r.due)
         if int(r.on_time):
