@@ -29,7 +29,7 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             payload["request_id"] = request_id
-        for key in ("method", "route", "status", "duration_ms"):
+        for key in ("method", "route", "status", "duration_ms", "client"):
             value = record.__dict__.get(key)
             if value is not None:
                 payload[key] = value

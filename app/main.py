@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api import errors
-from app.api.middleware import Metrics, RequestContextMiddleware
+from app.api.middleware import Metrics, RequestContextMiddleware, RootPathMiddleware
 from app.api.ratelimit import RateLimitMiddleware
 from app.api.routes import (
     capacity,
@@ -94,7 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
-        root_path=settings.root_path,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
@@ -127,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
     )
+    if settings.root_path:  # outermost: every layer sees the path with its prefix
+        app.add_middleware(RootPathMiddleware, root_path=settings.root_path)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -102,11 +102,14 @@ class RequestContextMiddleware:
         method = scope["method"]
         self.metrics.requests.labels(method, route, str(status)).inc()
         self.metrics.latency.labels(method, route).observe(elapsed)
+        client = scope.get("client")
         access_log.info(
             "request",
             extra={
                 "method": method,
                 "route": route,
+                # the caller as the trusted gateway reported it (X-Forwarded-For)
+                "client": client[0] if client else None,
                 "status": status,
                 "duration_ms": round(elapsed * 1000, 2),
             },
@@ -145,3 +148,29 @@ async def _too_large(scope: Scope, send: Send, request_id: str, limit: int) -> N
         }
     )
     await send({"type": "http.response.body", "body": data})
+
+
+class RootPathMiddleware:
+    """Gives every route the path as ASGI defines it: the root path included.
+
+    A gateway that publishes the service under ``REFERRAL_ROOT_PATH`` usually strips the prefix
+    (deploy/nginx.conf does), so requests arrive as ``/v1/...`` while ``root_path`` is
+    ``/referral``. Routes match either way, but mounted apps (the Swagger UI and ReDoc assets
+    under ``/static``) resolve their files from the path minus the root path and answered 404.
+    Requests that already carry the prefix (a gateway that does not strip it) pass unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, root_path: str) -> None:
+        self.app = app
+        self.root = root_path.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.root and scope["type"] in ("http", "websocket"):
+            path: str = scope["path"]
+            scope = {**scope, "root_path": self.root}
+            if path != self.root and not path.startswith(self.root + "/"):
+                scope["path"] = self.root + path
+                raw = scope.get("raw_path")
+                if raw is not None:
+                    scope["raw_path"] = self.root.encode() + bytes(raw)
+        await self.app(scope, receive, send)
