@@ -23,9 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("REFERRAL_CONTAINER_BASE", "localhost/referral-base:bookworm")
-IMAGE = "localhost/referral-service:" + tomllib.loads(
-    (ROOT / "pyproject.toml").read_text("utf-8")
-)["project"]["version"]
+IMAGE = (
+    "localhost/referral-service:"
+    + tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
+)
 CACHE = Path(os.environ.get("REFERRAL_CONTAINER_CACHE", "/var/cache/referral-ci"))
 DEBIAN_MIRROR = os.environ.get("REFERRAL_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 CONTEXT_PARTS = ("Dockerfile", "pyproject.toml", "README.md", "app", "migrations")
@@ -50,7 +51,9 @@ def podman_env() -> dict[str, str]:
     return {**os.environ, "CONTAINERS_CONF": str(ROOT / "deploy" / "podman" / "containers.conf")}
 
 
-def podman(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def podman(
+    *args: str, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["podman", "--runtime", runc() or "runc", *args],
         env=podman_env(),
@@ -76,7 +79,9 @@ def ensure_base_image(timings: Timings) -> None:
         timings.add("base_image_cached", started)
         return
     if shutil.which("debootstrap") is None:
-        raise RuntimeError("debootstrap is needed to make the base image (apt-get install debootstrap)")
+        raise RuntimeError(
+            "debootstrap is needed to make the base image (apt-get install debootstrap)"
+        )
     rootfs = CACHE / "rootfs"
     if not (rootfs / "usr" / "bin" / "python3").exists():
         shutil.rmtree(rootfs, ignore_errors=True)

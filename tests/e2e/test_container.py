@@ -321,7 +321,10 @@ def test_image_migrate_two_replicas_behind_nginx(tmp_path: Path) -> None:
             accepted = gw.post(
                 f"/v1/referrals/{referral['id']}/accept",
                 json={"ward": "3"},
-                headers={"Authorization": f"Bearer {hospital}", "If-Match": created.headers["etag"]},
+                headers={
+                    "Authorization": f"Bearer {hospital}",
+                    "If-Match": created.headers["etag"],
+                },
             )
             assert accepted.status_code == 200, accepted.text
             assert accepted.json()["status"] == "accepted"
@@ -331,9 +334,7 @@ def test_image_migrate_two_replicas_behind_nginx(tmp_path: Path) -> None:
         # SIGTERM to one replica while creates are in flight
         t = time.monotonic()
         outcomes, ids, stop_seconds = asyncio.run(
-            _creates_during_stop(
-                dep, clinic, lambda: podman("stop", "-t", "30", dep.name("api-1"))
-            )
+            _creates_during_stop(dep, clinic, lambda: podman("stop", "-t", "30", dep.name("api-1")))
         )
         timings.add("creates_during_stop", t)
         exit_code = podman("inspect", dep.name("api-1"), "--format", "{{.State.ExitCode}}")
