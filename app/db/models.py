@@ -306,8 +306,29 @@ class Referral(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (
-        Index("ix_referral_target_status", "target_institution_id", "status"),
         Index("ix_referral_source_created", "source_institution_id", "created_at"),
+        # worklist pages (app/db/repositories/referrals.py worklist_statement)
+        Index(
+            "ix_referral_source_worklist", "source_institution_id", "priority", "created_at", "id"
+        ),
+        Index(
+            "ix_referral_target_status_worklist",
+            "target_institution_id",
+            "status",
+            "priority",
+            "created_at",
+            "id",
+        ),
+        Index(
+            "ix_referral_source_status_worklist",
+            "source_institution_id",
+            "status",
+            "priority",
+            "created_at",
+            "id",
+        ),
+        Index("ix_referral_consortium_worklist", "consortium_id", "priority", "created_at", "id"),
+        Index("ix_referral_all_worklist", "priority", "created_at", "id"),
         Index("ix_referral_consortium_created", "consortium_id", "created_at"),
         Index("ix_referral_worklist", "target_institution_id", "priority", "created_at", "id"),
         Index("ix_referral_status_respond_by", "status", "respond_by"),

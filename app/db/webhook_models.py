@@ -110,4 +110,5 @@ class WebhookDelivery(Base):
         Index("ix_webhook_delivery_due", "state", "next_attempt_at"),
         Index("ix_webhook_delivery_order", "subscription_id", "referral_id", "event_seq"),
         Index("ix_webhook_delivery_log", "subscription_id", "id"),
+        Index("ix_webhook_delivery_state_log", "subscription_id", "state", "id"),
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, tuple_, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -235,36 +235,28 @@ class WorklistQuery:
     limit: int = 50
 
 
-async def worklist(session: AsyncSession, q: WorklistQuery) -> Sequence[Referral]:
-    stmt = select(Referral)
-    if q.involving is not None:
-        me = q.involving
-        earlier = select(RoutingAttempt.referral_id).where(
-            RoutingAttempt.target_institution_id == me
-        )
-        incoming = or_(Referral.target_institution_id == me, Referral.id.in_(earlier))
-        if q.box == "incoming":
-            stmt = stmt.where(incoming)
-        elif q.box == "outgoing":
-            stmt = stmt.where(Referral.source_institution_id == me)
-        else:
-            stmt = stmt.where(or_(Referral.source_institution_id == me, incoming))
+WORKLIST_ORDER = (Referral.priority, Referral.created_at, Referral.id)
+
+
+def _worklist_filters(q: WorklistQuery) -> list[ColumnElement[bool]]:
+    """The filters every shape shares, the keyset position included."""
+    where: list[ColumnElement[bool]] = []
     if q.consortium_id is not None:
-        stmt = stmt.where(Referral.consortium_id == q.consortium_id)
+        where.append(Referral.consortium_id == q.consortium_id)
     if q.direction:
-        stmt = stmt.where(Referral.direction == q.direction)
+        where.append(Referral.direction == q.direction)
     if q.statuses:
-        stmt = stmt.where(Referral.status.in_(q.statuses))
+        where.append(Referral.status.in_(q.statuses))
     if q.urgency:
-        stmt = stmt.where(Referral.urgency == q.urgency)
+        where.append(Referral.urgency == q.urgency)
     if q.specialty:
-        stmt = stmt.where(Referral.specialty_code == q.specialty)
+        where.append(Referral.specialty_code == q.specialty)
     if q.created_from:
-        stmt = stmt.where(Referral.created_at >= q.created_from)
+        where.append(Referral.created_at >= q.created_from)
     if q.created_to:
-        stmt = stmt.where(Referral.created_at < q.created_to)
+        where.append(Referral.created_at < q.created_to)
     if q.counterpart:
-        stmt = stmt.where(
+        where.append(
             or_(
                 Referral.source_institution_id == q.counterpart,
                 Referral.target_institution_id == q.counterpart,
@@ -272,8 +264,51 @@ async def worklist(session: AsyncSession, q: WorklistQuery) -> Sequence[Referral
         )
     if q.after is not None:
         p, c, i = q.after
-        stmt = stmt.where(
-            tuple_(Referral.priority, Referral.created_at, Referral.id) > tuple_(p, c, i)
-        )
-    stmt = stmt.order_by(Referral.priority, Referral.created_at, Referral.id).limit(q.limit)
-    return (await session.execute(stmt)).scalars().all()
+        where.append(tuple_(*WORKLIST_ORDER) > tuple_(p, c, i))
+    return where
+
+
+def worklist_statement(q: WorklistQuery) -> Select[Any]:
+    """One page of a worklist, each shape read in index order and stopped at the page size.
+
+    Every shape is an equality on one leading column followed by the worklist order
+    (priority, created_at, id), so the page comes from an index range scan whatever the table
+    size: incoming = the current target (``ix_referral_worklist``), outgoing = the source
+    (``ix_referral_source_worklist``), the council = its consortium
+    (``ix_referral_consortium_worklist``), admin and insurer = every referral
+    (``ix_referral_all_worklist``). A single status has its own index per institution
+    (``ix_referral_target_status_worklist``, ``ix_referral_source_status_worklist``). "All" for
+    an institution is the union of its two boxes, each limited to the page before the merge
+    (an institution is never both source and target of one referral).
+    """
+    where = _worklist_filters(q)
+    if q.involving is None or q.box != "all":
+        stmt = select(Referral).where(*where)
+        if q.involving is not None:
+            column = (
+                Referral.source_institution_id
+                if q.box == "outgoing"
+                else Referral.target_institution_id
+            )
+            stmt = stmt.where(column == q.involving)
+        return stmt.order_by(*WORKLIST_ORDER).limit(q.limit)
+    boxes = [
+        select(Referral.id, *WORKLIST_ORDER[:2])
+        .where(column == q.involving, *where)
+        .order_by(*WORKLIST_ORDER)
+        .limit(q.limit)
+        .subquery()
+        for column in (Referral.target_institution_id, Referral.source_institution_id)
+    ]
+    ids = union_all(*(select(box.c.id) for box in boxes)).subquery()
+    return (
+        select(Referral)
+        .where(Referral.id.in_(select(ids.c.id)))
+        .order_by(*WORKLIST_ORDER)
+        .limit(q.limit)
+    )
+
+
+async def worklist(session: AsyncSession, q: WorklistQuery) -> Sequence[Referral]:
+    rows: Sequence[Referral] = (await session.execute(worklist_statement(q))).scalars().all()
+    return rows
