@@ -23,7 +23,8 @@ RUN groupadd --system --gid 10001 referral \
  && useradd --system --uid 10001 --gid referral --home-dir /srv --shell /usr/sbin/nologin referral
 COPY --from=build /wheels /wheels
 RUN python -m pip install --no-cache-dir --no-index --find-links=/wheels "referral-service==0.1.0" \
- && rm -rf /wheels
+ && rm -rf /wheels \
+ && python -c "import zoneinfo; zoneinfo.ZoneInfo('Asia/Shanghai')"
 WORKDIR /srv
 USER 10001:10001
 EXPOSE 8000

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app.db.base import Base, UTCDateTime, enum_values, new_id, utcnow
+from app.domain.localtime import DEFAULT_TIME_ZONE
 from app.domain.enums import (
     CareType,
     Centre,
@@ -78,6 +79,10 @@ class Consortium(TimestampMixin, Base):
     region_code: Mapped[str | None] = mapped_column(String(12))
     referral_prefix: Mapped[str] = mapped_column(String(8), unique=True)
     notes: Mapped[str | None] = mapped_column(Text)
+    # IANA name: the consortium's days and months (numbers, slot days, reports)
+    time_zone: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_TIME_ZONE, server_default=text("'Asia/Shanghai'")
+    )
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
