@@ -25,7 +25,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app.db.base import Base, UTCDateTime, enum_values, new_id, utcnow
-from app.domain.localtime import DEFAULT_TIME_ZONE
 from app.domain.enums import (
     CareType,
     Centre,
@@ -37,6 +36,7 @@ from app.domain.enums import (
     Sex,
     Urgency,
 )
+from app.domain.localtime import DEFAULT_TIME_ZONE
 
 
 def _enum(cls: type[StrEnum], name: str) -> Enum:
