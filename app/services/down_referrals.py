@@ -295,7 +295,9 @@ async def create_down_referral(
     )
     await tiers.record_for(session, row, now)
     tier = await tier_repo.latest_of(session, row.id)
-    return referrals.ReferralView(row, sensitive, decision, show_full_identity=True, tier=tier)
+    return referrals.ReferralView(
+        row, sensitive, decision, show_full_identity=True, tier=tier, time_zone=source.time_zone
+    )
 
 
 async def visible(session: AsyncSession, principal: Principal, referral_id: str) -> Referral:

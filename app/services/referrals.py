@@ -128,6 +128,11 @@ class ReferralView:
     # statement before COMMIT; False means another request took the place, so the caller
     # rolls back and creates again (see ``create_up_referral``)
     hold: HoldStep | None = None
+    time_zone: str = DEFAULT_TIME_ZONE  # the consortium's: the local date of its days
+
+    @property
+    def created_local_date(self) -> date:
+        return local_date(self.row.created_at, self.time_zone)
 
 
 def _ancestors(code: str) -> list[str]:
@@ -611,7 +616,13 @@ async def create_up_referral(
     tier = await tiers.record_for(session, row, now, new_episode=body.get("episode_id") is None)
     await session.flush()  # ids and defaults of what was added, for the answer
     return ReferralView(
-        row, sensitive, decision_dict, show_full_identity=True, tier=tier, hold=hold
+        row,
+        sensitive,
+        decision_dict,
+        show_full_identity=True,
+        tier=tier,
+        hold=hold,
+        time_zone=source.time_zone,
     )
 
 
@@ -628,7 +639,9 @@ async def get_referral(
         row.target_institution_id,
     )
     tier = await tier_repo.latest_of(session, row.id)
-    return ReferralView(row, sensitive, attempt.decision if attempt else None, full, tier)
+    zone = await registry_repo.consortium_time_zone(session, row.consortium_id)
+    decision = attempt.decision if attempt else None
+    return ReferralView(row, sensitive, decision, full, tier, time_zone=zone)
 
 
 def masked(view: ReferralView) -> dict[str, Any]:
