@@ -62,6 +62,9 @@ TimeZoneName = Annotated[
 ]
 # the one type of every timestamp in a request body or query string
 Instant = Annotated[datetime, BeforeValidator(_timestamp_text), AfterValidator(_utc_instant)]
+# former names of timestamp inputs: the same type, so no timestamp input is ever naive
+IsoDatetime = Instant
+IsoAwareDatetime = Instant
 
 
 def _non_blank(schema: dict[str, Any], model: type[BaseModel] | None = None) -> None:
