@@ -57,8 +57,12 @@ def _time_zone(value: str) -> str:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_8601)]
+# the shape of an IANA name (`Asia/Shanghai`, `Etc/GMT-8`); the zone must also exist in the
+# time-zone database (the `tzdata` package), which no pattern can say
 TimeZoneName = Annotated[
-    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_time_zone)
+    str,
+    StringConstraints(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"),
+    AfterValidator(_time_zone),
 ]
 # the one type of every timestamp in a request body or query string
 Instant = Annotated[datetime, BeforeValidator(_timestamp_text), AfterValidator(_utc_instant)]
