@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
@@ -9,6 +10,8 @@ from app.api.schemas.common import Instant, TimeZoneName
 from app.db.base import clock_at, utcnow
 from app.db.sql_functions import sqlite_local_month
 from app.domain import localtime as lt
+from app.domain.errors import InvalidInput
+from app.services import loader
 
 SH = "Asia/Shanghai"
 
@@ -120,3 +123,17 @@ def test_sqlite_local_month_function() -> None:
     assert sqlite_local_month(None, SH) is None
     assert sqlite_local_month("not a time", SH) is None
     assert sqlite_local_month("2026-11-30 17:00:00", "Mars/Olympus") is None
+
+
+def test_consortium_files_name_their_zone(tmp_path: Path) -> None:
+    shipped = loader.DEMO_CONSORTIA_DIR / "zhenghe.yaml"
+    assert loader.parse_file(shipped).consortium.time_zone == SH
+    text = shipped.read_text("utf-8")
+    unzoned = tmp_path / "unzoned.yaml"
+    unzoned.write_text(text.replace('  time_zone: "Asia/Shanghai"\n', ""), "utf-8")
+    assert loader.parse_file(unzoned).consortium.time_zone is None  # the default when loaded
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace('time_zone: "Asia/Shanghai"', 'time_zone: "Mars/Base"'), "utf-8")
+    with pytest.raises(InvalidInput) as caught:
+        loader.parse_file(bad)
+    assert [e["loc"] for e in caught.value.errors] == [["consortium", "time_zone"]]
