@@ -170,7 +170,9 @@ def cmd_load_consortium(args: argparse.Namespace) -> int:
 
     async def work(session: Any) -> loader.LoadResult:
         await loader.load_specialties(session)
-        return await loader.load_consortium(session, parsed)
+        return await loader.load_consortium(
+            session, parsed, default_time_zone=settings.default_time_zone
+        )
 
     result = asyncio.run(_with_session(settings, work))
     print(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.domain.localtime import DEFAULT_TIME_ZONE, validate_zone
 
 DEMO_SECRET = "demo-only-secret-do-not-use-in-production"  # noqa: S105 - demo mode only
 SECRET_FIELDS = ("api_key_pepper", "patient_data_key", "patient_hmac_key")
@@ -42,6 +44,11 @@ class Settings(BaseSettings):
         default=None, description="AES-256 key for patient identifiers at rest (base64, 32 bytes)."
     )
     patient_hmac_key: SecretStr | None = None
+
+    default_time_zone: Annotated[str, AfterValidator(validate_zone)] = Field(
+        default=DEFAULT_TIME_ZONE,
+        description="IANA time zone of consortia created or loaded without one.",
+    )
 
     census_stale_after_minutes: int = Field(
         default=720, description="A census older than this is stale: it ranks lower."

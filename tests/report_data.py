@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,9 @@ from app.db.models import (
     ReferralEvent,
     RoutingAttempt,
 )
+from app.domain.localtime import local_month
 
+ZONE = "Asia/Shanghai"  # the demo consortia's time zone
 REASONS = (
     "no_bed",
     "no_specialist_on_duty",
@@ -67,7 +70,8 @@ async def generate(
     primary = [r.id for r in members if r.level == "primary"]
     hospitals = [r.id for r in members if r.level in ("secondary", "tertiary")]
     partner = next(r.id for r in rows if r.consortium_id is None)
-    start = datetime(year, 1, 1, tzinfo=UTC)
+    # the year of the consortium (Asia/Shanghai): its report months are local months
+    start = datetime(year, 1, 1, tzinfo=ZoneInfo(ZONE)).astimezone(UTC)
     specs: list[Spec] = []
     for _ in range(n):
         created = start + timedelta(seconds=rng.randrange(365 * 86400 - 7200))
@@ -270,6 +274,13 @@ def _event(
     }
 
 
+def month_of(moment: datetime | date) -> str:
+    """The report month: an instant's month in the consortium's zone; a day's own month."""
+    if isinstance(moment, datetime):
+        return local_month(moment, ZONE)
+    return f"{moment:%Y-%m}"
+
+
 def expected(
     specs: list[Spec], today: date, regions: dict[str, str | None] | None = None
 ) -> dict[tuple[str, str], Counter[str]]:
@@ -279,7 +290,7 @@ def expected(
 
     def add(member: str | None, moment: datetime | date | None, name: str, n: int = 1) -> None:
         if member is not None and moment is not None:
-            out[(member, f"{moment:%Y-%m}")][name] += n
+            out[(member, month_of(moment))][name] += n
 
     for s in specs:
         add(s.source, s.created_at, f"{s.direction}_sent")

@@ -6,6 +6,9 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,8 +54,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# "now" for the current context: None is the system clock; `clock_at` sets a fixed instant
+# for one block (tests of day boundaries), and tasks started inside it inherit it
+_fixed_now: ContextVar[datetime | None] = ContextVar("referral_fixed_now", default=None)
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    fixed = _fixed_now.get()
+    return datetime.now(UTC) if fixed is None else fixed
+
+
+@contextmanager
+def clock_at(instant: datetime) -> Iterator[None]:
+    """Within the block (and requests served from it), `utcnow()` answers `instant`."""
+    if instant.tzinfo is None:
+        raise ValueError("clock_at needs an aware datetime")
+    token = _fixed_now.set(instant.astimezone(UTC))
+    try:
+        yield
+    finally:
+        _fixed_now.reset(token)
 
 
 _id_lock = threading.Lock()

@@ -36,6 +36,7 @@ from app.domain.enums import (
     Sex,
     Urgency,
 )
+from app.domain.localtime import DEFAULT_TIME_ZONE
 
 
 def _enum(cls: type[StrEnum], name: str) -> Enum:
@@ -78,6 +79,10 @@ class Consortium(TimestampMixin, Base):
     region_code: Mapped[str | None] = mapped_column(String(12))
     referral_prefix: Mapped[str] = mapped_column(String(8), unique=True)
     notes: Mapped[str | None] = mapped_column(Text)
+    # IANA name: the consortium's days and months (numbers, slot days, reports)
+    time_zone: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_TIME_ZONE, server_default=text("'Asia/Shanghai'")
+    )
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012

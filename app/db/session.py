@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.db.sql_functions import LOCAL_MONTH, sqlite_local_month
+
 READ_ONLY_OPTION = "referral_read_only"
 
 
@@ -46,6 +48,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        dbapi_connection.create_function(LOCAL_MONTH, 2, sqlite_local_month, deterministic=True)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -16,6 +16,7 @@ from app.db.repositories import registry as registry_repo
 from app.domain.capacity import apply_census, free
 from app.domain.enums import Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.domain.localtime import DEFAULT_TIME_ZONE, today
 from app.services import lifecycle
 from app.services.auth import Principal
 
@@ -90,8 +91,10 @@ async def read(
     if await registry_repo.get_institution(session, institution_id) is None:
         raise NotFound("No institution with this id.")
     now = utcnow()
+    zone = await registry_repo.institution_time_zone(session, institution_id)
     rows: list[BedCapacity | SlotCapacity] = [*await repo.beds_of(session, institution_id)]
-    rows += await repo.slots_of(session, institution_id, now.date())
+    # slot days are the consortium's days: from today there on
+    rows += await repo.slots_of(session, institution_id, today(now, zone or DEFAULT_TIME_ZONE))
     return [_item(r, now, stale_after) for r in rows]
 
 

@@ -22,6 +22,7 @@ from app.domain import routing
 from app.domain.down_routing import DownRequest, route_down
 from app.domain.enums import CareType, InstitutionLevel, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.domain.localtime import today
 from app.services import events, referrals, service_levels, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
@@ -155,7 +156,10 @@ async def create_down_referral(
     if principal.role is not Role.HOSPITAL or principal.institution_id is None:
         raise Forbidden("Down-referrals are sent by hospitals.")
     now = utcnow()
-    resident_id, birth_date, sex = referrals.validate_patient(body["patient"], now.date())
+    source = await referrals.load_source(session, principal.institution_id)
+    resident_id, birth_date, sex = referrals.validate_patient(
+        body["patient"], today(now, source.time_zone)
+    )
     icd10 = referrals.validate_diagnosis(body["diagnosis"]["icd10"])
     check_stability(body["condition_specialty_code"], body.get("stability"))
     medications = medication_list(icd10, body.get("medications") or [])
@@ -168,7 +172,6 @@ async def create_down_referral(
             "Unknown specialty code.",
             [{"loc": ["body", f], "msg": "unknown specialty code"} for f in unknown],
         )
-    source = await referrals.load_source(session, principal.institution_id)
     hospital = await registry_repo.get_institution(session, source.id)
     assert hospital is not None
     if hospital.level not in (InstitutionLevel.SECONDARY, InstitutionLevel.TERTIARY):
@@ -292,7 +295,9 @@ async def create_down_referral(
     )
     await tiers.record_for(session, row, now)
     tier = await tier_repo.latest_of(session, row.id)
-    return referrals.ReferralView(row, sensitive, decision, show_full_identity=True, tier=tier)
+    return referrals.ReferralView(
+        row, sensitive, decision, show_full_identity=True, tier=tier, time_zone=source.time_zone
+    )
 
 
 async def visible(session: AsyncSession, principal: Principal, referral_id: str) -> Referral:

@@ -13,8 +13,10 @@ from app.db.base import utcnow
 from app.db.models import FollowUp, Referral
 from app.db.repositories import episodes as repo
 from app.db.repositories import referrals as referral_repo
+from app.db.repositories import registry as registry_repo
 from app.domain.enums import Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.domain.localtime import DEFAULT_TIME_ZONE, today
 from app.services import events
 from app.services.access import can_see
 from app.services.auth import Principal
@@ -36,6 +38,19 @@ def _view(protector: PatientDataProtector, row: FollowUp, today: date) -> Follow
     return FollowUpView(row, content, overdue)
 
 
+async def _today(
+    session: AsyncSession, *, consortium_id: str | None = None, institution_id: str | None = None
+) -> date:
+    """Today in the consortium's zone (of the referral, the council or the institution); the
+    default zone for a caller outside any consortium (an admin's list across consortia)."""
+    zone = None
+    if consortium_id is not None:
+        zone = await registry_repo.consortium_time_zone(session, consortium_id)
+    elif institution_id is not None:
+        zone = await registry_repo.institution_time_zone(session, institution_id)
+    return today(utcnow(), zone or DEFAULT_TIME_ZONE)
+
+
 async def _down_referral(session: AsyncSession, principal: Principal, referral_id: str) -> Referral:
     row = await referral_repo.get(session, referral_id)
     if row is None or not can_see(principal, row):
@@ -49,8 +64,8 @@ async def list_follow_ups(
     session: AsyncSession, protector: PatientDataProtector, principal: Principal, referral_id: str
 ) -> list[FollowUpView]:
     row = await _down_referral(session, principal, referral_id)
-    today = utcnow().date()
-    return [_view(protector, f, today) for f in await repo.follow_ups_of(session, row.id)]
+    day = await _today(session, consortium_id=row.consortium_id)
+    return [_view(protector, f, day) for f in await repo.follow_ups_of(session, row.id)]
 
 
 async def record(
@@ -64,6 +79,7 @@ async def record(
     """A visit (the receiving primary institution) or guidance (the referring hospital)."""
     row = await _down_referral(session, principal, referral_id)
     now = utcnow()
+    local_today = await _today(session, consortium_id=row.consortium_id)
     kind = body["kind"]
     hands_on = principal.role in (Role.CLINIC, Role.HOSPITAL)
     if kind == "visit" and not (hands_on and principal.institution_id == row.target_institution_id):
@@ -78,7 +94,7 @@ async def record(
         )
     if kind == "visit":
         visit_date = body["visit_date"]
-        if visit_date > now.date():
+        if visit_date > local_today:
             raise InvalidInput(
                 "A visit cannot be in the future.",
                 [{"loc": ["body", "visit_date"], "msg": "must not be in the future"}],
@@ -140,20 +156,21 @@ async def record(
         actor_user=user,
     )
     await session.flush()
-    today = now.date()
-    return [_view(protector, f, today) for f in await repo.follow_ups_of(session, row.id)]
+    return [_view(protector, f, local_today) for f in await repo.follow_ups_of(session, row.id)]
 
 
 async def overdue(
     session: AsyncSession, principal: Principal, *, role: str, limit: int
 ) -> list[tuple[FollowUp, Referral]]:
     """Overdue planned visits: to do (the primary institution) or obligations (the hospital)."""
-    today = utcnow().date()
+    day = await _today(
+        session, consortium_id=principal.consortium_id, institution_id=principal.institution_id
+    )
     if principal.role in (Role.CLINIC, Role.HOSPITAL):
         me = principal.institution_id
         rows = await repo.overdue(
             session,
-            today,
+            day,
             target_id=me if role == "receiving" else None,
             source_id=me if role == "referring" else None,
             consortium_id=None,
@@ -162,7 +179,7 @@ async def overdue(
     elif principal.role is Role.COUNCIL:
         rows = await repo.overdue(
             session,
-            today,
+            day,
             target_id=None,
             source_id=None,
             consortium_id=principal.consortium_id,
@@ -170,7 +187,7 @@ async def overdue(
         )
     elif principal.role is Role.ADMIN:
         rows = await repo.overdue(
-            session, today, target_id=None, source_id=None, consortium_id=None, limit=limit
+            session, day, target_id=None, source_id=None, consortium_id=None, limit=limit
         )
     else:
         raise Forbidden("Follow-up lists are for the institutions involved and the council.")

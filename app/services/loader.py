@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
@@ -22,6 +29,7 @@ from app.db.repositories import capacity as capacity_repo
 from app.db.repositories import registry as repo
 from app.domain.enums import Centre, ConsortiumKind, InstitutionLevel, InstitutionType
 from app.domain.errors import InvalidInput
+from app.domain.localtime import DEFAULT_TIME_ZONE, local_date, validate_zone
 from app.services import pathways
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -74,6 +82,7 @@ class FileConsortium(_Model):
     lead: Code
     upstream_partners: list[Code] = Field(default_factory=list)
     notes: str | None = None
+    time_zone: Annotated[str, AfterValidator(validate_zone)] | None = None
 
 
 class ConsortiumFile(_Model):
@@ -165,7 +174,12 @@ async def _upsert_institution(
 
 
 async def seed_capacity(
-    session: AsyncSession, row: Institution, item: FileInstitution, now: datetime, days: int = 7
+    session: AsyncSession,
+    row: Institution,
+    item: FileInstitution,
+    now: datetime,
+    time_zone: str,
+    days: int = 7,
 ) -> None:
     """Example census from the file where none exists yet (demo mode): about 10% beds free."""
     for code, total in item.beds.items():
@@ -185,7 +199,7 @@ async def seed_capacity(
             )
     for code, per_day in item.outpatient_slots_per_day.items():
         for offset in range(days):
-            day = now.date() + timedelta(days=offset)
+            day = local_date(now, time_zone) + timedelta(days=offset)
             if await capacity_repo.slot_row(session, row.id, code, day) is None:
                 capacity_repo.add(
                     session,
@@ -204,7 +218,11 @@ async def seed_capacity(
 
 
 async def load_consortium(
-    session: AsyncSession, parsed: ConsortiumFile, *, with_capacity: bool = False
+    session: AsyncSession,
+    parsed: ConsortiumFile,
+    *,
+    with_capacity: bool = False,
+    default_time_zone: str = DEFAULT_TIME_ZONE,
 ) -> LoadResult:
     codes = {c for i in [*parsed.institutions, *parsed.partners] for c in i.specialties}
     known = await repo.existing_specialty_codes(session, codes)
@@ -215,6 +233,7 @@ async def load_consortium(
             [{"loc": ["specialties"], "msg": f"unknown specialty code {c}"} for c in unknown],
         )
     spec = parsed.consortium
+    time_zone = spec.time_zone or default_time_zone
     consortium = await repo.get_consortium_by_code(session, spec.code)
     values = {
         "name": spec.name,
@@ -224,6 +243,7 @@ async def load_consortium(
         "region_code": spec.region_code,
         "referral_prefix": spec.referral_prefix,
         "notes": spec.notes,
+        "time_zone": time_zone,
     }
     if consortium is None:
         consortium = await repo.add_consortium(session, Consortium(code=spec.code, **values))
@@ -244,6 +264,6 @@ async def load_consortium(
         items = [*parsed.institutions, *parsed.partners]
         rows = [*by_code.values(), *partner_rows]
         for item, inst in zip(items, rows, strict=True):
-            await seed_capacity(session, inst, item, now)
+            await seed_capacity(session, inst, item, now, time_zone)
     await session.flush()
     return LoadResult(consortium.id, consortium.code, len(by_code), len(partner_rows))

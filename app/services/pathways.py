@@ -19,7 +19,8 @@ from app.db.repositories import referrals as referral_repo
 from app.domain import green_channel
 from app.domain.enums import Centre, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from app.services import events
+from app.domain.localtime import local_month
+from app.services import events, zones
 from app.services.access import can_see
 from app.services.auth import Principal
 
@@ -255,12 +256,13 @@ async def report(
         consortium_id = principal.consortium_id
     elif principal.role not in (Role.ADMIN, Role.INSURER):
         raise Forbidden("Green-channel figures are for the council, insurers and admins.")
-    lo = datetime.combine(start, datetime.min.time()).replace(tzinfo=utcnow().tzinfo)
-    hi = datetime.combine(end, datetime.min.time()).replace(tzinfo=utcnow().tzinfo)
+    days = await zones.period(session, consortium_id, start, end)
     groups: dict[tuple[str, str | None, str], list[tuple[Referral, dict[str, datetime]]]]
     groups = defaultdict(list)
-    for row, ms in await repo.green_channel_rows(session, consortium_id, lo, hi):
-        key = (str(row.pathway_code), row.target_institution_id, f"{row.created_at:%Y-%m}")
+    rows = await repo.green_channel_rows(session, consortium_id, days.start_at, days.end_at)
+    for row, ms in rows:
+        month = local_month(row.created_at, days.time_zone)
+        key = (str(row.pathway_code), row.target_institution_id, month)
         groups[key].append((row, {m.code: m.at for m in ms}))
     out = []
     now = utcnow()

@@ -24,6 +24,7 @@ from app.domain.enums import CareType, Centre, Role, Sex
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.icd10 import InvalidIcd10Code, validate_icd10
 from app.domain.identity import InvalidResidentId, mask_resident_id, validate_resident_id
+from app.domain.localtime import DEFAULT_TIME_ZONE, local_date, today
 from app.services import events, pathways, service_levels, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
@@ -45,8 +46,9 @@ class Number:
     text: str
 
 
-def format_number(prefix: str, now: datetime, seq: int) -> str:
-    return f"{prefix}-{now:%Y%m%d}-{seq:04d}"
+def format_number(prefix: str, day: date, seq: int) -> str:
+    """`ZH-20261122-0007`: the day is the consortium's local date of the create."""
+    return f"{prefix}-{day:%Y%m%d}-{seq:04d}"
 
 
 async def take_number(session: AsyncSession, institution_id: str, now: datetime) -> Number | None:
@@ -61,9 +63,10 @@ async def take_number(session: AsyncSession, institution_id: str, now: datetime)
     found = await registry_repo.consortium_prefix_of(session, institution_id)
     if found is None:
         return None
-    consortium_id, prefix = found
-    seq = await repo.next_sequence(session, consortium_id, now.date())
-    return Number(consortium_id, format_number(prefix, now, seq))
+    consortium_id, prefix, time_zone = found
+    day = local_date(now, time_zone)
+    seq = await repo.next_sequence(session, consortium_id, day)
+    return Number(consortium_id, format_number(prefix, day, seq))
 
 
 async def number_for(
@@ -74,8 +77,9 @@ async def number_for(
         return taken.text
     consortium = await registry_repo.get_consortium(session, consortium_id)
     assert consortium is not None
-    seq = await repo.next_sequence(session, consortium_id, now.date())
-    return format_number(consortium.referral_prefix, now, seq)
+    day = local_date(now, consortium.time_zone)
+    seq = await repo.next_sequence(session, consortium_id, day)
+    return format_number(consortium.referral_prefix, day, seq)
 
 
 class PatientChoiceRefused(InvalidInput):
@@ -99,6 +103,7 @@ class Source:
     level: Any
     lat: float | None
     lon: float | None
+    time_zone: str = DEFAULT_TIME_ZONE  # the consortium's: its "today"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,11 @@ class ReferralView:
     # statement before COMMIT; False means another request took the place, so the caller
     # rolls back and creates again (see ``create_up_referral``)
     hold: HoldStep | None = None
+    time_zone: str = DEFAULT_TIME_ZONE  # the consortium's: the local date of its days
+
+    @property
+    def created_local_date(self) -> date:
+        return local_date(self.row.created_at, self.time_zone)
 
 
 def _ancestors(code: str) -> list[str]:
@@ -156,7 +166,17 @@ async def load_source(session: AsyncSession, source_id: str) -> Source:
             "The source institution is not a member of a consortium.",
             [{"loc": ["body", "source_institution_id"], "msg": "not a consortium member"}],
         )
-    return Source(inst.id, inst.consortium_id, inst.level, inst.latitude, inst.longitude)
+    time_zone = await registry_repo.consortium_time_zone(session, inst.consortium_id)
+    return Source(inst.id, inst.consortium_id, inst.level, inst.latitude, inst.longitude, time_zone)
+
+
+def check_wanted_day(data: RoutingInput, source: Source) -> None:
+    """`wanted_day` is a day of the source's consortium: today there or later."""
+    if data.wanted_day is not None and data.wanted_day < today(utcnow(), source.time_zone):
+        raise InvalidInput(
+            "The referral has invalid fields.",
+            [{"loc": ["body", "wanted_day"], "msg": "must not be in the past"}],
+        )
 
 
 async def candidates(session: AsyncSession, source: Source, data: RoutingInput) -> Candidates:
@@ -168,7 +188,7 @@ async def candidates(session: AsyncSession, source: Source, data: RoutingInput) 
     if data.care_type is CareType.INPATIENT:
         rows = await capacity_repo.candidate_beds(session, ids, codes)
     else:
-        day = data.wanted_day or utcnow().date()
+        day = data.wanted_day or today(utcnow(), source.time_zone)
         rows = await capacity_repo.candidate_slots(session, ids, codes, day)
     # the most specific capacity row per institution (03.04 before 03)
     best: dict[str, tuple[str, int, int, int, datetime | None]] = {}
@@ -256,8 +276,6 @@ async def _check_routing_input(session: AsyncSession, data: RoutingInput) -> Non
         errors.append(
             {"loc": ["body", "wanted_day"], "msg": "required for outpatient and examination"}
         )
-    if data.wanted_day is not None and data.wanted_day < utcnow().date():
-        errors.append({"loc": ["body", "wanted_day"], "msg": "must not be in the past"})
     ids = [
         *data.signed_institution_ids,
         *([data.patient_choice_id] if data.patient_choice_id else []),
@@ -308,6 +326,7 @@ async def preview(
 ) -> dict[str, Any]:
     data = await routing_input(session, body)
     source = await _source(session, principal, source_id)
+    check_wanted_day(data, source)
     cands = await candidates(session, source, data)
     return routing.decision_to_dict(_decide(settings, source, data, cands, utcnow()))
 
@@ -510,11 +529,12 @@ async def create_up_referral(
     if principal.role not in (Role.CLINIC, Role.HOSPITAL):
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     now = utcnow()
-    resident_id, birth_date, sex = validate_patient(body["patient"], now.date())
+    source = await _source(session, principal, None)
+    resident_id, birth_date, sex = validate_patient(body["patient"], today(now, source.time_zone))
     icd10 = validate_diagnosis(body["diagnosis"]["icd10"])
     data = await routing_input(session, body)
+    check_wanted_day(data, source)
     pathway = await pathways.for_referral(session, body.get("pathway"))
-    source = await _source(session, principal, None)
     consortium_id = source.consortium_id
     resident_hmac = protector.identifier_hmac(resident_id)
     episode_id = await open_or_join_episode(
@@ -596,7 +616,13 @@ async def create_up_referral(
     tier = await tiers.record_for(session, row, now, new_episode=body.get("episode_id") is None)
     await session.flush()  # ids and defaults of what was added, for the answer
     return ReferralView(
-        row, sensitive, decision_dict, show_full_identity=True, tier=tier, hold=hold
+        row,
+        sensitive,
+        decision_dict,
+        show_full_identity=True,
+        tier=tier,
+        hold=hold,
+        time_zone=source.time_zone,
     )
 
 
@@ -613,7 +639,9 @@ async def get_referral(
         row.target_institution_id,
     )
     tier = await tier_repo.latest_of(session, row.id)
-    return ReferralView(row, sensitive, attempt.decision if attempt else None, full, tier)
+    zone = await registry_repo.consortium_time_zone(session, row.consortium_id)
+    decision = attempt.decision if attempt else None
+    return ReferralView(row, sensitive, decision, full, tier, time_zone=zone)
 
 
 def masked(view: ReferralView) -> dict[str, Any]:

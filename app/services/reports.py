@@ -7,7 +7,7 @@ Counts are aggregated in SQL; so are the percentiles of time to accept on Postgr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +18,8 @@ from app.db.repositories import reports as repo
 from app.domain.enums import Role
 from app.domain.errors import Forbidden, InvalidInput
 from app.domain.lifecycle import RejectReason
+from app.domain.localtime import today
+from app.services import zones
 from app.services.auth import Principal
 
 REPORT_WORK_MEM = "64MB"
@@ -89,19 +91,23 @@ async def monthly(
         raise InvalidInput(
             "At most three years per report.", [{"loc": ["query", "to"], "msg": "period too long"}]
         )
+    days = await zones.period(session, consortium_id, start, end)
     scope = repo.Scope(
         consortium_id=consortium_id,
-        start=datetime.combine(start, time.min, UTC),
-        end=datetime.combine(end, time.min, UTC),
+        start=days.start_at,
+        end=days.end_at,
         group_by=group_by,
         dialect=session.get_bind().dialect.name,
+        time_zone=days.time_zone,
+        first_day=start,
+        end_day=end,
     )
     if scope.dialect == "postgresql":
         # the grouped passes hash a year of rows: give this transaction room to do it in memory
         await session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
     figures = await repo.referral_counts(session, scope)
     figures |= await repo.event_counts(session, scope)
-    figures |= await repo.follow_up_counts(session, scope, utcnow().date())
+    figures |= await repo.follow_up_counts(session, scope, today(utcnow(), days.time_zone))
     rows: dict[repo.Key, ReportRow] = {}
 
     def row(key: repo.Key) -> ReportRow:

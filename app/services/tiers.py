@@ -19,6 +19,7 @@ from app.db.repositories import tiers as repo
 from app.domain import reimbursement as rb
 from app.domain.enums import InstitutionLevel, InsuranceScheme, Role, Urgency
 from app.domain.errors import Forbidden, InvalidInput, NotFound
+from app.domain.localtime import DEFAULT_TIME_ZONE, today
 from app.services import events
 from app.services.auth import Principal
 
@@ -86,8 +87,9 @@ async def decide_for(
     source = await registry_repo.get_institution_row(session, row.source_institution_id)
     target = await registry_repo.get_institution_row(session, row.target_institution_id)
     assert source is not None and target is not None
+    day = today(now, await registry_repo.consortium_time_zone(session, row.consortium_id))
     try:
-        policy = await policy_on(session, row.consortium_id, now.date())
+        policy = await policy_on(session, row.consortium_id, day)
     except rb.NoPolicyInForce:
         log.info("no reimbursement policy in force; tier not recorded")
         return None
@@ -105,7 +107,7 @@ async def decide_for(
         deductible_paid_in_episode=False
         if new_episode
         else await repo.deductible_paid_in_episode(session, row.episode_id, row.id),
-        on_date=now.date(),
+        on_date=day,
     )
     return rb.decide_tier(policy, inp)
 
@@ -207,7 +209,10 @@ async def quote(
     target = await registry_repo.get_institution(session, body["target_institution_id"])
     if source is None or target is None:
         raise NotFound("No institution with this id.")
-    on = body.get("on_date") or utcnow().date()
+    zone = DEFAULT_TIME_ZONE
+    if source.consortium_id is not None:
+        zone = await registry_repo.consortium_time_zone(session, source.consortium_id)
+    on = body.get("on_date") or today(utcnow(), zone)
     try:
         policy = await policy_on(session, source.consortium_id, on)
     except rb.NoPolicyInForce as exc:

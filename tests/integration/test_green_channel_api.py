@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 
 from app.db.models import Referral
+from app.domain.localtime import local_date
 from app.services.sweeper import sweep_once
 from tests.factories import census, referral_body
 
@@ -175,7 +176,7 @@ async def test_green_channel_figures(client, auth) -> None:
         await _milestone(
             client, hospital, ref["id"], "treatment_start", door + timedelta(minutes=minutes)
         )
-    today = datetime.now(UTC).date()
+    today = local_date(datetime.now(UTC), "Asia/Shanghai")  # report days are local days
     r = await client.get(
         "/v1/reports/green-channel",
         params={"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=1))},

@@ -12,9 +12,10 @@ from sqlalchemy import update
 from app.db.models import Referral
 from app.db.session import Database
 from app.domain.green_channel import percentile
+from app.domain.localtime import local_date
 from app.services.sweeper import sweep_once
 from tests.factories import census, referral_body
-from tests.report_data import Spec, expected, generate
+from tests.report_data import ZONE, Spec, expected, generate, month_of
 
 YEAR = 2025
 N = 1500
@@ -57,7 +58,7 @@ async def _year(client, headers: dict[str, str], **params: str) -> list[dict[str
 def _check(rows: list[dict[str, Any]], specs: list[Spec], regions: dict[str, Any]) -> int:
     """Every figure of every (member, month) of the year against the specs; the count of
     figures checked."""
-    want = expected(specs, datetime.now(UTC).date(), regions)
+    want = expected(specs, local_date(datetime.now(UTC), ZONE), regions)
     got = {(row["key"], row["month"]): row for row in rows}
     keys = {k for k in want if k[1].startswith(str(YEAR))}
     assert keys <= set(got)
@@ -83,7 +84,7 @@ def _check(rows: list[dict[str, Any]], specs: list[Spec], regions: dict[str, Any
     minutes: dict[tuple[str, str], list[float]] = {}
     for spec in specs:
         if spec.accepted_at is not None and spec.target is not None:
-            key = (spec.target, f"{spec.accepted_at:%Y-%m}")
+            key = (spec.target, month_of(spec.accepted_at))
             offered_at = spec.attempts[-1][1]
             seconds = (spec.accepted_at - offered_at).total_seconds()
             minutes.setdefault(key, []).append(seconds / 60)
@@ -96,7 +97,7 @@ def _check(rows: list[dict[str, Any]], specs: list[Spec], regions: dict[str, Any
     waited: dict[tuple[str, str], list[float]] = {}
     for spec in specs:
         if spec.left_waitlist_at is not None:
-            key = (spec.source, f"{spec.left_waitlist_at:%Y-%m}")
+            key = (spec.source, month_of(spec.left_waitlist_at))
             seconds = (spec.left_waitlist_at - spec.created_at).total_seconds()
             waited.setdefault(key, []).append(seconds / 60)
     assert len(waited) > 5
@@ -157,7 +158,7 @@ async def test_monthly_report_matches_independent_counts(client, auth, app) -> N
     want_specialty: Counter[tuple[str, str]] = Counter()
     for spec in specs["ZHENGHE"]:
         if spec.direction == "up":
-            want_specialty[(spec.specialty, f"{spec.created_at:%Y-%m}")] += 1
+            want_specialty[(spec.specialty, month_of(spec.created_at))] += 1
     got_specialty = {(x["key"], x["month"]): x["up_sent"] for x in by_specialty if x["up_sent"]}
     assert got_specialty == dict(want_specialty)
     assert all(x["name"] is None for x in by_specialty)
@@ -252,7 +253,7 @@ async def test_report_counts_what_the_service_recorded(client, auth, app) -> Non
     c = await _read(client, auth("demo clinic ZH-THC-DP"), c)
     assert c["status"] == "waitlisted"  # expired at ZH-TCM, no other place
 
-    today = datetime.now(UTC).date()
+    today = local_date(datetime.now(UTC), ZONE)
     r = await client.get(
         "/v1/reports/referrals",
         params={"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=2))},

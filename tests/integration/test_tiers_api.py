@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from app.domain.localtime import local_date
 from tests.factories import census, referral_body
 
 ID_PATTERN = re.compile(r"(?<![0-9A-Za-z.])\d{17}[\dXx](?![0-9A-Za-z])")
@@ -143,7 +144,7 @@ async def test_reroute_records_a_new_tier_and_insurer_lists_csv(client, auth) ->
         f"/v1/referrals/{ref['id']}/tiers", headers=auth("demo clinic ZH-THC-TS")
     )
     assert [t["target_institution_id"] for t in history.json()] == [ids["ZH-CH"], ids["ZH-TCM"]]
-    today = datetime.now(UTC).date()
+    today = local_date(datetime.now(UTC), "Asia/Shanghai")  # report days are local days
     params = {"from": str(today), "to": str(today + timedelta(days=1))}
     listing = await client.get("/v1/reports/tiers", params=params, headers=auth("demo insurer"))
     assert listing.status_code == 200

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Resp
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import problem_responses
 from app.api.routes.referrals import ETAG_HEADER, referral_links, referral_out
-from app.api.schemas.common import IsoDatetime, PageOf
+from app.api.schemas.common import Instant, PageOf
 from app.api.schemas.lifecycle import (
     AcceptIn,
     EventOut,
@@ -133,8 +133,12 @@ async def list_referrals(
     status: Annotated[list[Status] | None, Query(max_length=11)] = None,
     urgency: Urgency | None = None,
     specialty: Annotated[str | None, Query(max_length=8)] = None,
-    created_from: IsoDatetime | None = None,
-    created_to: IsoDatetime | None = None,
+    created_from: Annotated[
+        Instant | None, Query(description="Created at or after (with a UTC offset).")
+    ] = None,
+    created_to: Annotated[
+        Instant | None, Query(description="Created before (with a UTC offset).")
+    ] = None,
     counterpart: Annotated[str | None, Query(max_length=36)] = None,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page.")

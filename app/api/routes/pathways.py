@@ -90,8 +90,8 @@ async def record_milestone(
 async def green_channel_report(
     session: SessionDep,
     principal: PrincipalDep,
-    from_: Annotated[IsoDate, Query(alias="from", description="First day (UTC), inclusive.")],
-    to: Annotated[IsoDate, Query(description="Last day (UTC), exclusive.")],
+    from_: Annotated[IsoDate, Query(alias="from", description="First local day, inclusive.")],
+    to: Annotated[IsoDate, Query(description="Last local day, exclusive.")],
     consortium: Annotated[str | None, Query(max_length=36)] = None,
 ) -> list[GreenChannelRow]:
     """Per pathway, receiving hospital and month: count, median and 90th percentile of each

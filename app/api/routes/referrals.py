@@ -107,6 +107,7 @@ def referral_out(view: referrals.ReferralView) -> ReferralOut:
         tier=TierOut.model_validate(view.tier) if view.tier else None,
         version=row.version,
         created_at=row.created_at,
+        created_local_date=view.created_local_date,
         updated_at=row.updated_at,
     )
 

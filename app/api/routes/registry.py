@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import PageDep, PrincipalDep, SessionDep, encode_cursor
+from app.api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, encode_cursor
 from app.api.errors import problem_responses
 from app.api.schemas.common import PageOf
 from app.api.schemas.registry import (
@@ -40,6 +40,7 @@ def _consortium_out(view: ConsortiumView) -> ConsortiumOut:
         lead_institution_id=view.lead_institution_id,
         upstream_partner_ids=view.upstream_partner_ids,
         notes=row.notes,
+        time_zone=row.time_zone,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -68,10 +69,16 @@ async def list_consortia(
     responses=problem_responses(403),
 )
 async def create_consortium(
-    body: ConsortiumIn, session: SessionDep, principal: PrincipalDep, response: Response
+    body: ConsortiumIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> ConsortiumOut:
     """Create a consortium (admin). Name its lead afterwards with PATCH, once members exist."""
-    view = await registry.create_consortium(session, principal, body.model_dump())
+    data = body.model_dump()
+    data["time_zone"] = data["time_zone"] or settings.default_time_zone
+    view = await registry.create_consortium(session, principal, data)
     response.headers["Location"] = f"/v1/consortia/{view.row.id}"
     return _consortium_out(view)
 
@@ -91,7 +98,8 @@ async def get_consortium(consortium_id: str, session: SessionDep, _: PrincipalDe
 async def update_consortium(
     consortium_id: str, body: ConsortiumPatch, session: SessionDep, principal: PrincipalDep
 ) -> ConsortiumOut:
-    """Change a consortium (its council or admin): lead, upstream partners, names."""
+    """Change a consortium (its council or admin): lead, upstream partners, names, time zone
+    (numbers, days and months from then on follow the new zone)."""
     changes = body.model_dump(exclude_unset=True)
     return _consortium_out(
         await registry.update_consortium(session, principal, consortium_id, changes)

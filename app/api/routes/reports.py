@@ -78,8 +78,8 @@ async def referral_report(
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
-    from_: Annotated[IsoDate, Query(alias="from", description="First day (UTC), inclusive.")],
-    to: Annotated[IsoDate, Query(description="Last day (UTC), exclusive.")],
+    from_: Annotated[IsoDate, Query(alias="from", description="First local day, inclusive.")],
+    to: Annotated[IsoDate, Query(description="Last local day, exclusive.")],
     consortium: Annotated[str | None, Query(max_length=36)] = None,
     group_by: Literal["institution", "month", "specialty"] = "institution",
 ) -> Response:

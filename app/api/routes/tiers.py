@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -23,7 +22,7 @@ from app.api.schemas.tiers import (
 from app.db.repositories import tiers as tier_repo
 from app.domain.enums import Role
 from app.domain.errors import Forbidden
-from app.services import follow_ups, tiers
+from app.services import follow_ups, tiers, zones
 
 router = APIRouter(prefix="/v1", tags=["reimbursement"], responses=problem_responses(401, 422, 429))
 
@@ -90,8 +89,8 @@ async def list_tiers(
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
-    from_: Annotated[IsoDate, Query(alias="from", description="First day (UTC), inclusive.")],
-    to: Annotated[IsoDate, Query(description="Last day (UTC), exclusive.")],
+    from_: Annotated[IsoDate, Query(alias="from", description="First local day, inclusive.")],
+    to: Annotated[IsoDate, Query(description="Last local day, exclusive.")],
     consortium: Annotated[str | None, Query(max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> Response:
@@ -101,9 +100,8 @@ async def list_tiers(
         consortium = principal.consortium_id
     elif principal.role not in (Role.INSURER, Role.ADMIN):
         raise Forbidden("The tier listing is for the insurer, the council and admins.")
-    start = datetime.combine(from_, time.min, UTC)
-    end = datetime.combine(to, time.min, UTC)
-    pairs = await tier_repo.tier_listing(session, consortium, start, end, limit)
+    days = await zones.period(session, consortium, from_, to)
+    pairs = await tier_repo.tier_listing(session, consortium, days.start_at, days.end_at, limit)
     rows = [
         TierListingRow(
             referral_id=r.id,

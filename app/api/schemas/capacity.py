@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 from pydantic import Field
 
-from app.api.schemas.common import IsoAwareDatetime, IsoDate, ResponseModel, StrictModel
+from app.api.schemas.common import Instant, IsoDate, ResponseModel, StrictModel
 from app.api.schemas.registry import SpecialtyCode
 
 
@@ -22,7 +22,7 @@ class SlotCensus(StrictModel):
 
 
 class CensusIn(StrictModel):
-    as_of: IsoAwareDatetime = Field(description="When the HIS took the census (not in the future).")
+    as_of: Instant = Field(description="When the HIS took the census (not in the future).")
     beds: list[BedCensus] = Field(default_factory=list, max_length=500)
     slots: list[SlotCensus] = Field(default_factory=list, max_length=5000)
 

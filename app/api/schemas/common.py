@@ -1,10 +1,19 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from app.domain.localtime import InvalidTimeZone, validate_zone
 
 T = TypeVar("T")
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
@@ -18,9 +27,48 @@ def _iso_8601(value: object) -> object:
     return value
 
 
+OFFSET_EXAMPLE = "2026-11-22T07:30:00+08:00"
+_DATE_ONLY = re.compile(r"\s*[-+]?\d{4,}-\d{2}-\d{2}\s*")
+
+
+def _timestamp_text(value: object) -> object:
+    value = _iso_8601(value)
+    if isinstance(value, str) and _DATE_ONLY.fullmatch(value):
+        raise ValueError(f"needs a date and time with a UTC offset, e.g. {OFFSET_EXAMPLE}")
+    return value
+
+
+def _utc_instant(value: datetime) -> datetime:
+    """Every timestamp a client sends carries its offset (`Z` or `+08:00`): one without is
+    refused rather than guessed; the instant is kept in UTC, which must be representable."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"needs a UTC offset, e.g. {OFFSET_EXAMPLE}")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+def _time_zone(value: str) -> str:
+    try:
+        return validate_zone(value)
+    except InvalidTimeZone:
+        raise ValueError("not an IANA time-zone name, e.g. Asia/Shanghai") from None
+
+
 IsoDate = Annotated[date, BeforeValidator(_iso_8601)]
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_8601)]
-IsoAwareDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+# the shape of an IANA name (`Asia/Shanghai`, `Etc/GMT-8`); the zone must also exist in the
+# time-zone database (the `tzdata` package), which no pattern can say
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"),
+    AfterValidator(_time_zone),
+]
+# the one type of every timestamp in a request body or query string
+Instant = Annotated[datetime, BeforeValidator(_timestamp_text), AfterValidator(_utc_instant)]
+# former names of timestamp inputs: the same type, so no timestamp input is ever naive
+IsoDatetime = Instant
+IsoAwareDatetime = Instant
 
 
 def _non_blank(schema: dict[str, Any], model: type[BaseModel] | None = None) -> None:

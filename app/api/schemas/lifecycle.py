@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from app.api.schemas.common import IsoAwareDatetime, ResponseModel, StrictModel
+from app.api.schemas.common import Instant, ResponseModel, StrictModel
 from app.domain.enums import CareType, Urgency
 from app.domain.lifecycle import RejectReason
 
@@ -19,7 +19,7 @@ class NoteIn(StrictModel):
 class AcceptIn(StrictModel):
     ward: Annotated[str, StringConstraints(max_length=100)] | None = None
     bed: Annotated[str, StringConstraints(max_length=50)] | None = None
-    appointment_at: IsoAwareDatetime | None = Field(
+    appointment_at: Instant | None = Field(
         None, description="Outpatient or examination appointment time."
     )
     note: Note | None = None

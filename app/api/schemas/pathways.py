@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import IsoDatetime, ResponseModel, StrictModel
+from app.api.schemas.common import Instant, ResponseModel, StrictModel
 from app.domain.enums import Centre
 
 MilestoneCode = Annotated[str, StringConstraints(pattern=r"^[a-z_]{2,32}$")]
@@ -40,7 +40,7 @@ class MilestoneIn(StrictModel):
         description="departed (source); door, first_examination, imaging, treatment_start, "
         "departed_onward (target). referral_sent and target_notified are automatic."
     )
-    at: IsoDatetime = Field(description="When it happened; may be back-dated, never in the future.")
+    at: Instant = Field(description="When it happened; may be back-dated, never in the future.")
 
 
 class TargetResultOut(ResponseModel):

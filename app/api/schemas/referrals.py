@@ -171,6 +171,10 @@ class ReferralOut(ResponseModel):
     )
     version: int
     created_at: datetime
+    created_local_date: date = Field(
+        description="The consortium's calendar day of `created_at` (its time zone), the day "
+        "in the number."
+    )
     updated_at: datetime
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.api.schemas.common import ResponseModel, StrictModel
+from app.api.schemas.common import ResponseModel, StrictModel, TimeZoneName
 from app.db.models import Institution
 from app.domain.enums import Centre, ConsortiumKind, InstitutionLevel, InstitutionType
 
@@ -37,6 +37,10 @@ class ConsortiumOut(ResponseModel):
     lead_institution_id: str | None
     upstream_partner_ids: list[str]
     notes: str | None
+    time_zone: str = Field(
+        description="IANA time zone of the consortium's days and months.",
+        examples=["Asia/Shanghai"],
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -51,6 +55,12 @@ class ConsortiumIn(StrictModel):
     referral_prefix: Prefix = Field(description="2-4 capital letters that start referral numbers.")
     upstream_partner_ids: list[Id] = Field(default_factory=list, max_length=50)
     notes: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    time_zone: TimeZoneName | None = Field(
+        None,
+        description="IANA time zone of its days, months and referral numbers "
+        "(default `REFERRAL_DEFAULT_TIME_ZONE`, Asia/Shanghai).",
+        examples=["Asia/Shanghai"],
+    )
 
 
 class NoNullPatch(StrictModel):
@@ -74,7 +84,7 @@ class NoNullPatch(StrictModel):
 
 class ConsortiumPatch(NoNullPatch):
     _not_nullable = frozenset(
-        {"name", "kind", "close_knit", "referral_prefix", "upstream_partner_ids"}
+        {"name", "kind", "close_knit", "referral_prefix", "upstream_partner_ids", "time_zone"}
     )
 
     name: Name | SkipJsonSchema[None] = None
@@ -86,6 +96,7 @@ class ConsortiumPatch(NoNullPatch):
     lead_institution_id: Id | None = None
     upstream_partner_ids: Annotated[list[Id], Field(max_length=50)] | SkipJsonSchema[None] = None
     notes: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    time_zone: TimeZoneName | SkipJsonSchema[None] = None
 
 
 class Location(StrictModel):

@@ -11,7 +11,7 @@ class ReferralReportRow(ResponseModel):
         "(group_by=specialty) or null (group_by=month)."
     )
     name: str | None = Field(description="Institution name (group_by=institution).")
-    month: str = Field(description="YYYY-MM (UTC)")
+    month: str = Field(description="YYYY-MM: the month in the consortium's time zone")
     up_sent: int = Field(description="Up-referrals the member sent (by creation time).")
     up_received: int = Field(
         description="Routing attempts that named the member as target of an up-referral."

@@ -74,15 +74,38 @@ async def get_consortium(session: AsyncSession, consortium_id: str) -> Consortiu
 
 async def consortium_prefix_of(
     session: AsyncSession, institution_id: str
-) -> tuple[str, str] | None:
-    """(consortium id, referral prefix) of a member institution, or None."""
+) -> tuple[str, str, str] | None:
+    """(consortium id, referral prefix, time zone) of a member institution, or None."""
     stmt = (
-        select(Consortium.id, Consortium.referral_prefix)
+        select(Consortium.id, Consortium.referral_prefix, Consortium.time_zone)
         .join(Institution, Institution.consortium_id == Consortium.id)
         .where(Institution.id == institution_id)
     )
     row = (await session.execute(stmt)).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
+
+
+async def consortium_time_zone(session: AsyncSession, consortium_id: str) -> str:
+    """The consortium's IANA time zone (from the identity map when already loaded)."""
+    consortium = await session.get(Consortium, consortium_id)
+    assert consortium is not None, "an institution's consortium exists (foreign key)"
+    return consortium.time_zone
+
+
+async def institution_time_zone(session: AsyncSession, institution_id: str) -> str | None:
+    """The time zone of the institution's consortium; None outside any consortium."""
+    stmt = (
+        select(Consortium.time_zone)
+        .join(Institution, Institution.consortium_id == Consortium.id)
+        .where(Institution.id == institution_id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def consortium_time_zones(session: AsyncSession) -> list[str]:
+    """The distinct time zones of all consortia."""
+    stmt = select(Consortium.time_zone).distinct().order_by(Consortium.time_zone)
+    return list((await session.execute(stmt)).scalars().all())
 
 
 async def get_consortium_by_code(session: AsyncSession, code: str) -> Consortium | None:

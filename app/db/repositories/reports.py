@@ -31,19 +31,25 @@ Key = tuple[str | None, str]  # (member or specialty, "YYYY-MM")
 @dataclass(frozen=True, slots=True)
 class Scope:
     consortium_id: str | None
-    start: datetime
+    start: datetime  # UTC bounds of the local days [first_day, end_day)
     end: datetime
     group_by: str  # institution | month | specialty
     dialect: str
+    time_zone: str = "UTC"  # the months and days of the report
+    first_day: date | None = None
+    end_day: date | None = None
 
 
 def month(scope: Scope, column: Any) -> ColumnElement[Any]:
-    """The UTC month of a timestamp: the first instant of the month on PostgreSQL (date_trunc,
-    which hashes far faster than a formatted string), "YYYY-MM" on SQLite; ``label`` turns
-    either into "YYYY-MM"."""
+    """The local month (in the scope's zone) of a UTC timestamp: the first moment of the month
+    on PostgreSQL (``date_trunc('month', ts AT TIME ZONE zone)``, which hashes far faster than
+    a formatted string), "YYYY-MM" on SQLite (the ``local_month`` function the connection
+    registers); ``label`` turns either into "YYYY-MM"."""
     if scope.dialect == "postgresql":
-        return func.date_trunc("month", func.timezone("UTC", column))
-    return func.strftime("%Y-%m", column)
+        return func.date_trunc("month", func.timezone(scope.time_zone, column))
+    if scope.time_zone == "UTC":
+        return func.strftime("%Y-%m", column)
+    return func.local_month(column, scope.time_zone)
 
 
 def month_of_date(scope: Scope, column: Any) -> ColumnElement[Any]:
@@ -359,8 +365,8 @@ async def follow_up_counts(
         .join(Referral, Referral.id == FollowUp.referral_id)
         .where(
             FollowUp.kind == "planned",
-            FollowUp.due_date >= scope.start.date(),
-            FollowUp.due_date < min(scope.end.date(), today),
+            FollowUp.due_date >= (scope.first_day or scope.start.date()),
+            FollowUp.due_date < min(scope.end_day or scope.end.date(), today),
         )
         .group_by(k, m)
     )
