@@ -22,7 +22,8 @@ from app.domain import routing
 from app.domain.down_routing import DownRequest, route_down
 from app.domain.enums import CareType, InstitutionLevel, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from app.services import events, referrals, service_levels, tiers
+from app.domain.icd10 import DiagnosisCode, matches_prefix
+from app.services import diagnoses, events, referrals, service_levels, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -69,10 +70,11 @@ def check_stability(specialty: str, stability: dict[str, Any] | None) -> None:
         raise InvalidInput("The stability attestation is incomplete.", errors)
 
 
-def medication_list(icd10: str, medications: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Long prescriptions only for diseases in the consortium's chronic-disease catalogue."""
+def medication_list(code: DiagnosisCode, medications: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Long prescriptions only for diseases in the consortium's chronic-disease catalogue
+    (its prefixes matched on the dagger code's category part, case-sensitive)."""
     max_days, prefixes = chronic_catalogue()
-    chronic = any(icd10.startswith(p) for p in prefixes)
+    chronic = any(matches_prefix(code, p) for p in prefixes)
     out, errors = [], []
     for i, med in enumerate(medications):
         days = int(med.get("days") or 0)
@@ -156,9 +158,9 @@ async def create_down_referral(
         raise Forbidden("Down-referrals are sent by hospitals.")
     now = utcnow()
     resident_id, birth_date, sex = referrals.validate_patient(body["patient"], now.date())
-    icd10 = referrals.validate_diagnosis(body["diagnosis"]["icd10"])
+    diagnosis = diagnoses.validate(settings, body["diagnosis"])
     check_stability(body["condition_specialty_code"], body.get("stability"))
-    medications = medication_list(icd10, body.get("medications") or [])
+    medications = medication_list(diagnosis.code, body.get("medications") or [])
     known = await registry_repo.existing_specialty_codes(
         session, [body["service_code"], body["condition_specialty_code"]]
     )
@@ -209,7 +211,10 @@ async def create_down_referral(
         wanted_day=None,
         urgency=body.get("urgency") or "routine",
         insurance_scheme=body["patient"]["insurance_scheme"],
-        diagnosis_code=icd10,
+        diagnosis_code=diagnosis.code.code,
+        diagnosis_code_system=diagnosis.code.system,
+        diagnosis_name=diagnosis.name,
+        diagnosis_morphology=diagnosis.morphology,
         patient_sex=sex,
         patient_birth_date=birth_date,
         resident_id_hmac=resident_hmac,
@@ -331,7 +336,12 @@ async def escalate(
             "insurance_number": sealed["patient"].get("insurance_number"),
             "signed_institution_ids": [],
         },
-        "diagnosis": {"icd10": down.diagnosis_code, "text": sealed.get("diagnosis_text")},
+        "diagnosis": {
+            "icd10": down.diagnosis_code,
+            "code_system": down.diagnosis_code_system,
+            "morphology": down.diagnosis_morphology,
+            "text": sealed.get("diagnosis_text"),
+        },
         "specialty_code": body.get("specialty_code") or condition,
         "care_type": body.get("care_type") or "inpatient",
         "wanted_day": body.get("wanted_day"),
