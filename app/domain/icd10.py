@@ -111,16 +111,17 @@ class DiagnosisCode:
         return self.primary[:3]
 
 
-def _reason(code: str) -> str:
+def _reason(code: str, pattern: re.Pattern[str]) -> str:
     if not code:
         return "empty"
     if _LONE_ASTERISK.fullmatch(code):
         return "asterisk_alone"
     if code != code.strip() or not code.replace("†", "").isascii():
         return "shape"
-    folded = code.upper()
-    if any(p.fullmatch(folded.replace("X", "x")) for p in _PATTERNS.values()):
+    if pattern.fullmatch(code.upper().replace("X", "x")):
         return "case"
+    if any(p.fullmatch(code) for p in _PATTERNS.values()):
+        return "other_edition"
     return "shape"
 
 
@@ -131,7 +132,7 @@ def parse_code(code: str, system: CodeSystem) -> DiagnosisCode:
     if found is None and system is CodeSystem.UNSPECIFIED:
         found = _PATTERNS[CodeSystem.CLINICAL_2_0].fullmatch(code)
     if found is None:
-        raise InvalidIcd10Code(_reason(code))
+        raise InvalidIcd10Code(_reason(code, pattern))
     groups = found.groupdict()
     return DiagnosisCode(code, system, groups["primary"], groups.get("manifestation"))
 

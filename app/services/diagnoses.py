@@ -34,6 +34,7 @@ _CODE_MSG: Final = {
     "empty": "not a code of the edition's structure",
     "shape": "not a code of the edition's structure",
     "case": "letters are upper case and the x marker lower case, as the edition prints them",
+    "other_edition": "a code of another edition (an x extension is not in GB/T 14396-2016)",
     "asterisk_alone": "an asterisk code is sent with its dagger code, e.g. A17.0†G01*",
 }
 _MORPHOLOGY_MSG: Final = {

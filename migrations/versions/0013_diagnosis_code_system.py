@@ -20,26 +20,54 @@ depends_on: str | Sequence[str] | None = None
 
 SYSTEMS = ("gb_t_14396_2016", "clinical_2_0", "insurance_2_0", "unspecified")
 OLD_LENGTH = 16
+NEW_LENGTH = 32
+CHECK = "ck_referral_diagnosis_code_system"
+CHECK_SQL = "diagnosis_code_system IN (" + ", ".join(f"'{s}'" for s in SYSTEMS) + ")"
+
+# On SQLite these changes use ALTER TABLE in place (ADD/DROP/RENAME COLUMN), never a batch
+# copy of the table: dropping the old referral table would cascade to its events, routing
+# attempts, follow-ups and tiers (ON DELETE CASCADE; the append-only trigger stops it).
+
+
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
+def _sqlite_resize_code(length: int) -> None:
+    op.execute(
+        f"ALTER TABLE referral ADD COLUMN diagnosis_code_resized VARCHAR({length}) "
+        "NOT NULL DEFAULT ''"
+    )
+    op.execute("UPDATE referral SET diagnosis_code_resized = diagnosis_code")
+    op.execute("ALTER TABLE referral DROP COLUMN diagnosis_code")
+    op.execute("ALTER TABLE referral RENAME COLUMN diagnosis_code_resized TO diagnosis_code")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("referral", schema=None) as batch_op:
-        batch_op.alter_column(
-            "diagnosis_code",
-            existing_type=sa.String(length=OLD_LENGTH),
-            type_=sa.String(length=32),
-            existing_nullable=False,
+    if _sqlite():
+        _sqlite_resize_code(NEW_LENGTH)
+        op.execute(
+            "ALTER TABLE referral ADD COLUMN diagnosis_code_system VARCHAR(32) NOT NULL "
+            f"DEFAULT 'unspecified' CONSTRAINT {CHECK} CHECK ({CHECK_SQL})"
         )
-        batch_op.add_column(sa.Column("diagnosis_code_system", sa.String(32), nullable=True))
-        batch_op.add_column(sa.Column("diagnosis_name", sa.String(200), nullable=True))
-        batch_op.add_column(sa.Column("diagnosis_morphology", sa.String(16), nullable=True))
+        op.add_column("referral", sa.Column("diagnosis_name", sa.String(200), nullable=True))
+        op.add_column("referral", sa.Column("diagnosis_morphology", sa.String(16), nullable=True))
+        return
+    op.alter_column(
+        "referral",
+        "diagnosis_code",
+        existing_type=sa.String(length=OLD_LENGTH),
+        type_=sa.String(length=NEW_LENGTH),
+        existing_nullable=False,
+    )
+    op.add_column("referral", sa.Column("diagnosis_code_system", sa.String(32), nullable=True))
+    op.add_column("referral", sa.Column("diagnosis_name", sa.String(200), nullable=True))
+    op.add_column("referral", sa.Column("diagnosis_morphology", sa.String(16), nullable=True))
     op.execute("UPDATE referral SET diagnosis_code_system = 'unspecified'")
-    with op.batch_alter_table("referral", schema=None) as batch_op:
-        batch_op.alter_column("diagnosis_code_system", existing_type=sa.String(32), nullable=False)
-        batch_op.create_check_constraint(
-            op.f("ck_referral_diagnosis_code_system"),
-            "diagnosis_code_system IN (" + ", ".join(f"'{s}'" for s in SYSTEMS) + ")",
-        )
+    op.alter_column(
+        "referral", "diagnosis_code_system", existing_type=sa.String(32), nullable=False
+    )
+    op.create_check_constraint(op.f(CHECK), "referral", CHECK_SQL)
 
 
 def downgrade() -> None:
@@ -57,14 +85,19 @@ def downgrade() -> None:
             "(national extension codes, dagger/asterisk pairs); revision 0008 cannot hold them "
             "and the downgrade stops rather than cut them."
         )
-    with op.batch_alter_table("referral", schema=None) as batch_op:
-        batch_op.drop_constraint(op.f("ck_referral_diagnosis_code_system"), type_="check")
-        batch_op.drop_column("diagnosis_morphology")
-        batch_op.drop_column("diagnosis_name")
-        batch_op.drop_column("diagnosis_code_system")
-        batch_op.alter_column(
-            "diagnosis_code",
-            existing_type=sa.String(length=32),
-            type_=sa.String(length=OLD_LENGTH),
-            existing_nullable=False,
-        )
+    if _sqlite():
+        for column in ("diagnosis_morphology", "diagnosis_name", "diagnosis_code_system"):
+            op.execute(f"ALTER TABLE referral DROP COLUMN {column}")
+        _sqlite_resize_code(OLD_LENGTH)
+        return
+    op.drop_constraint(op.f(CHECK), "referral", type_="check")
+    op.drop_column("referral", "diagnosis_morphology")
+    op.drop_column("referral", "diagnosis_name")
+    op.drop_column("referral", "diagnosis_code_system")
+    op.alter_column(
+        "referral",
+        "diagnosis_code",
+        existing_type=sa.String(length=NEW_LENGTH),
+        type_=sa.String(length=OLD_LENGTH),
+        existing_nullable=False,
+    )
