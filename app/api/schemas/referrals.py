@@ -37,7 +37,8 @@ ClaimedCodeSystem = Literal[
     CodeSystem.GB_T_14396_2016, CodeSystem.CLINICAL_2_0, CodeSystem.INSURANCE_2_0
 ]
 _CODE_DESCRIPTION = (
-    "The diagnosis code exactly as the HIS sends it (nothing is folded or trimmed), in the "
+    "The diagnosis code as the HIS sends it (no case folding; only surrounding blanks "
+    "are removed, as in every field), in the "
     "edition named by `code_system`: ICD-10 category `I63`, subcategory `I63.9`, the "
     "6-character GB/T 14396-2016 code `I63.900` (`x` for a missing subcategory: `I10.x00`); "
     "clinical_2_0 and insurance_2_0 add the extension `x` + 3 digits (`E11.900x001`) and use "
