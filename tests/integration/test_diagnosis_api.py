@@ -16,12 +16,13 @@ from app.db import migrate as migrations
 from app.db.models import Referral
 from app.main import create_app
 from tests.factories import referral_body
-from tests.support import settings_for
 from tests.integration.test_down_referral_api import _act, _admitted_up, _ids, down_body
+from tests.support import settings_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "app/data/icd10/example-clinical-2.0.csv"
 CLINIC = "demo clinic ZH-THC-TS"
 CODE = ["body", "diagnosis", "icd10"]
+SYSTEM = ["body", "diagnosis", "code_system"]
 
 
 async def _create(client: httpx.AsyncClient, h: dict[str, str], diagnosis: dict[str, Any]):
@@ -87,8 +88,8 @@ async def test_morphology_with_a_tumour(client, auth) -> None:
         ({"icd10": "E11.900x001", "code_system": "gb_t_14396_2016"}, CODE, "another edition"),
         ({"icd10": "M49.0*"}, CODE, "dagger"),
         ({"icd10": "Q99.99999"}, CODE, "structure"),
-        ({"icd10": "I63.9", "code_system": "unspecified"}, ["body", "diagnosis", "code_system"], ""),
-        ({"icd10": "I63.9", "code_system": "who"}, ["body", "diagnosis", "code_system"], ""),
+        ({"icd10": "I63.9", "code_system": "unspecified"}, SYSTEM, ""),
+        ({"icd10": "I63.9", "code_system": "who"}, SYSTEM, ""),
         ({"icd10": "C34.9", "morphology": "M8140"}, ["body", "diagnosis", "morphology"], "ICD-O"),
     ],
 )
@@ -167,7 +168,8 @@ class TestCatalogueLoaded:
     async def test_other_editions_without_catalogue_check_structure_only(
         self, client, auth
     ) -> None:
-        r = await _create(client, auth(CLINIC), {"icd10": "I63.901", "code_system": "gb_t_14396_2016"})
+        gb = {"icd10": "I63.901", "code_system": "gb_t_14396_2016"}
+        r = await _create(client, auth(CLINIC), gb)
         assert r.status_code == 201, r.text
         assert r.json()["diagnosis"]["name"] is None
 
