@@ -27,10 +27,17 @@ CHECK_SQL = "diagnosis_code_system IN (" + ", ".join(f"'{s}'" for s in SYSTEMS) 
 # On SQLite these changes use ALTER TABLE in place (ADD/DROP/RENAME COLUMN), never a batch
 # copy of the table: dropping the old referral table would cascade to its events, routing
 # attempts, follow-ups and tiers (ON DELETE CASCADE; the append-only trigger stops it).
+# The resized column keeps a DEFAULT '' on SQLite (ADD COLUMN ... NOT NULL needs one).
 
 
 def _sqlite() -> bool:
-    return op.get_bind().dialect.name == "sqlite"
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        return False
+    version = str(bind.exec_driver_sql("SELECT sqlite_version()").scalar_one())
+    if tuple(int(p) for p in version.split(".")[:2]) < (3, 35):
+        raise RuntimeError(f"SQLite {version}: this migration needs 3.35 or newer (DROP COLUMN)")
+    return True
 
 
 def _sqlite_resize_code(length: int) -> None:

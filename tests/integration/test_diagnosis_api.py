@@ -14,7 +14,9 @@ from sqlalchemy import func, select, text
 from app.config import ConfigurationError
 from app.db import migrate as migrations
 from app.db.models import Referral
+from app.domain.icd10 import CodeSystem
 from app.main import create_app
+from app.services import diagnoses
 from tests.factories import referral_body
 from tests.integration.test_down_referral_api import _act, _admitted_up, _ids, down_body
 from tests.support import settings_for
@@ -236,3 +238,13 @@ def test_catalogue_with_bom_loads(tmp_path: Path) -> None:
     path.write_bytes("\ufeffcode,name\nI63.900,脑梗死\n".encode())
     app = create_app(settings_for("sqlite+aiosqlite:///unused.db", icd10_catalogue_gb14396=path))
     assert app.title
+
+
+def test_catalogue_is_read_once_per_process(tmp_path: Path) -> None:
+    path = tmp_path / "once.csv"
+    path.write_text("I63.900,脑梗死\n", encoding="utf-8")
+    settings = settings_for("sqlite+aiosqlite:///unused.db", icd10_catalogue_gb14396=path)
+    first = diagnoses.catalogue(settings, CodeSystem.GB_T_14396_2016)
+    path.write_text("broken", encoding="utf-8")
+    again = diagnoses.catalogue(settings, CodeSystem.GB_T_14396_2016)
+    assert again is first and first is not None and first.name_of("I63.900") == "脑梗死"
