@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from app.config import ConfigurationError
+from app.config import ConfigurationError, get_settings
 from app.db import migrate as migrations
 from app.db.models import Referral
 from app.domain.icd10 import CodeSystem
@@ -248,3 +248,23 @@ def test_catalogue_is_read_once_per_process(tmp_path: Path) -> None:
     path.write_text("broken", encoding="utf-8")
     again = diagnoses.catalogue(settings, CodeSystem.GB_T_14396_2016)
     assert again is first and first is not None and first.name_of("I63.900") == "脑梗死"
+
+
+def test_serve_refuses_to_start_with_a_broken_catalogue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app import cli
+
+    broken = tmp_path / "broken.csv"
+    broken.write_text("code,name\nE11.900X001,2型糖尿病\n", encoding="utf-8")
+    monkeypatch.setenv("REFERRAL_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("REFERRAL_ICD10_CATALOGUE_CLINICAL_2", str(broken))
+    monkeypatch.setenv("REFERRAL_DEMO_MODE", "true")
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert cli.main(["serve"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert "REFERRAL_ICD10_CATALOGUE_CLINICAL_2" in err and "line 2" in err
+    assert not (tmp_path / "x.db").exists()  # stopped before anything was prepared
