@@ -30,7 +30,8 @@ from typing import Final
 
 __all__ = [
     "DEFAULT_CODE_SYSTEM",
-    "INPUT_CODE_SYSTEMS",
+    "MORPHOLOGY_PATTERN",
+    "PATTERN_ANY_EDITION",
     "CodeSystem",
     "DiagnosisCode",
     "InvalidIcd10Code",
@@ -50,11 +51,6 @@ class CodeSystem(StrEnum):
 
 
 DEFAULT_CODE_SYSTEM: Final = CodeSystem.CLINICAL_2_0
-INPUT_CODE_SYSTEMS: Final = (
-    CodeSystem.GB_T_14396_2016,
-    CodeSystem.CLINICAL_2_0,
-    CodeSystem.INSURANCE_2_0,
-)
 
 _CATEGORY: Final = r"[A-Z][0-9]{2}"
 # category, subcategory, or the 6-character GB/T 14396 code (x stands for a missing subcategory)
@@ -68,15 +64,15 @@ _PATTERNS: Final = {
     CodeSystem.CLINICAL_2_0: re.compile(_PAIR.format(code=_NATIONAL_CODE, node=_NODE), re.ASCII),
     CodeSystem.INSURANCE_2_0: re.compile(_PAIR.format(code=_NATIONAL_CODE, node=_NODE), re.ASCII),
 }
-# stored before editions were recorded: upper-cased, up to four characters after the dot
+# stored before editions were recorded (the earlier check's shapes: upper-cased, up to four
+# characters after the dot); a code of the national structure is read as well
 _LEGACY: Final = re.compile(r"(?P<primary>[A-TV-Z][0-9]{2}(?:\.[0-9X]{1,4})?)", re.ASCII)
 _LONE_ASTERISK: Final = re.compile(_NODE + r"\*", re.ASCII)
 _MORPHOLOGY: Final = re.compile(r"M[0-9]{4}[0-9]{0,2}/[012369]", re.ASCII)
 # neoplasms (chapter II, C00-D48): the only diagnoses a morphology code goes with
 _NEOPLASM: Final = re.compile(r"C[0-9]{2}|D[0-3][0-9]|D4[0-8]", re.ASCII)
 
-# the pattern of each input edition, for the API description
-PATTERN_TEXT: Final = {system: pattern.pattern for system, pattern in _PATTERNS.items()}
+# for the API document: the union of the editions, and the morphology code
 PATTERN_ANY_EDITION: Final = f"^(?:{_NATIONAL_CODE})(?:[†+]{_NODE}\\*)?$"
 MORPHOLOGY_PATTERN: Final = f"^{_MORPHOLOGY.pattern}$"
 
