@@ -274,8 +274,9 @@ class Referral(Base):
         _enum(InsuranceScheme, "insurance_scheme")
     )
     diagnosis_code: Mapped[str] = mapped_column(String(32))  # exactly as sent
+    # unspecified: the edition was not recorded (referrals from before it was)
     diagnosis_code_system: Mapped[CodeSystem] = mapped_column(
-        _enum(CodeSystem, "diagnosis_code_system")
+        _enum(CodeSystem, "diagnosis_code_system"), server_default=text("'unspecified'")
     )
     diagnosis_name: Mapped[str | None] = mapped_column(String(200))  # from the catalogue
     diagnosis_morphology: Mapped[str | None] = mapped_column(String(16))

@@ -53,6 +53,7 @@ def _sqlite_resize_code(length: int) -> None:
 def upgrade() -> None:
     if _sqlite():
         _sqlite_resize_code(NEW_LENGTH)
+        # the default fills the stored referrals: their edition was not recorded
         op.execute(
             "ALTER TABLE referral ADD COLUMN diagnosis_code_system VARCHAR(32) NOT NULL "
             f"DEFAULT 'unspecified' CONSTRAINT {CHECK} CHECK ({CHECK_SQL})"
@@ -67,14 +68,19 @@ def upgrade() -> None:
         type_=sa.String(length=NEW_LENGTH),
         existing_nullable=False,
     )
-    op.add_column("referral", sa.Column("diagnosis_code_system", sa.String(32), nullable=True))
-    op.add_column("referral", sa.Column("diagnosis_name", sa.String(200), nullable=True))
-    op.add_column("referral", sa.Column("diagnosis_morphology", sa.String(16), nullable=True))
-    op.execute("UPDATE referral SET diagnosis_code_system = 'unspecified'")
-    op.alter_column(
-        "referral", "diagnosis_code_system", existing_type=sa.String(32), nullable=False
+    # the default fills the stored referrals: their edition was not recorded
+    op.add_column(
+        "referral",
+        sa.Column(
+            "diagnosis_code_system",
+            sa.String(32),
+            nullable=False,
+            server_default=sa.text("'unspecified'"),
+        ),
     )
     op.create_check_constraint(op.f(CHECK), "referral", CHECK_SQL)
+    op.add_column("referral", sa.Column("diagnosis_name", sa.String(200), nullable=True))
+    op.add_column("referral", sa.Column("diagnosis_morphology", sa.String(16), nullable=True))
 
 
 def downgrade() -> None:
