@@ -79,6 +79,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ[f"REFERRAL_{name.upper()}"] = str(value)
     settings = _settings()
     settings.require_secrets()
+    from app.services.diagnoses import load_catalogues
+
+    load_catalogues(settings)  # before the workers start: a broken file stops here
     if settings.demo_mode:
         _prepare_demo(settings)
     from app.logging_setup import JSON_LOGS_ENV, configure_logging

@@ -64,6 +64,18 @@ class Settings(BaseSettings):
     service_levels_file: Path | None = Field(
         default=None, description="JSON of answer times per urgency (default: the shipped file)."
     )
+    icd10_catalogue_gb14396: Path | None = Field(
+        default=None,
+        description="CSV (code,name) of GB/T 14396-2016 codes: unknown codes are refused.",
+    )
+    icd10_catalogue_clinical_2: Path | None = Field(
+        default=None,
+        description="CSV (code,name) of the national clinical edition 2.0: unknown codes refused.",
+    )
+    icd10_catalogue_insurance_2: Path | None = Field(
+        default=None,
+        description="CSV (code,name) of the medical-insurance edition 2.0: unknown codes refused.",
+    )
     sweep_interval_seconds: float = Field(
         default=30, ge=0, description="How often expired referrals are swept; 0 turns it off."
     )

@@ -36,6 +36,7 @@ from app.domain.enums import (
     Sex,
     Urgency,
 )
+from app.domain.icd10 import CodeSystem
 from app.domain.localtime import DEFAULT_TIME_ZONE
 
 
@@ -277,7 +278,13 @@ class Referral(Base):
     insurance_scheme: Mapped[InsuranceScheme] = mapped_column(
         _enum(InsuranceScheme, "insurance_scheme")
     )
-    diagnosis_code: Mapped[str] = mapped_column(String(16))
+    diagnosis_code: Mapped[str] = mapped_column(String(32))  # exactly as sent
+    # unspecified: the edition was not recorded (referrals from before it was)
+    diagnosis_code_system: Mapped[CodeSystem] = mapped_column(
+        _enum(CodeSystem, "diagnosis_code_system"), server_default=text("'unspecified'")
+    )
+    diagnosis_name: Mapped[str | None] = mapped_column(String(200))  # from the catalogue
+    diagnosis_morphology: Mapped[str | None] = mapped_column(String(16))
     patient_sex: Mapped[Sex] = mapped_column(_enum(Sex, "sex"))
     patient_birth_date: Mapped[date] = mapped_column(Date)
     resident_id_hmac: Mapped[str] = mapped_column(String(64), index=True)

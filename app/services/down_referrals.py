@@ -22,8 +22,9 @@ from app.domain import routing
 from app.domain.down_routing import DownRequest, route_down
 from app.domain.enums import CareType, InstitutionLevel, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.domain.icd10 import DiagnosisCode, matches_prefix
 from app.domain.localtime import today
-from app.services import events, referrals, service_levels, tiers
+from app.services import diagnoses, events, referrals, service_levels, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -70,10 +71,11 @@ def check_stability(specialty: str, stability: dict[str, Any] | None) -> None:
         raise InvalidInput("The stability attestation is incomplete.", errors)
 
 
-def medication_list(icd10: str, medications: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Long prescriptions only for diseases in the consortium's chronic-disease catalogue."""
+def medication_list(code: DiagnosisCode, medications: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Long prescriptions only for diseases in the consortium's chronic-disease catalogue
+    (its prefixes matched on the dagger code's category part, case-sensitive)."""
     max_days, prefixes = chronic_catalogue()
-    chronic = any(icd10.startswith(p) for p in prefixes)
+    chronic = any(matches_prefix(code, p) for p in prefixes)
     out, errors = [], []
     for i, med in enumerate(medications):
         days = int(med.get("days") or 0)
@@ -160,9 +162,9 @@ async def create_down_referral(
     resident_id, birth_date, sex = referrals.validate_patient(
         body["patient"], today(now, source.time_zone)
     )
-    icd10 = referrals.validate_diagnosis(body["diagnosis"]["icd10"])
+    diagnosis = diagnoses.validate(settings, body["diagnosis"])
     check_stability(body["condition_specialty_code"], body.get("stability"))
-    medications = medication_list(icd10, body.get("medications") or [])
+    medications = medication_list(diagnosis.code, body.get("medications") or [])
     known = await registry_repo.existing_specialty_codes(
         session, [body["service_code"], body["condition_specialty_code"]]
     )
@@ -212,7 +214,10 @@ async def create_down_referral(
         wanted_day=None,
         urgency=body.get("urgency") or "routine",
         insurance_scheme=body["patient"]["insurance_scheme"],
-        diagnosis_code=icd10,
+        diagnosis_code=diagnosis.code.code,
+        diagnosis_code_system=diagnosis.code.system,
+        diagnosis_name=diagnosis.name,
+        diagnosis_morphology=diagnosis.morphology,
         patient_sex=sex,
         patient_birth_date=birth_date,
         resident_id_hmac=resident_hmac,
@@ -336,7 +341,12 @@ async def escalate(
             "insurance_number": sealed["patient"].get("insurance_number"),
             "signed_institution_ids": [],
         },
-        "diagnosis": {"icd10": down.diagnosis_code, "text": sealed.get("diagnosis_text")},
+        "diagnosis": {
+            "icd10": down.diagnosis_code,
+            "code_system": down.diagnosis_code_system,
+            "morphology": down.diagnosis_morphology,
+            "text": sealed.get("diagnosis_text"),
+        },
         "specialty_code": body.get("specialty_code") or condition,
         "care_type": body.get("care_type") or "inpatient",
         "wanted_day": body.get("wanted_day"),

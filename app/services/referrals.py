@@ -22,10 +22,9 @@ from app.domain import routing
 from app.domain.capacity import free
 from app.domain.enums import CareType, Centre, Role, Sex
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from app.domain.icd10 import InvalidIcd10Code, validate_icd10
 from app.domain.identity import InvalidResidentId, mask_resident_id, validate_resident_id
 from app.domain.localtime import DEFAULT_TIME_ZONE, local_date, today
-from app.services import events, pathways, service_levels, tiers
+from app.services import diagnoses, events, pathways, service_levels, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -455,16 +454,6 @@ def validate_patient(patient: dict[str, Any], today: date) -> tuple[str, date, S
     return rid.value, rid.birth_date, rid.sex
 
 
-def validate_diagnosis(code: str) -> str:
-    try:
-        return validate_icd10(code)
-    except InvalidIcd10Code as exc:
-        raise InvalidInput(
-            "The diagnosis code is not a valid ICD-10 code.",
-            [{"loc": ["body", "diagnosis", "icd10"], "msg": "not an ICD-10 code"}],
-        ) from exc
-
-
 async def open_or_join_episode(
     session: AsyncSession,
     episode_id: str | None,
@@ -531,7 +520,7 @@ async def create_up_referral(
     now = utcnow()
     source = await _source(session, principal, None)
     resident_id, birth_date, sex = validate_patient(body["patient"], today(now, source.time_zone))
-    icd10 = validate_diagnosis(body["diagnosis"]["icd10"])
+    diagnosis = diagnoses.validate(settings, body["diagnosis"])
     data = await routing_input(session, body)
     check_wanted_day(data, source)
     pathway = await pathways.for_referral(session, body.get("pathway"))
@@ -566,7 +555,10 @@ async def create_up_referral(
         wanted_day=data.wanted_day,
         urgency=body["urgency"],
         insurance_scheme=body["patient"]["insurance_scheme"],
-        diagnosis_code=icd10,
+        diagnosis_code=diagnosis.code.code,
+        diagnosis_code_system=diagnosis.code.system,
+        diagnosis_name=diagnosis.name,
+        diagnosis_morphology=diagnosis.morphology,
         patient_sex=sex,
         patient_birth_date=birth_date,
         resident_id_hmac=resident_hmac,

@@ -19,17 +19,23 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("consortium", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "time_zone",
-                sa.String(length=64),
-                server_default=sa.text("'Asia/Shanghai'"),
-                nullable=False,
-            )
-        )
+    # a plain ADD COLUMN on both back ends: a batch copy of consortium on SQLite would have to
+    # drop the table its members and referrals point to
+    op.add_column(
+        "consortium",
+        sa.Column(
+            "time_zone",
+            sa.String(length=64),
+            server_default=sa.text("'Asia/Shanghai'"),
+            nullable=False,
+        ),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("consortium", schema=None) as batch_op:
-        batch_op.drop_column("time_zone")
+    if op.get_bind().dialect.name == "sqlite":
+        # in place: a batch copy of consortium would have to drop the table its members and
+        # referrals point to (SQLite 3.35 or newer drops a column in place)
+        op.execute("ALTER TABLE consortium DROP COLUMN time_zone")
+    else:
+        op.drop_column("consortium", "time_zone")

@@ -12,6 +12,7 @@ from app.api.deps import PrincipalDep, SessionDep, SettingsDep, get_database
 from app.api.errors import problem_responses
 from app.api.schemas.referrals import (
     DecisionOut,
+    DiagnosisOut,
     DownReferralCreate,
     HoldOut,
     PatientOut,
@@ -89,7 +90,14 @@ def referral_out(view: referrals.ReferralView) -> ReferralOut:
         patient=PatientOut.model_validate(referrals.masked(view)),
         patient_sex=row.patient_sex,
         patient_birth_date=row.patient_birth_date,
-        diagnosis={"icd10": row.diagnosis_code, "text": view.sensitive.get("diagnosis_text")},
+        diagnosis=DiagnosisOut(
+            code=row.diagnosis_code,
+            code_system=row.diagnosis_code_system,
+            name=row.diagnosis_name,
+            morphology=row.diagnosis_morphology,
+            text=view.sensitive.get("diagnosis_text"),
+            icd10=row.diagnosis_code,
+        ),
         clinical_summary=view.sensitive.get("clinical_summary"),
         tests_done=view.sensitive.get("tests_done") or [],
         referring_doctor=row.referring_doctor,

@@ -9,6 +9,12 @@ from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
 from app.api.schemas.registry import Id, SpecialtyCode
 from app.api.schemas.tiers import TierOut
 from app.domain.enums import CareType, InsuranceScheme, Sex, Urgency
+from app.domain.icd10 import (
+    DEFAULT_CODE_SYSTEM,
+    MORPHOLOGY_PATTERN,
+    PATTERN_ANY_EDITION,
+    CodeSystem,
+)
 
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -27,11 +33,51 @@ class PatientIn(StrictModel):
     )
 
 
+ClaimedCodeSystem = Literal[
+    CodeSystem.GB_T_14396_2016, CodeSystem.CLINICAL_2_0, CodeSystem.INSURANCE_2_0
+]
+_CODE_DESCRIPTION = (
+    "The diagnosis code as the HIS sends it (no case folding; only surrounding blanks "
+    "are removed, as in every field), in the "
+    "edition named by `code_system`: ICD-10 category `I63`, subcategory `I63.9`, the "
+    "6-character GB/T 14396-2016 code `I63.900` (`x` for a missing subcategory: `I10.x00`); "
+    "clinical_2_0 and insurance_2_0 add the extension `x` + 3 digits (`E11.900x001`) and use "
+    "U codes (`U07.100`). A dagger/asterisk pair is one string, `A17.0†G01*` or "
+    "`A17.000+G01*`; an asterisk code alone is refused. The pattern is the union of the "
+    "editions; with REFERRAL_ICD10_CATALOGUE_* loaded, only the catalogue's codes are accepted."
+)
+
+
 class DiagnosisIn(StrictModel):
-    icd10: Annotated[str, StringConstraints(min_length=1, max_length=16)] = Field(
-        examples=["I63.9"]
+    icd10: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
+        description=_CODE_DESCRIPTION,
+        examples=["I63.900", "E11.900x001", "A17.0†G01*"],
+        json_schema_extra={"pattern": PATTERN_ANY_EDITION},
+    )
+    code_system: ClaimedCodeSystem = Field(
+        DEFAULT_CODE_SYSTEM,
+        description="The edition the code claims: gb_t_14396_2016 (GB/T 14396-2016 疾病分类与"
+        "代码), clinical_2_0 (疾病分类与代码国家临床版 2.0, the default), insurance_2_0 "
+        "(医疗保障疾病诊断分类与代码, 医保版 2.0).",
+    )
+    morphology: Annotated[str, StringConstraints(min_length=1, max_length=16)] | None = Field(
+        None,
+        description="ICD-O-3 morphology code of a tumour (M8140/3; the national editions add up "
+        "to two digits, M81400/3); only with a neoplasm diagnosis (C00-D48).",
+        json_schema_extra={"pattern": MORPHOLOGY_PATTERN},
     )
     text: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class DiagnosisOut(ResponseModel):
+    code: str = Field(description="Exactly as sent.")
+    code_system: CodeSystem = Field(
+        description="The edition claimed; unspecified for referrals made before it was recorded."
+    )
+    name: str | None = Field(description="From the edition's catalogue, when one was loaded.")
+    morphology: str | None
+    text: str | None
+    icd10: str = Field(description="The same as code (the request's field name).")
 
 
 class TestDone(StrictModel):
@@ -153,7 +199,7 @@ class ReferralOut(ResponseModel):
     patient: PatientOut
     patient_sex: Sex
     patient_birth_date: date
-    diagnosis: dict[str, Any]
+    diagnosis: DiagnosisOut
     clinical_summary: str | None
     tests_done: list[dict[str, Any]]
     referring_doctor: str | None
