@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         default=60, description="An unfinished request older than this may be taken over."
     )
 
+    routing_policy_file: Path | None = Field(
+        default=None,
+        description="JSON routing policy (parent-only specialty matches per care type and "
+        "consortium; default: the shipped example, app/data/routing_policy.json).",
+    )
     service_levels_file: Path | None = Field(
         default=None, description="JSON of answer times per urgency (default: the shipped file)."
     )

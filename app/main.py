@@ -34,7 +34,7 @@ from app.api.routes import webhooks as webhook_routes
 from app.config import Settings, get_settings
 from app.db.session import Database
 from app.logging_setup import JSON_LOGS_ENV, configure_logging
-from app.services import diagnoses, relay
+from app.services import diagnoses, relay, routing_policy
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
 from app.services.sweeper import run_forever
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.require_secrets()
     diagnoses.load_catalogues(settings)  # a catalogue that cannot be used stops the start
+    routing_policy.configure(settings.routing_policy_file)  # a broken file stops the start
     if os.environ.get(JSON_LOGS_ENV):  # set by `referral-service serve` for its workers
         configure_logging(settings.log_level)
 

@@ -64,8 +64,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import chain, repeat
@@ -110,12 +110,16 @@ class ExclusionReason(StrEnum):
     STALE_CENSUS = "stale_census"
     NO_FREE_CAPACITY = "no_free_capacity"
     NOT_PRIMARY = "not_primary"  # down-referral: only primary institutions receive
+    #: it offers only a parent subject (03) of the requested sub-specialty (03.04) and the
+    #: consortium's policy does not count parent-only matches for this care type
+    ONLY_PARENT_SPECIALTY = "only_parent_specialty"
 
 
 class RankingRule(StrEnum):
     """The rule that put a ranked candidate in its place."""
 
     CONSORTIUM_MEMBER = "consortium_member"
+    SPECIALTY_MATCH = "specialty_match"  # offers the requested sub-specialty, not only its parent
     FRESH_CENSUS = "fresh_census"
     SIGNED_INSTITUTION = "signed_institution"
     LEAD_HOSPITAL = "lead_hospital"
@@ -194,6 +198,11 @@ class RoutingRequest:
     stale_after: timedelta
     stale_exclude_after: timedelta
     green_channel: Centre | None = None
+    #: consortium policy: does an institution offering only a parent subject (03) count for a
+    #: sub-specialty request (03.04)? (app/data/routing_policy.json, per care type)
+    parent_only_eligible: bool = True
+    #: specialty code -> readable name, for the explanations ("internal medicine (03)")
+    specialty_names: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:
@@ -217,6 +226,13 @@ class RankedCandidate:
     in_consortium: bool
     #: Green channel only: the target has no free capacity; the council is told.
     overflow: bool = False
+    #: ``exact``: offers the requested specialty (or a code between it and the request);
+    #: ``parent``: offers only a parent subject of it (``offered_specialty``)
+    specialty_match: str = "exact"
+    offered_specialty: str | None = None
+    #: why it stands where it stands, in words a clinic can read to a patient (English, Chinese)
+    why: str = ""
+    why_zh: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +278,7 @@ _SortKey = tuple[float, float, float, float, str, str]
 
 _RULES: Final = (
     RankingRule.CONSORTIUM_MEMBER,
+    RankingRule.SPECIALTY_MATCH,
     RankingRule.FRESH_CENSUS,
     RankingRule.SIGNED_INSTITUTION,
     RankingRule.LEAD_HOSPITAL,
@@ -280,7 +297,8 @@ _INF: Final = math.inf
 
 
 #: (sort key, components, candidate, is a member, stale census, distance in km rounded to 0.1)
-_Eligible = tuple[_SortKey, _Components, Candidate, bool, bool, float | None]
+#: and the parent subject it offers when it offers only that
+_Eligible = tuple[_SortKey, _Components, Candidate, bool, bool, float | None, str | None]
 
 _LEVEL_RANK: Final = {level: float(level.rank) for level in InstitutionLevel}
 
@@ -306,6 +324,7 @@ _REASON_SUMMARY: Final = {
     ExclusionReason.PREVIOUSLY_DECLINED: "already declined",
     ExclusionReason.STALE_CENSUS: "stale or missing census",
     ExclusionReason.NO_FREE_CAPACITY: "full",
+    ExclusionReason.ONLY_PARENT_SPECIALTY: "only the parent subject",
 }
 
 
@@ -350,6 +369,9 @@ def _why(target: RankedCandidate, request: RoutingRequest) -> str:
         return "the patient's own choice"
     if rule in (RankingRule.ONLY_CANDIDATE, RankingRule.CONSORTIUM_MEMBER):
         return f"the only eligible {kind}"
+    if rule is RankingRule.SPECIALTY_MATCH:
+        offered = _specialty_words(request, request.specialty_code)
+        return f"the first eligible {kind} offering {offered}"
     if rule is RankingRule.FRESH_CENSUS:
         return f"the first eligible {kind} with a fresh capacity census"
     if rule is RankingRule.SIGNED_INSTITUTION:
@@ -390,6 +412,8 @@ def _explain(
         tail = f" with free capacity ({capacity})."
     if target.stale:
         tail += " Its capacity census is stale."
+    if target.specialty_match == "parent" and target.offered_specialty:
+        tail += f" It {_only_parent_words(request, target.offered_specialty)}."
     why = _why(target, request)
     if target.in_consortium:
         return f"{prefix}Routed to {target.name}: {why}{tail}"
@@ -397,6 +421,103 @@ def _explain(
     if not any_member_eligible:
         lead_in = f"No consortium member can take the patient ({_summary(member_exclusions)}). "
     return f"{prefix}{lead_in}Referred out of the consortium to {target.name}: {why}{tail}"
+
+
+def _offered_ancestor(c: Candidate, ancestors: frozenset[str]) -> str:
+    """The most specific code of ``ancestors`` that ``c`` offers."""
+    return max(ancestors & c.specialties, key=len)
+
+
+def _specialty_words(request: RoutingRequest, code: str) -> str:
+    name = request.specialty_names.get(code)
+    return f"{name} ({code})" if name else code
+
+
+def _only_parent_words(request: RoutingRequest, offered: str) -> str:
+    return (
+        f"offers only {_specialty_words(request, offered)}, "
+        f"not {_specialty_words(request, request.specialty_code)}"
+    )
+
+
+def _entry_why(
+    entry: RankedCandidate, above: RankedCandidate | None, request: RoutingRequest
+) -> tuple[str, str]:
+    """Why ``entry`` stands where it stands (English, Chinese)."""
+    rule = entry.rule
+    if above is None:  # the first entry: why it was chosen
+        en = f"chosen: {_why(entry, request)}"
+        zh = f"首选：{_WHY_ZH.get(rule, '排序第一')}"
+        if entry.specialty_match == "parent" and entry.offered_specialty:
+            en += f"; it {_only_parent_words(request, entry.offered_specialty)}"
+            zh += f"；仅开设上级科目 {entry.offered_specialty}，未开设 {request.specialty_code}"
+        return en, zh
+    a = above.name
+    if rule is RankingRule.PATIENT_CHOICE:
+        return f"after {a}, the patient's own choice", f"排在患者自选的{a}之后"
+    if rule is RankingRule.CONSORTIUM_MEMBER:
+        return (
+            f"after {a}: consortium members come before partners outside the consortium",
+            f"排在{a}之后：医联体成员单位优先于体外合作医院",
+        )
+    if rule is RankingRule.SPECIALTY_MATCH:
+        offered = entry.offered_specialty or ""
+        return (
+            f"after {a}, which offers {_specialty_words(request, request.specialty_code)}; "
+            f"this one {_only_parent_words(request, offered)}",
+            f"排在{a}之后：{a}开设{request.specialty_code}，本机构仅开设上级科目{offered}",
+        )
+    if rule is RankingRule.FRESH_CENSUS:
+        return (
+            f"after {a}, whose capacity census is fresh; this one's is stale",
+            f"排在{a}之后：{a}床位/号源数据为最新，本机构数据已过时",
+        )
+    if rule is RankingRule.SIGNED_INSTITUTION:
+        return (
+            f"after {a}, which comes first in the patient's family-doctor signing",
+            f"排在{a}之后：{a}在患者家庭医生签约中排序更前",
+        )
+    if rule is RankingRule.LEAD_HOSPITAL:
+        return (
+            f"after {a}, the consortium's lead hospital",
+            f"排在{a}之后：{a}为医联体牵头医院",
+        )
+    if rule is RankingRule.LOWEST_ADEQUATE_LEVEL:
+        return (
+            f"after {a}, a lower adequate level ({above.level.value}, "
+            f"this one {entry.level.value}): major illness stays in the county",
+            f"排在{a}之后：{a}级别较低且足以诊治（大病不出县）",
+        )
+    if rule is RankingRule.TRAVEL_DISTANCE:
+
+        def km(x: RankedCandidate) -> str:
+            return "unknown" if x.distance_km is None else f"{x.distance_km:.1f} km"
+
+        return (
+            f"after {a}, which is nearer ({km(above)}; this one {km(entry)})",
+            f"排在{a}之后：{a}距离更近（{km(above)}，本机构 {km(entry)}）",
+        )
+    if rule is RankingRule.FREE_SHARE:
+        return (
+            f"after {a}, which has a larger share of free capacity",
+            f"排在{a}之后：{a}空闲床位/号源比例更高",
+        )
+    return f"after {a}: equally ranked, ordered by code", f"排在{a}之后：条件相同，按机构编码排序"
+
+
+_WHY_ZH: Final = {
+    RankingRule.PATIENT_CHOICE: "患者自选",
+    RankingRule.ONLY_CANDIDATE: "唯一符合条件的机构",
+    RankingRule.CONSORTIUM_MEMBER: "唯一符合条件的机构",
+    RankingRule.SPECIALTY_MATCH: "开设所需专业",
+    RankingRule.FRESH_CENSUS: "床位/号源数据为最新",
+    RankingRule.SIGNED_INSTITUTION: "患者家庭医生签约机构",
+    RankingRule.LEAD_HOSPITAL: "医联体牵头医院",
+    RankingRule.LOWEST_ADEQUATE_LEVEL: "级别足以诊治且最低（大病不出县）",
+    RankingRule.TRAVEL_DISTANCE: "距离最近",
+    RankingRule.FREE_SHARE: "空闲比例最高",
+    RankingRule.TIE_BREAK: "条件相同，按机构编码排序",
+}
 
 
 # -- routing -----------------------------------------------------------------------------------
@@ -437,6 +558,10 @@ def route(
     source_level = request.source_level.value
     level_details = {lvl: f"level {lvl.value} not above {source_level}" for lvl in InstitutionLevel}
     specialty_detail = f"specialty {request.specialty_code} not offered"
+    requested = request.specialty_code
+    depth = float(len(ancestors))  # radix of the specialty-match component
+    has_parent = green is None and len(ancestors) > 1
+    parent_ok = request.parent_only_eligible
     centre_detail = "" if green is None else f"no {_centre_words(green)} centre"
 
     # One pass: each candidate is either excluded (first failing check) or gets its sort key,
@@ -463,6 +588,9 @@ def route(
             reason, detail = _LEVEL_NOT_HIGHER, level_details[c.level]
         elif green is None and ancestors.isdisjoint(c.specialties):
             reason, detail = _SPECIALTY_NOT_OFFERED, specialty_detail
+        elif has_parent and requested not in c.specialties and not parent_ok:
+            reason = ExclusionReason.ONLY_PARENT_SPECIALTY
+            detail = _only_parent_words(request, _offered_ancestor(c, ancestors))
         elif green is not None and green not in c.centres:
             reason, detail = _CENTRE_NOT_HELD, centre_detail
         elif inst in declined:
@@ -490,6 +618,11 @@ def route(
         share_key = _INF if free is None or not total or total <= 0 else -(free / total)
         stale_key = 1.0 if stale else 0.0
         member_key = 0.0 if member else 1.0
+        offered_code: str | None = None
+        match_key = 0.0
+        if has_parent and requested not in c.specialties:
+            offered_code = _offered_ancestor(c, ancestors)
+            match_key = depth - len(offered_code.split("."))
         numbers: _Components
         sort_key: _SortKey
         if green is not None:
@@ -501,13 +634,22 @@ def route(
                 lead = 0.0 if inst == lead_id else 1.0
             else:  # partners: no signed or lead preference
                 signed, lead = not_signed, 1.0
-            numbers = (member_key, stale_key, signed, lead, level_rank, distance_key, share_key)
-            # The discrete components (member, stale, signed, lead, level) packed into one
-            # number, mixed radix, so that the sort compares flat tuples.
-            packed = (((member_key * 2 + stale_key) * signed_radix + signed) * 2 + lead) * 4
-            packed += level_rank
+            numbers = (
+                member_key,
+                match_key,
+                stale_key,
+                signed,
+                lead,
+                level_rank,
+                distance_key,
+                share_key,
+            )
+            # The discrete components (member, specialty match, stale, signed, lead, level)
+            # packed into one number, mixed radix, so that the sort compares flat tuples.
+            packed = ((member_key * depth + match_key) * 2 + stale_key) * signed_radix + signed
+            packed = (packed * 2 + lead) * 4 + level_rank
             sort_key = (packed, distance_key, share_key, 0.0, c.code, inst)
-        eligible.append((sort_key, numbers, c, member, stale, distance))
+        eligible.append((sort_key, numbers, c, member, stale, distance, offered_code))
 
     eligible.sort(key=itemgetter(0))
 
@@ -530,7 +672,7 @@ def route(
 
     ranked: list[RankedCandidate] = []
     previous: _Components = ()
-    for i, (_, numbers, c, member, stale, distance) in enumerate(eligible):
+    for i, (_, numbers, c, member, stale, distance, offered_code) in enumerate(eligible):
         if i == 0:
             if chosen:
                 rule = _PATIENT_CHOICE
@@ -545,22 +687,24 @@ def route(
         previous = numbers
         free = c.capacity_free
         overflow = i == 0 and green is not None and (free is None or free <= 0)
-        ranked.append(
-            RankedCandidate(
-                c.institution_id,
-                c.code,
-                c.name,
-                c.level,
-                i + 1,
-                rule,
-                free,
-                c.capacity_total,
-                distance,
-                stale,
-                member,
-                overflow,
-            )
+        entry = RankedCandidate(
+            c.institution_id,
+            c.code,
+            c.name,
+            c.level,
+            i + 1,
+            rule,
+            free,
+            c.capacity_total,
+            distance,
+            stale,
+            member,
+            overflow,
+            "exact" if offered_code is None else "parent",
+            offered_code,
         )
+        why, why_zh = _entry_why(entry, ranked[-1] if ranked else None, request)
+        ranked.append(replace(entry, why=why, why_zh=why_zh))
 
     target = ranked[0] if ranked else None
     if target is None:
@@ -585,6 +729,10 @@ def route(
 
 def _ranked_to_dict(r: RankedCandidate) -> dict[str, Any]:
     return {
+        "specialty_match": r.specialty_match,
+        "offered_specialty": r.offered_specialty,
+        "why": r.why,
+        "why_zh": r.why_zh,
         "institution_id": r.institution_id,
         "code": r.code,
         "name": r.name,

@@ -128,6 +128,7 @@ async def place(
     *,
     event_type: str,
     record_waitlisted: bool = True,
+    cause: str | None = None,
 ) -> routing.RoutingDecision:
     """Route (again) with the declined hospitals excluded; pending with a hold, or waitlisted."""
     if row.direction == "down":
@@ -177,6 +178,7 @@ async def place(
         actor,
         now,
         reason=placed.decision.explanation,
+        reason_code=cause,  # why it was routed again: the rejection reason, or expired
         previous_target=previous_target,
     )
     if target is not None:  # a new target: its tier, as a new record
@@ -270,7 +272,15 @@ async def transition(
     )
     if step.reroute:
         _decline_current_target(row)
-        await place(session, settings, row, actor, now, event_type="rerouted")
+        await place(
+            session,
+            settings,
+            row,
+            actor,
+            now,
+            event_type="rerouted",
+            cause=details.get("reason_code") or str(action),
+        )
     row.version += 1
     row.updated_at = now
     await session.flush()
@@ -300,7 +310,7 @@ async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50)
             reason="No answer within the service-level time.",
         )
         _decline_current_target(row)
-        await place(session, settings, row, system, now, event_type="rerouted")
+        await place(session, settings, row, system, now, event_type="rerouted", cause="expired")
         row.version += 1
         row.updated_at = now
         consortia.add(row.consortium_id)

@@ -24,7 +24,7 @@ from app.domain.enums import CareType, Centre, Role, Sex
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.identity import InvalidResidentId, mask_resident_id, validate_resident_id
 from app.domain.localtime import DEFAULT_TIME_ZONE, local_date, today
-from app.services import diagnoses, events, pathways, service_levels, tiers
+from app.services import diagnoses, events, pathways, routing_policy, service_levels, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -111,6 +111,8 @@ class Candidates:
     partners: list[routing.Candidate]
     lead_id: str | None
     capacity_code: dict[str, str]  # institution -> the capacity row's specialty code
+    #: the consortium's policy for this care type: do parent-only specialty matches count?
+    parent_only_eligible: bool = True
 
 
 HoldStep = Callable[[], Awaitable[bool]]
@@ -221,7 +223,15 @@ async def candidates(session: AsyncSession, source: Source, data: RoutingInput) 
                 lead_id = f.id
         elif f.is_partner:
             partners.append(cand)
-    return Candidates(members, partners, lead_id, {k: v[0] for k, v in best.items()})
+    parent_only = True
+    if "." in data.specialty_code and data.centre is None:  # a sub-specialty: policy applies
+        consortium = await registry_repo.get_consortium(session, source.consortium_id)
+        policy = routing_policy.current()
+        parent_only = policy.parent_only_eligible(
+            consortium.code if consortium else None, data.care_type
+        )
+    capacity_code = {k: v[0] for k, v in best.items()}
+    return Candidates(members, partners, lead_id, capacity_code, parent_only)
 
 
 def _decide(
@@ -245,6 +255,8 @@ def _decide(
         patient_choice_id=data.patient_choice_id,
         excluded_institution_ids=excluded,
         green_channel=data.centre,
+        parent_only_eligible=cands.parent_only_eligible,
+        specialty_names=routing_policy.specialty_names(),
         now=now,
         stale_after=settings.census_stale_after,
         stale_exclude_after=settings.census_exclude_after,

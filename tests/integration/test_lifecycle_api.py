@@ -274,7 +274,7 @@ async def test_worklist_order_filters_and_actions(client, auth) -> None:
     assert [i["urgency"] for i in items] == ["emergency", "urgent", "routine", "routine"]
     assert items[2]["created_at"] <= items[3]["created_at"]
     assert all(i["allowed_actions"] == ["accept", "reject"] for i in items)
-    assert items[0]["last_event"]["type"] == "tier_decided"
+    assert items[0]["last_event"]["type"] == "created"  # not the bookkeeping tier_decided
     clinic = await client.get(
         "/v1/referrals", params={"box": "outgoing"}, headers=auth("demo clinic ZH-THC-TS")
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -44,7 +45,7 @@ def cand(institution_id: str, **changes: Any) -> Candidate:
         level=L.SECONDARY,
         active=True,
         in_consortium=True,
-        specialties=frozenset({"03"}),
+        specialties=frozenset({"03", "03.04"}),
         centres=frozenset(),
         lat=SRC_LAT + 0.1,
         lon=SRC_LON,
@@ -664,8 +665,13 @@ def _reference_key(x: RankedCandidate, c: Candidate, r: RoutingRequest) -> tuple
         if x.capacity_free is not None and x.capacity_total
         else math.inf
     )
+    # how many dotted levels the best offered code is above the requested one (0: offers it)
+    offered = [o for o in c.specialties if specialty_covers(o, r.specialty_code)]
+    gap = r.specialty_code.count(".") - max(o.count(".") for o in offered)
+    assert x.specialty_match == ("exact" if gap == 0 else "parent")
     return (
         not x.in_consortium,
+        gap,
         x.stale,
         signed,
         not lead,
@@ -725,6 +731,7 @@ def test_random_candidates(seed: int) -> None:
     assert [r.rank for r in ranked] == list(range(1, len(ranked) + 1))
     names = [
         RankingRule.CONSORTIUM_MEMBER,
+        RankingRule.SPECIALTY_MATCH,
         RankingRule.FRESH_CENSUS,
         RankingRule.SIGNED_INSTITUTION,
         RankingRule.LEAD_HOSPITAL,
@@ -774,3 +781,61 @@ def test_ten_thousand_candidates_are_all_accounted_for() -> None:
     request = req(lead_institution_id="i00001", signed_institution_ids=("i00002", "i00003"))
     d = route(request, members, partners)
     assert len(d.alternatives) + len(d.excluded) + 1 == 10_000
+
+
+# -- sub-specialty matching and the words of each entry ------------------------------------------
+
+
+def test_sub_specialty_ranks_before_parent_only_even_when_the_parent_is_the_lead() -> None:
+    cardio = cand("cardio", name="Cardiology Centre", specialties=frozenset({"03.04"}))
+    general = cand("general", name="Township Centre", specialties=frozenset({"03"}))
+    names = {"03": "internal medicine", "03.04": "cardiology"}
+    d = route(req(lead_institution_id="general", specialty_names=names), [general, cardio], [])
+    assert ranked_ids(d) == ["cardio", "general"]
+    assert d.target is not None and d.target.specialty_match == "exact"
+    assert d.target.rule is RankingRule.SPECIALTY_MATCH
+    second = d.alternatives[0]
+    assert (second.specialty_match, second.offered_specialty) == ("parent", "03")
+    assert second.rule is RankingRule.SPECIALTY_MATCH
+    assert "offers only internal medicine (03), not cardiology (03.04)" in second.why
+    assert second.why.startswith("after Cardiology Centre")
+
+
+def test_parent_only_match_excluded_when_the_policy_says_so() -> None:
+    general = cand("general", name="Township Centre", specialties=frozenset({"03"}))
+    names = {"03": "internal medicine", "03.04": "cardiology"}
+    d = route(req(parent_only_eligible=False, specialty_names=names), [general], [])
+    assert d.outcome is RoutingOutcome.WAITLISTED
+    (x,) = d.excluded
+    assert x.reason is ExclusionReason.ONLY_PARENT_SPECIALTY
+    assert x.detail == "offers only internal medicine (03), not cardiology (03.04)"
+
+
+def test_parent_only_target_says_so_in_the_explanation() -> None:
+    general = cand("general", name="Township Centre", specialties=frozenset({"03"}))
+    d = route(req(specialty_names={"03": "internal medicine"}), [general], [])
+    assert d.target is not None and d.target.specialty_match == "parent"
+    assert d.explanation.endswith("It offers only internal medicine (03), not 03.04.")
+
+
+def test_second_entry_says_the_first_is_the_lead_not_itself() -> None:
+    members = [cand("lead", name="County Hospital"), cand("b", name="TCM Hospital")]
+    d = route(req(lead_institution_id="lead"), members, [])
+    assert d.target is not None
+    assert d.target.why == "chosen: the consortium's lead hospital"
+    assert d.target.why_zh.startswith("首选：医联体牵头医院")
+    (second,) = d.alternatives
+    assert second.rule is RankingRule.LEAD_HOSPITAL  # the rule the entry above won on
+    assert second.why == "after County Hospital, the consortium's lead hospital"
+    assert "County Hospital为医联体牵头医院" in second.why_zh
+
+
+def test_every_entry_has_words() -> None:
+    rng = random.Random(7)
+    members = [_random_candidate(rng, i, True) for i in range(1, 40)]
+    d = route(req(lead_institution_id=members[3].institution_id), members, [])
+    ranked = [r for r in (d.target, *d.alternatives) if r is not None]
+    assert len(ranked) >= 3
+    for above, entry in itertools.pairwise(ranked):
+        assert entry.why.startswith(f"after {above.name}")
+        assert entry.why_zh.startswith(f"排在{above.name}")

@@ -183,7 +183,12 @@ async def list_referrals(
                 created_at=row.created_at,
                 updated_at=row.updated_at,
                 last_event=(
-                    LastEventOut(type=last.type, to_status=last.to_status, at=last.at)
+                    LastEventOut(
+                        type=last.type,
+                        to_status=last.to_status,
+                        at=last.at,
+                        reason_code=last.reason_code,
+                    )
                     if last
                     else None
                 ),

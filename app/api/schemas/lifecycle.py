@@ -44,9 +44,14 @@ class EventOut(ResponseModel):
 
 
 class LastEventOut(ResponseModel):
+    """The last lifecycle event (bookkeeping such as ``tier_decided`` is skipped)."""
+
     type: str
     to_status: str | None
     at: datetime
+    reason_code: str | None = Field(
+        None, description="Why, as a code (a rejection or expiry reason behind a re-route)."
+    )
 
 
 class ReferralSummary(ResponseModel):

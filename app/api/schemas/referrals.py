@@ -142,13 +142,29 @@ class RankedOut(ResponseModel):
     name: str
     level: str
     rank: int
-    rule: str
+    rule: str = Field(
+        description="The ranking rule that decided this entry's place: for the first entry the "
+        "rule on which it beat the second; for the others the rule on which the entry above "
+        "won (so `lead_hospital` on the second entry means the first is the lead; `why` says it)."
+    )
     capacity_free: int | None
     capacity_total: int | None
     distance_km: float | None
     stale: bool
     in_consortium: bool
     overflow: bool = False
+    specialty_match: Literal["exact", "parent"] = Field(
+        "exact",
+        description="exact: offers the requested specialty; parent: offers only a parent "
+        "subject of it (offered_specialty), e.g. internal medicine 03 for cardiology 03.04.",
+    )
+    offered_specialty: str | None = None
+    why: str = Field(
+        "",
+        description="Why it stands where it stands: for the first entry why it was chosen, for "
+        "the others which entry above it won and on what (in words to read to a patient).",
+    )
+    why_zh: str = Field("", description="The same in Chinese.")
 
 
 class ExclusionOut(ResponseModel):

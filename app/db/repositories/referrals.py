@@ -203,6 +203,11 @@ async def events_of(session: AsyncSession, referral_id: str) -> Sequence[Referra
     return (await session.execute(stmt)).scalars().all()
 
 
+#: Events the service records for itself (the tier it decided, the target it notified): the
+#: worklist shows the last event a person acts on instead (created, re-routed, accepted, ...).
+BOOKKEEPING_EVENTS = ("tier_decided", "target_notified")
+
+
 async def last_events(
     session: AsyncSession, referral_ids: Sequence[str]
 ) -> dict[str, ReferralEvent]:
@@ -210,7 +215,10 @@ async def last_events(
         return {}
     stmt = (
         select(ReferralEvent)
-        .where(ReferralEvent.referral_id.in_(list(referral_ids)))
+        .where(
+            ReferralEvent.referral_id.in_(list(referral_ids)),
+            ReferralEvent.type.not_in(BOOKKEEPING_EVENTS),
+        )
         .order_by(ReferralEvent.referral_id, ReferralEvent.at, ReferralEvent.id)
     )
     out: dict[str, ReferralEvent] = {}
