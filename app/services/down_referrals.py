@@ -22,7 +22,7 @@ from app.domain import routing
 from app.domain.down_routing import DownRequest, route_down
 from app.domain.enums import CareType, InstitutionLevel, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from app.services import events, referrals, service_levels, tiers
+from app.services import events, patients, referrals, service_levels, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -155,7 +155,7 @@ async def create_down_referral(
     if principal.role is not Role.HOSPITAL or principal.institution_id is None:
         raise Forbidden("Down-referrals are sent by hospitals.")
     now = utcnow()
-    resident_id, birth_date, sex = referrals.validate_patient(body["patient"], now.date())
+    checked = referrals.validate_patient(body["patient"], now.date())
     icd10 = referrals.validate_diagnosis(body["diagnosis"]["icd10"])
     check_stability(body["condition_specialty_code"], body.get("stability"))
     medications = medication_list(icd10, body.get("medications") or [])
@@ -173,7 +173,7 @@ async def create_down_referral(
     assert hospital is not None
     if hospital.level not in (InstitutionLevel.SECONDARY, InstitutionLevel.TERTIARY):
         raise Forbidden("Down-referrals are sent by hospitals.")
-    resident_hmac = protector.identifier_hmac(resident_id)
+    resident_hmac = protector.identifier_hmac(checked.document.match_key())
     episode_origin = None
     episode_id = None
     parent_id = body.get("up_referral_id")
@@ -210,8 +210,8 @@ async def create_down_referral(
         urgency=body.get("urgency") or "routine",
         insurance_scheme=body["patient"]["insurance_scheme"],
         diagnosis_code=icd10,
-        patient_sex=sex,
-        patient_birth_date=birth_date,
+        patient_sex=checked.sex.code,
+        patient_birth_date=checked.birth_date,
         resident_id_hmac=resident_hmac,
         sensitive="",
         referring_doctor=(body.get("referring_doctor") or {}).get("name"),
@@ -234,12 +234,7 @@ async def create_down_referral(
     )
     row.number = await referrals.number_for(session, consortium.id, now, number)
     sensitive = {
-        "patient": {
-            "name": body["patient"]["name"],
-            "resident_id": resident_id,
-            "insurance_number": body["patient"].get("insurance_number"),
-            "signed_institution_ids": list(signed),
-        },
+        "patient": patients.sealed_patient(body["patient"], checked, list(signed)),
         "diagnosis_text": body["diagnosis"].get("text"),
         "clinical_summary": body.get("discharge_summary"),
         "tests_done": body.get("tests_done") or [],
@@ -324,13 +319,9 @@ async def escalate(
     sealed = protector.open(down.sensitive, associated=down.id)
     condition = (sealed.get("down") or {}).get("condition_specialty_code") or down.specialty_code
     up_body = {
-        "patient": {
-            "name": sealed["patient"]["name"],
-            "resident_id": sealed["patient"]["resident_id"],
-            "insurance_scheme": down.insurance_scheme,
-            "insurance_number": sealed["patient"].get("insurance_number"),
-            "signed_institution_ids": [],
-        },
+        "patient": patients.escalation_patient(
+            sealed["patient"], down.patient_birth_date, down.patient_sex.word, down.insurance_scheme
+        ),
         "diagnosis": {"icd10": down.diagnosis_code, "text": sealed.get("diagnosis_text")},
         "specialty_code": body.get("specialty_code") or condition,
         "care_type": body.get("care_type") or "inpatient",

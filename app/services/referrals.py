@@ -20,11 +20,10 @@ from app.db.repositories import routing as routing_repo
 from app.db.repositories import tiers as tier_repo
 from app.domain import routing
 from app.domain.capacity import free
-from app.domain.enums import CareType, Centre, Role, Sex
+from app.domain.enums import CareType, Centre, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.icd10 import InvalidIcd10Code, validate_icd10
-from app.domain.identity import InvalidResidentId, mask_resident_id, validate_resident_id
-from app.services import events, pathways, service_levels, tiers
+from app.services import events, pathways, patients, service_levels, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -409,31 +408,9 @@ def without_capacity(cands: Candidates, institution_id: str) -> Candidates:
     return replace(cands, members=strip(cands.members), partners=strip(cands.partners))
 
 
-def validate_patient(patient: dict[str, Any], today: date) -> tuple[str, date, Sex]:
-    """Check the resident ID (GB 11643) against the birth date and sex given, if any."""
-    try:
-        rid = validate_resident_id(str(patient["resident_id"]), today)
-    except InvalidResidentId as exc:
-        raise InvalidInput(
-            "The resident ID number is not valid.",
-            [{"loc": ["body", "patient", "resident_id"], "msg": f"invalid ({exc.reason})"}],
-        ) from exc
-    errors = []
-    if patient.get("birth_date") is not None and patient["birth_date"] != rid.birth_date:
-        errors.append(
-            {
-                "loc": ["body", "patient", "birth_date"],
-                "msg": "does not match the resident ID number",
-            }
-        )
-    sex = patient.get("sex")
-    if sex not in (None, Sex.UNKNOWN) and sex != rid.sex:
-        errors.append(
-            {"loc": ["body", "patient", "sex"], "msg": "does not match the resident ID number"}
-        )
-    if errors:
-        raise InvalidInput("The patient's details contradict the resident ID number.", errors)
-    return rid.value, rid.birth_date, rid.sex
+def validate_patient(patient: dict[str, Any], today: date) -> patients.CheckedPatient:
+    """The identity document checked by its type, with the birth date and sex (see patients)."""
+    return patients.check_patient(patient, today)
 
 
 def validate_diagnosis(code: str) -> str:
@@ -510,25 +487,22 @@ async def create_up_referral(
     if principal.role not in (Role.CLINIC, Role.HOSPITAL):
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     now = utcnow()
-    resident_id, birth_date, sex = validate_patient(body["patient"], now.date())
+    checked = validate_patient(body["patient"], now.date())
     icd10 = validate_diagnosis(body["diagnosis"]["icd10"])
     data = await routing_input(session, body)
     pathway = await pathways.for_referral(session, body.get("pathway"))
     source = await _source(session, principal, None)
     consortium_id = source.consortium_id
-    resident_hmac = protector.identifier_hmac(resident_id)
+    resident_hmac = protector.identifier_hmac(checked.document.match_key())
     episode_id = await open_or_join_episode(
         session, body.get("episode_id"), consortium_id, resident_hmac, now
     )
     referral_number = await number_for(session, consortium_id, now, number)
     referral_id = new_id()
     sensitive = {
-        "patient": {
-            "name": body["patient"]["name"],
-            "resident_id": resident_id,
-            "insurance_number": body["patient"].get("insurance_number"),
-            "signed_institution_ids": list(data.signed_institution_ids),
-        },
+        "patient": patients.sealed_patient(
+            body["patient"], checked, list(data.signed_institution_ids)
+        ),
         "diagnosis_text": body["diagnosis"].get("text"),
         "clinical_summary": body.get("clinical_summary"),
         "tests_done": body.get("tests_done") or [],
@@ -547,8 +521,8 @@ async def create_up_referral(
         urgency=body["urgency"],
         insurance_scheme=body["patient"]["insurance_scheme"],
         diagnosis_code=icd10,
-        patient_sex=sex,
-        patient_birth_date=birth_date,
+        patient_sex=checked.sex.code,
+        patient_birth_date=checked.birth_date,
         resident_id_hmac=resident_hmac,
         sensitive=sealed,
         referring_doctor=(body.get("referring_doctor") or {}).get("name"),
@@ -617,12 +591,7 @@ async def get_referral(
 
 
 def masked(view: ReferralView) -> dict[str, Any]:
-    patient = dict(view.sensitive["patient"])
-    if not view.show_full_identity:
-        patient["resident_id"] = mask_resident_id(patient["resident_id"])
-        if patient.get("insurance_number"):
-            patient["insurance_number"] = "****" + str(patient["insurance_number"])[-4:]
-    return patient
+    return patients.shown_patient(view.sensitive["patient"], view.show_full_identity)
 
 
 async def remember_response(
