@@ -335,3 +335,43 @@ async def test_documents_are_sealed_at_rest(client, auth, app) -> None:
     for doc in (VALID["passport"], VALID["birth_certificate"], VALID["taiwan_travel_permit"]):
         assert doc["number"] not in dump
     assert resident_id()  # the factory still builds resident IDs for other tests
+
+
+async def test_down_referral_and_escalation_carry_the_document(client, auth) -> None:
+    from tests.factories import census
+    from tests.integration.test_down_referral_api import _act, _ids, down_body
+    from tests.integration.test_down_referral_api import _post as post
+
+    ids = await _ids(client, auth)
+    await client.put(
+        f"/v1/institutions/{ids['HZ-FPH']}/capacity",
+        json=census({"03": (40, 10)}),
+        headers=auth("demo admin"),
+    )
+    doc = {"type": "passport", "number": "X9988776", "issuing_country": "FRA"}
+    body = {**_with(doc, birth_date=str(BIRTH), sex="9"), "specialty_code": "03.04"}
+    r = await post(client, auth("demo clinic HZ-THC-SXZ"), "/v1/referrals", body)
+    assert r.status_code == 201, r.text
+    hospital = auth("demo hospital HZ-FPH")
+    up = r.json()
+    for action in ("accept", "arrive", "admit"):
+        up = await _act(client, hospital, up, action)
+    # another person's document (same characters, other country) is not this up-referral's
+    other = {**body["patient"], "identity_document": {**doc, "issuing_country": "BEL"}}
+    r = await post(client, hospital, "/v1/referrals", down_body(up, other))
+    assert r.status_code == 422
+    assert ["body", "up_referral_id"] in [e["loc"] for e in r.json()["errors"]]
+    r = await post(client, hospital, "/v1/referrals", down_body(up, body["patient"]))
+    assert r.status_code == 201, r.text
+    down = r.json()
+    assert down["episode_id"] == up["episode_id"] and down["patient_sex_code"] == "9"
+    clinic = auth("demo clinic HZ-THC-SXZ")
+    for action in ("accept", "arrive", "start-follow-up"):
+        down = await _act(client, clinic, down, action)
+    r = await post(client, clinic, f"/v1/referrals/{down['id']}/escalate", {"urgency": "urgent"})
+    assert r.status_code == 201, r.text
+    again = r.json()
+    assert again["episode_id"] == up["episode_id"]
+    assert {k: v for k, v in again["patient"]["identity_document"].items() if v} == doc
+    assert (again["patient_birth_date"], again["patient_sex_code"]) == (str(BIRTH), "9")
+    assert again["patient"]["resident_id"] is None
