@@ -27,9 +27,7 @@ _DOWN = (("1", "male"), ("2", "female"), ("0", "unknown"), ("9", "unknown"))
 def _convert(pairs: tuple[tuple[str, str], ...]) -> None:
     referral = sa.table("referral", sa.column("patient_sex", sa.String))
     for old, new in pairs:
-        op.execute(
-            referral.update().where(referral.c.patient_sex == old).values(patient_sex=new)
-        )
+        op.execute(referral.update().where(referral.c.patient_sex == old).values(patient_sex=new))
 
 
 def upgrade() -> None:
