@@ -163,7 +163,7 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
                 "insurance_scheme": "urban_rural_resident",
                 "diagnosis_code": "I10.x00",
                 "diagnosis_code_system": "clinical_2_0",
-                "patient_sex": "female",
+                "patient_sex": "2",
                 "patient_birth_date": date(1960, 1, 1),
                 "resident_id_hmac": "0" * 64,
                 "sensitive": "v1.",

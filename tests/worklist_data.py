@@ -119,7 +119,7 @@ async def generate(
                      ELSE 'routine' END,
                 'urban_rural_resident',
                 'I63.9',
-                CASE WHEN g % 2 = 0 THEN 'female' ELSE 'male' END,
+                CASE WHEN g % 2 = 0 THEN '2' ELSE '1' END,
                 DATE '1950-01-01' + (g % 20000),
                 md5('h' || (g % 400000)),
                 'generated',

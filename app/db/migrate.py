@@ -19,6 +19,16 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
+def revision_before(revision: str) -> str:
+    """The revision a migration applies on top of (tests migrate to it, then past it)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(""))
+    down = script.get_revision(revision).down_revision
+    assert isinstance(down, str)
+    return down
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 

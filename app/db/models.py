@@ -33,7 +33,7 @@ from app.domain.enums import (
     InstitutionType,
     InsuranceScheme,
     Role,
-    Sex,
+    SexCode,
     Urgency,
 )
 from app.domain.icd10 import CodeSystem
@@ -285,7 +285,8 @@ class Referral(Base):
     )
     diagnosis_name: Mapped[str | None] = mapped_column(String(200))  # from the catalogue
     diagnosis_morphology: Mapped[str | None] = mapped_column(String(16))
-    patient_sex: Mapped[Sex] = mapped_column(_enum(Sex, "sex"))
+    # GB/T 2261.1 code (0 unknown, 1 male, 2 female, 9 unstated); words before revision 0015
+    patient_sex: Mapped[SexCode] = mapped_column(_enum(SexCode, "sex_code"))
     patient_birth_date: Mapped[date] = mapped_column(Date)
     resident_id_hmac: Mapped[str] = mapped_column(String(64), index=True)
     sensitive: Mapped[str] = mapped_column(Text)  # AES-GCM sealed JSON: identity, diagnosis text

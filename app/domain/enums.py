@@ -80,6 +80,29 @@ class InsuranceScheme(StrEnum):
 
 
 class Sex(StrEnum):
+    """Sex, as the readable word; stored and exchanged as its GB/T 2261.1 code (SexCode)."""
+
     MALE = "male"
     FEMALE = "female"
     UNKNOWN = "unknown"
+    UNSTATED = "unstated"
+
+    @property
+    def code(self) -> SexCode:
+        return _SEX_CODE[self]
+
+
+class SexCode(StrEnum):
+    """GB/T 2261.1-2003 人的性别代码: 0 unknown, 1 male, 2 female, 9 unstated."""
+
+    UNKNOWN = "0"
+    MALE = "1"
+    FEMALE = "2"
+    UNSTATED = "9"
+
+    @property
+    def word(self) -> Sex:
+        return Sex[self.name]
+
+
+_SEX_CODE = {s: SexCode[s.name] for s in Sex}

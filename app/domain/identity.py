@@ -104,14 +104,17 @@ def validate_resident_id(value: str, today: date) -> ResidentId:
 
 
 def mask_resident_id(value: str) -> str:
-    """Mask a number for display: first 3 + 11 asterisks + last 4 (``110***********123X``).
+    """Mask a number for display: first 3 + 14 asterisks + the check character
+    (``110**************X``).
 
-    Anything that is not 18 characters long is masked completely, so a malformed value leaks
-    nothing but its length.
+    No birth-date or sequence digit is shown: with the region code known and the birth year and
+    sex shown beside it, tens of thousands of numbers still fit the mask (the old form, last 4
+    shown, left one). Anything that is not 18 characters long is masked completely, so a
+    malformed value leaks nothing but its length.
     """
     if len(value) != _LENGTH:
         return "*" * len(value)
-    return value[:3] + "*" * 11 + value[-4:].upper()
+    return value[:3] + "*" * 14 + value[-1:].upper()
 
 
 def make_resident_id(region: str, birth: date, seq: int) -> str:

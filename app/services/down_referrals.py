@@ -24,7 +24,7 @@ from app.domain.enums import CareType, InstitutionLevel, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.icd10 import DiagnosisCode, matches_prefix
 from app.domain.localtime import today
-from app.services import diagnoses, events, referrals, service_levels, tiers
+from app.services import diagnoses, events, patients, referrals, service_levels, tiers
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -159,9 +159,7 @@ async def create_down_referral(
         raise Forbidden("Down-referrals are sent by hospitals.")
     now = utcnow()
     source = await referrals.load_source(session, principal.institution_id)
-    resident_id, birth_date, sex = referrals.validate_patient(
-        body["patient"], today(now, source.time_zone)
-    )
+    checked = referrals.validate_patient(body["patient"], today(now, source.time_zone))
     diagnosis = diagnoses.validate(settings, body["diagnosis"])
     check_stability(body["condition_specialty_code"], body.get("stability"))
     medications = medication_list(diagnosis.code, body.get("medications") or [])
@@ -178,7 +176,7 @@ async def create_down_referral(
     assert hospital is not None
     if hospital.level not in (InstitutionLevel.SECONDARY, InstitutionLevel.TERTIARY):
         raise Forbidden("Down-referrals are sent by hospitals.")
-    resident_hmac = protector.identifier_hmac(resident_id)
+    resident_hmac = protector.identifier_hmac(checked.document.match_key())
     episode_origin = None
     episode_id = None
     parent_id = body.get("up_referral_id")
@@ -218,8 +216,8 @@ async def create_down_referral(
         diagnosis_code_system=diagnosis.code.system,
         diagnosis_name=diagnosis.name,
         diagnosis_morphology=diagnosis.morphology,
-        patient_sex=sex,
-        patient_birth_date=birth_date,
+        patient_sex=checked.sex.code,
+        patient_birth_date=checked.birth_date,
         resident_id_hmac=resident_hmac,
         sensitive="",
         referring_doctor=(body.get("referring_doctor") or {}).get("name"),
@@ -242,12 +240,7 @@ async def create_down_referral(
     )
     row.number = await referrals.number_for(session, consortium.id, now, number)
     sensitive = {
-        "patient": {
-            "name": body["patient"]["name"],
-            "resident_id": resident_id,
-            "insurance_number": body["patient"].get("insurance_number"),
-            "signed_institution_ids": list(signed),
-        },
+        "patient": patients.sealed_patient(body["patient"], checked, list(signed)),
         "diagnosis_text": body["diagnosis"].get("text"),
         "clinical_summary": body.get("discharge_summary"),
         "tests_done": body.get("tests_done") or [],
@@ -334,13 +327,9 @@ async def escalate(
     sealed = protector.open(down.sensitive, associated=down.id)
     condition = (sealed.get("down") or {}).get("condition_specialty_code") or down.specialty_code
     up_body = {
-        "patient": {
-            "name": sealed["patient"]["name"],
-            "resident_id": sealed["patient"]["resident_id"],
-            "insurance_scheme": down.insurance_scheme,
-            "insurance_number": sealed["patient"].get("insurance_number"),
-            "signed_institution_ids": [],
-        },
+        "patient": patients.escalation_patient(
+            sealed["patient"], down.patient_birth_date, down.patient_sex.word, down.insurance_scheme
+        ),
         "diagnosis": {
             "icd10": down.diagnosis_code,
             "code_system": down.diagnosis_code_system,

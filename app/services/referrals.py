@@ -20,11 +20,18 @@ from app.db.repositories import routing as routing_repo
 from app.db.repositories import tiers as tier_repo
 from app.domain import routing
 from app.domain.capacity import free
-from app.domain.enums import CareType, Centre, Role, Sex
+from app.domain.enums import CareType, Centre, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from app.domain.identity import InvalidResidentId, mask_resident_id, validate_resident_id
 from app.domain.localtime import DEFAULT_TIME_ZONE, local_date, today
-from app.services import diagnoses, events, pathways, routing_policy, service_levels, tiers
+from app.services import (
+    diagnoses,
+    events,
+    pathways,
+    patients,
+    routing_policy,
+    service_levels,
+    tiers,
+)
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -439,31 +446,9 @@ def without_capacity(cands: Candidates, institution_id: str) -> Candidates:
     return replace(cands, members=strip(cands.members), partners=strip(cands.partners))
 
 
-def validate_patient(patient: dict[str, Any], today: date) -> tuple[str, date, Sex]:
-    """Check the resident ID (GB 11643) against the birth date and sex given, if any."""
-    try:
-        rid = validate_resident_id(str(patient["resident_id"]), today)
-    except InvalidResidentId as exc:
-        raise InvalidInput(
-            "The resident ID number is not valid.",
-            [{"loc": ["body", "patient", "resident_id"], "msg": f"invalid ({exc.reason})"}],
-        ) from exc
-    errors = []
-    if patient.get("birth_date") is not None and patient["birth_date"] != rid.birth_date:
-        errors.append(
-            {
-                "loc": ["body", "patient", "birth_date"],
-                "msg": "does not match the resident ID number",
-            }
-        )
-    sex = patient.get("sex")
-    if sex not in (None, Sex.UNKNOWN) and sex != rid.sex:
-        errors.append(
-            {"loc": ["body", "patient", "sex"], "msg": "does not match the resident ID number"}
-        )
-    if errors:
-        raise InvalidInput("The patient's details contradict the resident ID number.", errors)
-    return rid.value, rid.birth_date, rid.sex
+def validate_patient(patient: dict[str, Any], today: date) -> patients.CheckedPatient:
+    """The identity document checked by its type, with the birth date and sex (see patients)."""
+    return patients.check_patient(patient, today)
 
 
 async def open_or_join_episode(
@@ -531,25 +516,22 @@ async def create_up_referral(
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     now = utcnow()
     source = await _source(session, principal, None)
-    resident_id, birth_date, sex = validate_patient(body["patient"], today(now, source.time_zone))
+    checked = validate_patient(body["patient"], today(now, source.time_zone))
     diagnosis = diagnoses.validate(settings, body["diagnosis"])
     data = await routing_input(session, body)
     check_wanted_day(data, source)
     pathway = await pathways.for_referral(session, body.get("pathway"))
     consortium_id = source.consortium_id
-    resident_hmac = protector.identifier_hmac(resident_id)
+    resident_hmac = protector.identifier_hmac(checked.document.match_key())
     episode_id = await open_or_join_episode(
         session, body.get("episode_id"), consortium_id, resident_hmac, now
     )
     referral_number = await number_for(session, consortium_id, now, number)
     referral_id = new_id()
     sensitive = {
-        "patient": {
-            "name": body["patient"]["name"],
-            "resident_id": resident_id,
-            "insurance_number": body["patient"].get("insurance_number"),
-            "signed_institution_ids": list(data.signed_institution_ids),
-        },
+        "patient": patients.sealed_patient(
+            body["patient"], checked, list(data.signed_institution_ids)
+        ),
         "diagnosis_text": body["diagnosis"].get("text"),
         "clinical_summary": body.get("clinical_summary"),
         "tests_done": body.get("tests_done") or [],
@@ -571,8 +553,8 @@ async def create_up_referral(
         diagnosis_code_system=diagnosis.code.system,
         diagnosis_name=diagnosis.name,
         diagnosis_morphology=diagnosis.morphology,
-        patient_sex=sex,
-        patient_birth_date=birth_date,
+        patient_sex=checked.sex.code,
+        patient_birth_date=checked.birth_date,
         resident_id_hmac=resident_hmac,
         sensitive=sealed,
         referring_doctor=(body.get("referring_doctor") or {}).get("name"),
@@ -649,12 +631,7 @@ async def get_referral(
 
 
 def masked(view: ReferralView) -> dict[str, Any]:
-    patient = dict(view.sensitive["patient"])
-    if not view.show_full_identity:
-        patient["resident_id"] = mask_resident_id(patient["resident_id"])
-        if patient.get("insurance_number"):
-            patient["insurance_number"] = "****" + str(patient["insurance_number"])[-4:]
-    return patient
+    return patients.shown_patient(view.sensitive["patient"], view.show_full_identity)
 
 
 async def remember_response(

@@ -124,8 +124,8 @@ def test_leap_day_is_a_real_date() -> None:
 
 
 def test_mask() -> None:
-    assert mask_resident_id(EXAMPLE) == "110***********002X"
-    assert mask_resident_id(EXAMPLE.lower()) == "110***********002X"
+    assert mask_resident_id(EXAMPLE) == "110**************X"
+    assert mask_resident_id(EXAMPLE.lower()) == "110**************X"
     assert len(mask_resident_id(EXAMPLE)) == 18
     assert mask_resident_id("12345") == "*****"
 

@@ -88,8 +88,10 @@ def referral_out(view: referrals.ReferralView) -> ReferralOut:
         urgency=row.urgency,
         insurance_scheme=row.insurance_scheme,
         patient=PatientOut.model_validate(referrals.masked(view)),
-        patient_sex=row.patient_sex,
-        patient_birth_date=row.patient_birth_date,
+        patient_sex=row.patient_sex.word,
+        patient_sex_code=row.patient_sex,
+        patient_birth_date=row.patient_birth_date if view.show_full_identity else None,
+        patient_birth_year=row.patient_birth_date.year,
         diagnosis=DiagnosisOut(
             code=row.diagnosis_code,
             code_system=row.diagnosis_code_system,

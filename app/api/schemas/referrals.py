@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, StringConstraints, Tag
 
 from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
+from app.api.schemas.patients import IdentityDocumentIn, IdentityDocumentOut, SexIn
 from app.api.schemas.registry import Id, SpecialtyCode
 from app.api.schemas.tiers import TierOut
-from app.domain.enums import CareType, InsuranceScheme, Sex, Urgency
+from app.domain.enums import CareType, InsuranceScheme, Sex, SexCode, Urgency
 from app.domain.icd10 import (
     DEFAULT_CODE_SYSTEM,
     MORPHOLOGY_PATTERN,
@@ -21,11 +22,25 @@ Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 class PatientIn(StrictModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    resident_id: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
-        description="18-character resident identity number (GB 11643); checked, stored encrypted."
+    identity_document: IdentityDocumentIn | None = Field(
+        None, description="The patient's document; exactly one of this and resident_id."
     )
-    sex: Sex | None = Field(None, description="Checked against the resident ID when given.")
-    birth_date: IsoDate | None = Field(None, description="Checked against the resident ID.")
+    resident_id: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = Field(
+        None,
+        description="18-character resident identity number (GB 11643-1999), the same as "
+        "identity_document of type resident_id; kept for existing clients.",
+    )
+    sex: SexIn | None = Field(
+        None,
+        description="GB/T 2261.1-2003 code (0 unknown, 1 male, 2 female, 9 unstated) or its word. "
+        "Taken from the document where it carries it (checked against it when given).",
+    )
+    birth_date: IsoDate | None = Field(
+        None,
+        description="Taken from the document where it carries it (checked against it when "
+        "given); required otherwise (travel permits, passport, birth certificate, newborn, "
+        "2017 foreigner card).",
+    )
     insurance_scheme: InsuranceScheme
     insurance_number: Annotated[str, StringConstraints(max_length=64)] | None = None
     signed_institution_ids: list[Id] = Field(
@@ -187,7 +202,12 @@ class DecisionOut(ResponseModel):
 
 class PatientOut(ResponseModel):
     name: str
-    resident_id: str = Field(description="Masked unless the caller is the source or the target.")
+    identity_document: IdentityDocumentOut = Field(
+        description="Numbers are masked unless the caller is the source or the target."
+    )
+    resident_id: str | None = Field(
+        None, description="The resident ID (masked likewise), for documents of that type only."
+    )
     insurance_number: str | None
     signed_institution_ids: list[str]
 
@@ -213,8 +233,12 @@ class ReferralOut(ResponseModel):
     urgency: Urgency
     insurance_scheme: InsuranceScheme
     patient: PatientOut
-    patient_sex: Sex
-    patient_birth_date: date
+    patient_sex: Sex = Field(description="The readable word for patient_sex_code.")
+    patient_sex_code: SexCode = Field(description="GB/T 2261.1-2003 人的性别代码.")
+    patient_birth_date: date | None = Field(
+        description="Only for the source and the target; other viewers get the birth year."
+    )
+    patient_birth_year: int
     diagnosis: DiagnosisOut
     clinical_summary: str | None
     tests_done: list[dict[str, Any]]
