@@ -79,6 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ[f"REFERRAL_{name.upper()}"] = str(value)
     settings = _settings()
     settings.require_secrets()
+    settings.require_safe_listen()
     if settings.demo_mode:
         _prepare_demo(settings)
     from app.logging_setup import JSON_LOGS_ENV, configure_logging

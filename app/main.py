@@ -37,6 +37,7 @@ from app.logging_setup import JSON_LOGS_ENV, configure_logging
 from app.services import relay
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
+from app.services.egress import system_resolve
 from app.services.sweeper import run_forever
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhook_relay = None
         if settings.webhook_relay_interval_seconds > 0:
             webhook_relay = asyncio.create_task(
-                relay.run_forever(app.state.database, settings), name="webhook-relay"
+                relay.run_forever(app.state.database, settings, app.state.webhook_resolver),
+                name="webhook-relay",
             )
         yield
         app.state.shutting_down = True
@@ -110,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.secret("patient_data_key"), settings.secret("patient_hmac_key")
     )
     app.state.shutting_down = False
+    # how webhook hosts are resolved (subscribe and connect time); tests may swap it
+    app.state.webhook_resolver = system_resolve
 
     errors.install(app)
     app.include_router(ops.router)

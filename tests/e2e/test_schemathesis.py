@@ -167,6 +167,7 @@ def test_schemathesis_all_phases_no_failures(tmp_path: Path) -> None:
             # one key sends thousands of requests a minute here, by design: the per-key rate
             # limit (tested on its own) would answer most of them 429 before any other code ran
             "REFERRAL_RATE_LIMIT_PER_SECOND": "0",
+            "REFERRAL_WEBHOOK_ALLOW": "127.0.0.1:9",  # the seeded subscription's discard port
         },
         tmp_path / "server.log",
         port=free_port(),
