@@ -33,7 +33,7 @@ from app.api.routes import (
 from app.api.routes import webhooks as webhook_routes
 from app.config import Settings, get_settings
 from app.db.session import Database
-from app.logging_setup import JSON_LOGS_ENV, configure_logging
+from app.logging_setup import JSON_LOGS_ENV, configure_logging, pin_library_loggers
 from app.services import relay
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.require_secrets()
     if os.environ.get(JSON_LOGS_ENV):  # set by `referral-service serve` for its workers
         configure_logging(settings.log_level)
+    pin_library_loggers()  # embedded or served: no SQL parameters or webhook URLs in logs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -120,9 +120,7 @@ async def test_ssrf_allow_list_opens_only_what_it_names(client, auth, app) -> No
         assert r.status_code == status, (url, r.text)
 
 
-async def test_ssrf_dns_rebinding_is_refused_at_connect_time(
-    client, auth, app, receiver
-) -> None:
+async def test_ssrf_dns_rebinding_is_refused_at_connect_time(client, auth, app, receiver) -> None:
     """Public at subscribe time, loopback when the relay connects: nothing reaches loopback."""
     database, settings = app.state.database, app.state.settings
     app.state.webhook_resolver = resolving({REBIND: PUBLIC})
