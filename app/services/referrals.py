@@ -513,9 +513,10 @@ async def create_up_referral(
     resident_id, birth_date, sex = validate_patient(body["patient"], now.date())
     icd10 = validate_diagnosis(body["diagnosis"]["icd10"])
     data = await routing_input(session, body)
-    pathway = await pathways.for_referral(session, body.get("pathway"))
     source = await _source(session, principal, None)
     consortium_id = source.consortium_id
+    # the targets the referral keeps: its consortium's own, or the shared defaults
+    pathway = await pathways.for_referral(session, body.get("pathway"), consortium_id)
     resident_hmac = protector.identifier_hmac(resident_id)
     episode_id = await open_or_join_episode(
         session, body.get("episode_id"), consortium_id, resident_hmac, now
