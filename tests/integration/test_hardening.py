@@ -166,6 +166,15 @@ def test_weak_or_reused_secrets_refuse_to_start_a_production_service(values) -> 
         assert len(value) < 8 or value not in str(refused.value)
 
 
+def test_deploy_example_placeholders_are_refused() -> None:
+    from tests.integration.test_deploy_files import env_example
+
+    example = {k.removeprefix("REFERRAL_").lower(): v for k, v in env_example().items()}
+    values = {n: example[n] for n in TEST_SECRETS}
+    with pytest.raises(ConfigurationError, match="weak secret"):
+        _prod(**values).require_secrets()
+
+
 def test_strong_secrets_start_a_production_service() -> None:
     for values in (
         TEST_SECRETS,
