@@ -211,7 +211,7 @@ def _admin_dsn(db_url: str) -> str:
 async def _subscribe(db_url: str, receiver: Receiver, keys: dict[str, str]) -> dict[str, str]:
     """Subscriptions through the API of an in-process instance in demo mode (http:// receiver
     URLs are allowed only there); the replicas themselves run outside demo mode."""
-    app = create_app(settings_for(db_url))
+    app = create_app(settings_for(db_url, webhook_allow=f"127.0.0.1:{receiver.port}"))
     secrets = {}
     try:
         transport = httpx.ASGITransport(app=app)
@@ -360,7 +360,7 @@ def test_sweepers_and_relays_of_two_replicas(
     background = {
         "REFERRAL_SWEEP_INTERVAL_SECONDS": "0.2",
         "REFERRAL_WEBHOOK_RELAY_INTERVAL_SECONDS": "0.2",
-        "REFERRAL_WEBHOOK_ALLOW": "127.0.0.1",  # the receiver is on loopback
+        "REFERRAL_WEBHOOK_ALLOW": "127.0.0.1",  # the receiver listens on loopback
     }
     with (
         serve_receiver() as receiver,
