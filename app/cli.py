@@ -79,6 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ[f"REFERRAL_{name.upper()}"] = str(value)
     settings = _settings()
     settings.require_secrets()
+    settings.require_safe_listen()
     from app.services.diagnoses import load_catalogues
 
     load_catalogues(settings)  # before the workers start: a broken file stops here

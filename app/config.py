@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.localtime import DEFAULT_TIME_ZONE, validate_zone
 
 DEMO_SECRET = "demo-only-secret-do-not-use-in-production"  # noqa: S105 - demo mode only
 SECRET_FIELDS = ("api_key_pepper", "patient_data_key", "patient_hmac_key")
+MIN_SECRET_BYTES = 32
+MIN_DISTINCT_SECRET_BYTES = 16  # 32 random bytes have ~30 distinct values; "0000…" has one
+SECRET_HINT = "python3 -c 'import secrets; print(secrets.token_hex(32))'"  # noqa: S105 - a command
 
 
 class ConfigurationError(RuntimeError):
@@ -29,6 +35,9 @@ class Settings(BaseSettings):
     )
     demo_mode: bool = Field(default=False, description="Load demo consortia and demo API keys.")
     demo_keys_file: Path = Field(default=Path("demo-keys.json"))
+    demo_allow_remote: bool = Field(
+        default=False, description="Let demo mode listen on a non-loopback address."
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -102,6 +111,11 @@ class Settings(BaseSettings):
     webhook_backoff_max_seconds: float = Field(
         default=3600, gt=0, description="Longest delay between two attempts."
     )
+    webhook_allow: str = Field(
+        default="",
+        description="Private destinations webhooks may reach: comma-separated CIDRs or host "
+        "names, each optionally with :port (default: public addresses only).",
+    )
     webhook_timeout_seconds: float = Field(
         default=10, gt=0, description="Time for one delivery attempt (connect, send, answer)."
     )
@@ -127,6 +141,14 @@ class Settings(BaseSettings):
         description="On SIGTERM, answer /readyz with 503 this long before stopping to serve.",
     )
 
+    @field_validator("webhook_allow")
+    @classmethod
+    def _allow_list_readable(cls, value: str) -> str:
+        from app.services.egress import parse_allow
+
+        parse_allow(value)
+        return value
+
     @model_validator(mode="after")
     def _secrets_present(self) -> Settings:
         if self.demo_mode:
@@ -143,6 +165,30 @@ class Settings(BaseSettings):
                 "Refusing to start: missing secret(s) "
                 + ", ".join(missing)
                 + ". Set them in the environment, or set REFERRAL_DEMO_MODE=true for a demo."
+            )
+        if self.demo_mode:
+            return
+        values = {n: self.secret(n) for n in SECRET_FIELDS}
+        weak = [f"REFERRAL_{n.upper()}" for n, v in values.items() if not strong_secret(v)]
+        if weak:
+            raise ConfigurationError(
+                "Refusing to start: weak secret(s) "
+                + ", ".join(weak)
+                + f" (need {MIN_SECRET_BYTES}+ random bytes, hex or base64; make one with "
+                + SECRET_HINT
+                + ")."
+            )
+        if len(set(values.values())) != len(values):
+            raise ConfigurationError(
+                "Refusing to start: the three secrets must differ; make each with " + SECRET_HINT
+            )
+
+    def require_safe_listen(self) -> None:
+        """Demo mode (demo keys, weak demo secrets) listens on loopback unless told otherwise."""
+        if self.demo_mode and not self.demo_allow_remote and not _is_loopback(self.host):
+            raise ConfigurationError(
+                "Refusing to start: demo mode listens on loopback only; use --host 127.0.0.1, "
+                "or set REFERRAL_DEMO_ALLOW_REMOTE=true to expose the demo on purpose."
             )
 
     def secret(self, name: str) -> bytes:
@@ -171,6 +217,40 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def decode_secret(value: bytes) -> bytes | None:
+    """The key bytes of a hex or base64 (standard or URL-safe, padding optional) secret."""
+    text = value.strip()
+    try:
+        return bytes.fromhex(text.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        pass
+    padded = text + b"=" * (-len(text) % 4)
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            return decode(padded, validate=True) if decode is base64.b64decode else decode(padded)
+        except (binascii.Error, ValueError):
+            continue
+    return None
+
+
+def strong_secret(value: bytes) -> bool:
+    raw = decode_secret(value)
+    return (
+        raw is not None
+        and len(raw) >= MIN_SECRET_BYTES
+        and len(set(raw)) >= MIN_DISTINCT_SECRET_BYTES
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

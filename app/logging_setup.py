@@ -1,7 +1,9 @@
 """JSON logs, one object a line, each carrying the request id.
 
 Log records never carry request bodies, query strings or path ids of patients: the access
-log records the route template, not the concrete path.
+log records the route template, not the concrete path. The database drivers and the HTTP
+client log SQL parameters and full URLs at DEBUG/INFO: their loggers stay at WARNING whatever
+``REFERRAL_LOG_LEVEL`` says (``PINNED_LOGGERS``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,16 @@ import sys
 from datetime import UTC, datetime
 
 JSON_LOGS_ENV = "REFERRAL_JSON_LOGS"
+# SQL statements with their parameters (sqlalchemy.engine, asyncpg, aiosqlite) and request
+# lines with full URLs (httpx, httpcore) must never reach the logs
+PINNED_LOGGERS = (
+    "sqlalchemy.engine",
+    "sqlalchemy.pool",
+    "asyncpg",
+    "aiosqlite",
+    "httpx",
+    "httpcore",
+)
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
@@ -44,8 +56,15 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    pin_library_loggers()
     # uvicorn's own access log prints raw paths (which may hold ids); ours logs templates.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+def pin_library_loggers() -> None:
+    """Driver and HTTP client loggers at WARNING, whatever the service's own level."""
+    for name in PINNED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

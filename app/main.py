@@ -33,10 +33,11 @@ from app.api.routes import (
 from app.api.routes import webhooks as webhook_routes
 from app.config import Settings, get_settings
 from app.db.session import Database
-from app.logging_setup import JSON_LOGS_ENV, configure_logging
+from app.logging_setup import JSON_LOGS_ENV, configure_logging, pin_library_loggers
 from app.services import diagnoses, relay, routing_policy
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
+from app.services.egress import system_resolve
 from app.services.sweeper import run_forever
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routing_policy.configure(settings.routing_policy_file)  # a broken file stops the start
     if os.environ.get(JSON_LOGS_ENV):  # set by `referral-service serve` for its workers
         configure_logging(settings.log_level)
+    pin_library_loggers()  # embedded or served: no SQL parameters or webhook URLs in logs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhook_relay = None
         if settings.webhook_relay_interval_seconds > 0:
             webhook_relay = asyncio.create_task(
-                relay.run_forever(app.state.database, settings), name="webhook-relay"
+                relay.run_forever(app.state.database, settings, app.state.webhook_resolver),
+                name="webhook-relay",
             )
         yield
         app.state.shutting_down = True
@@ -111,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.secret("patient_data_key"), settings.secret("patient_hmac_key")
     )
     app.state.shutting_down = False
+    # how webhook hosts are resolved (subscribe and connect time); tests may swap it
+    app.state.webhook_resolver = system_resolve
 
     errors.install(app)
     app.include_router(ops.router)

@@ -24,7 +24,18 @@ from app.db.session import Database
 from app.services import demo
 
 PG_ENV = "REFERRAL_TEST_DATABASE_URL"
-TEST_SECRET = "test-secret"
+# strong (64 hex digits, three different ones), so the same values also start a production
+# service; fixed so a test database stays readable across processes of one run
+TEST_SECRETS = {
+    "api_key_pepper": "3f1c9a7e5b2d4f60819a3c5e7f9b1d2a4c6e8f0a1b3d5f7092b4d6f8e0a2c4e6",
+    "patient_data_key": "a4e6c8f0b2d4061829f3b5d7e9a1c3f5d7b9e1a3c5f70e2b4d6f8a0c2e4b6d89",
+    "patient_hmac_key": "5d7f91b3c5e70a2c4e6b8d0f2a4c6e8b1d3f5a7c9e0b2d4f6a8c1e3b5d7f9a02",
+}
+
+
+def secret_env() -> dict[str, str]:
+    """The three secrets as REFERRAL_* environment variables for a served process."""
+    return {f"REFERRAL_{name.upper()}": value for name, value in TEST_SECRETS.items()}
 
 
 def pg_url() -> str | None:
@@ -35,9 +46,7 @@ def settings_for(url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": url,
         "demo_mode": True,
-        "api_key_pepper": TEST_SECRET + "-pepper",
-        "patient_data_key": TEST_SECRET + "-data",
-        "patient_hmac_key": TEST_SECRET + "-hmac",
+        **TEST_SECRETS,
         # off in tests unless one turns it on (tests/integration/test_hostile_input.py)
         "rate_limit_per_second": 0,
     }

@@ -11,6 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.security_headers import NO_STORE, NOSNIFF, extra_headers
 from app.logging_setup import request_id_var
 
 access_log = logging.getLogger("app.access")
@@ -82,6 +83,7 @@ class RequestContextMiddleware:
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(extra_headers(str(scope.get("path", "")), headers))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -144,6 +146,8 @@ async def _too_large(scope: Scope, send: Send, request_id: str, limit: int) -> N
                 (b"content-length", str(len(data)).encode()),
                 (b"x-request-id", request_id.encode()),
                 (b"connection", b"close"),
+                NOSNIFF,
+                NO_STORE,
             ],
         }
     )

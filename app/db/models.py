@@ -417,7 +417,8 @@ class IdempotencyRecord(Base):
 
 
 class Pathway(Base):
-    """A green-channel pathway; targets are data the council may change (versioned)."""
+    """A green-channel pathway; ``targets`` are the shared defaults (changed by an admin),
+    a consortium's council keeps its own in ``pathway_target``."""
 
     __tablename__ = "pathway"
 
@@ -427,6 +428,22 @@ class Pathway(Base):
     specialties: Mapped[list[str]] = mapped_column(JSON)
     targets: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PathwayTarget(Base):
+    """A consortium's own targets for a pathway (versioned); without one, the defaults apply."""
+
+    __tablename__ = "pathway_target"
+
+    pathway_code: Mapped[str] = mapped_column(
+        String(32), ForeignKey("pathway.code", ondelete="CASCADE"), primary_key=True
+    )
+    consortium_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("consortium.id", ondelete="CASCADE"), primary_key=True
+    )
+    targets: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

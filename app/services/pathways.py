@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
-from app.db.models import Milestone, Pathway, Referral
+from app.db.models import Milestone, Pathway, PathwayTarget, Referral
 from app.db.repositories import pathways as repo
 from app.db.repositories import referrals as referral_repo
+from app.db.repositories import registry as registry_repo
 from app.domain import green_channel
 from app.domain.enums import Centre, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -54,11 +55,60 @@ async def load_pathways(session: AsyncSession, path: Path = PATHWAYS_FILE) -> in
     return added
 
 
-async def list_pathways(session: AsyncSession) -> list[Pathway]:
-    return list(await repo.list_all(session))
+@dataclass(frozen=True, slots=True)
+class PathwayTerms:
+    """A pathway as one consortium applies it: its own targets, or the shared defaults
+    (``consortium_id`` None)."""
+
+    code: str
+    name: str
+    centre: Centre
+    specialties: list[str]
+    targets: list[dict[str, Any]]
+    version: int
+    updated_at: datetime
+    consortium_id: str | None
 
 
-async def for_referral(session: AsyncSession, code: str | None) -> Pathway | None:
+def _terms(p: Pathway, own: PathwayTarget | None) -> PathwayTerms:
+    if own is None:
+        return PathwayTerms(
+            p.code, p.name, p.centre, p.specialties, p.targets, p.version, p.updated_at, None
+        )
+    return PathwayTerms(
+        p.code,
+        p.name,
+        p.centre,
+        p.specialties,
+        own.targets,
+        own.version,
+        own.updated_at,
+        own.consortium_id,
+    )
+
+
+def _consortium_of(principal: Principal, consortium_id: str | None) -> str | None:
+    """Whose targets the caller reads or writes: a council's own, an admin's choice (None:
+    the shared defaults), an institution's own consortium."""
+    if principal.role is Role.ADMIN:
+        return consortium_id
+    if consortium_id not in (None, principal.consortium_id):
+        raise Forbidden("A key reads and changes its own consortium's pathway targets only.")
+    return principal.consortium_id
+
+
+async def list_pathways(
+    session: AsyncSession, principal: Principal, consortium_id: str | None = None
+) -> list[PathwayTerms]:
+    consortium_id = _consortium_of(principal, consortium_id)
+    own = await repo.own_targets(session, consortium_id) if consortium_id else {}
+    return [_terms(p, own.get(p.code)) for p in await repo.list_all(session)]
+
+
+async def for_referral(
+    session: AsyncSession, code: str | None, consortium_id: str | None = None
+) -> PathwayTerms | None:
+    """The pathway a referral names, with the targets of the referral's consortium."""
     if code is None:
         return None
     pathway = await repo.get(session, code)
@@ -67,7 +117,8 @@ async def for_referral(session: AsyncSession, code: str | None) -> Pathway | Non
             "Unknown green-channel pathway.",
             [{"loc": ["body", "pathway"], "msg": "unknown pathway code"}],
         )
-    return pathway
+    own = await repo.own_targets(session, consortium_id, [code]) if consortium_id else {}
+    return _terms(pathway, own.get(code))
 
 
 async def centre_of(session: AsyncSession, code: str | None) -> Centre | None:
@@ -76,11 +127,21 @@ async def centre_of(session: AsyncSession, code: str | None) -> Centre | None:
 
 
 async def update_targets(
-    session: AsyncSession, principal: Principal, code: str, targets: list[dict[str, Any]]
-) -> Pathway:
-    """A new version of the targets; referrals keep the version they were created with."""
+    session: AsyncSession,
+    principal: Principal,
+    code: str,
+    targets: list[dict[str, Any]],
+    consortium_id: str | None = None,
+) -> PathwayTerms:
+    """A new version of the targets; referrals keep the version they were created with.
+
+    A council changes its own consortium's targets (the first change starts them from the
+    shared defaults); an admin changes the shared defaults, or a named consortium's."""
     if principal.role not in (Role.COUNCIL, Role.ADMIN):
         raise Forbidden("Pathway targets are changed by a council or an admin.")
+    consortium_id = _consortium_of(principal, consortium_id)
+    if principal.role is Role.COUNCIL and consortium_id is None:
+        raise Forbidden("This council key belongs to no consortium.")
     pathway = await repo.get(session, code)
     if pathway is None:
         raise NotFound("No pathway with this code.")
@@ -91,11 +152,29 @@ async def update_targets(
             "Targets must run between known milestones.",
             [{"loc": ["body", "targets", i], "msg": "unknown milestone"} for i in bad],
         )
-    pathway.targets = targets
-    pathway.version += 1
-    pathway.updated_at = utcnow()
+    now = utcnow()
+    if consortium_id is None:
+        pathway.targets = targets
+        pathway.version += 1
+        pathway.updated_at = now
+        await session.flush()
+        return _terms(pathway, None)
+    if not await registry_repo.get_consortium(session, consortium_id):
+        raise NotFound("No consortium with this id.")
+    own = await repo.own_target_for_update(session, code, consortium_id)
+    if own is None:  # versions go on from the defaults' version this consortium had
+        own = PathwayTarget(
+            pathway_code=code,
+            consortium_id=consortium_id,
+            targets=targets,
+            version=pathway.version + 1,
+            updated_at=now,
+        )
+        repo.add_own_target(session, own)
+    else:
+        own.targets, own.version, own.updated_at = targets, own.version + 1, now
     await session.flush()
-    return pathway
+    return _terms(pathway, own)
 
 
 async def on_green_channel_created(

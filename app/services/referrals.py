@@ -520,8 +520,9 @@ async def create_up_referral(
     diagnosis = diagnoses.validate(settings, body["diagnosis"])
     data = await routing_input(session, body)
     check_wanted_day(data, source)
-    pathway = await pathways.for_referral(session, body.get("pathway"))
     consortium_id = source.consortium_id
+    # the targets the referral keeps: its consortium's own, or the shared defaults
+    pathway = await pathways.for_referral(session, body.get("pathway"), consortium_id)
     resident_hmac = protector.identifier_hmac(checked.document.match_key())
     episode_id = await open_or_join_episode(
         session, body.get("episode_id"), consortium_id, resident_hmac, now

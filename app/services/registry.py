@@ -70,8 +70,16 @@ async def list_consortia(
     return await _consortium_views(session, rows)
 
 
-async def _check_partners(session: AsyncSession, partner_ids: Sequence[str]) -> None:
-    found = {i.id for i in await repo.get_institutions(session, list(partner_ids))}
+async def _check_partners(
+    session: AsyncSession,
+    partner_ids: Sequence[str],
+    principal: Principal | None = None,
+    consortium_id: str | None = None,
+) -> None:
+    """Partners exist; a council names only its own members or unaffiliated institutions as
+    partners (another consortium's member needs an admin key)."""
+    institutions = await repo.get_institutions(session, list(partner_ids))
+    found = {i.id for i in institutions}
     missing = [i for i in partner_ids if i not in found]
     if missing:
         raise InvalidInput(
@@ -81,6 +89,12 @@ async def _check_partners(session: AsyncSession, partner_ids: Sequence[str]) -> 
                 for m in missing
             ],
         )
+    if principal is not None and principal.role is not Role.ADMIN:
+        foreign = [i for i in institutions if i.consortium_id not in (None, consortium_id)]
+        if foreign:
+            raise Forbidden(
+                "Naming another consortium's member as an upstream partner needs an admin key."
+            )
 
 
 async def _check_lead(session: AsyncSession, consortium_id: str, lead_id: str) -> None:
@@ -129,7 +143,7 @@ async def update_consortium(
     _require_registry_writer(principal, consortium_id)
     if "upstream_partner_ids" in changes:
         partners = list(changes.pop("upstream_partner_ids") or [])
-        await _check_partners(session, partners)
+        await _check_partners(session, partners, principal, consortium_id)
         await repo.set_partners(session, consortium_id, partners)
     if "lead_institution_id" in changes:
         lead_id = changes.pop("lead_institution_id")

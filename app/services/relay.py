@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from app.db.base import utcnow
 from app.db.repositories import webhooks as repo
 from app.db.session import Database
 from app.db.webhook_models import WebhookDelivery
+from app.services.egress import EgressDenied, EgressPolicy, PinnedTransport, Resolver
+from app.services.egress import system_resolve as default_resolver
 from app.services.webhooks import SecretBox, body_of, secret_key, signature
 
 log = logging.getLogger("app.webhooks")
@@ -184,13 +187,31 @@ async def send(client: httpx.AsyncClient, item: Claimed, settings: Settings) -> 
         async with asyncio.timeout(settings.webhook_timeout_seconds):
             async with client.stream("POST", item.url, content=item.body, headers=headers) as r:
                 code = r.status_code
-        return Outcome(code, None if 200 <= code < 300 else f"http_{code}")
-    except (TimeoutError, httpx.TimeoutException):
-        return Outcome(None, "timeout")
-    except httpx.ConnectError:
-        return Outcome(None, "connect_error")
-    except Exception as exc:  # any other failure is a failed attempt, retried like the rest
-        return Outcome(None, type(exc).__name__[:64])
+        return Outcome(code, None if 200 <= code < 300 else "http_status")
+    except Exception as exc:  # any failure is a failed attempt, retried like the rest
+        return Outcome(None, failure_class(exc))
+
+
+def failure_class(exc: BaseException) -> str:
+    """A coarse class for the delivery log: never exception text, addresses or ports."""
+    if isinstance(exc, EgressDenied):
+        return exc.reason
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return "timeout"
+    if _is_tls(exc):
+        return "tls"
+    if isinstance(exc, httpx.ConnectError):
+        return "refused"
+    return "network"
+
+
+def _is_tls(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def record(
@@ -233,11 +254,21 @@ async def record(
     return stored
 
 
-async def relay_once(database: Database, settings: Settings) -> int:
-    """Fan out and deliver until nothing is due; returns the number of attempts made."""
+async def relay_once(
+    database: Database, settings: Settings, resolver: Resolver = default_resolver
+) -> int:
+    """Fan out and deliver until nothing is due; returns the number of attempts made.
+
+    Every connection goes through the egress policy (``app.services.egress``): the host is
+    resolved and checked at connect time and the connection pinned to the checked address;
+    redirects are never followed.
+    """
     attempts = 0
     timeout = httpx.Timeout(settings.webhook_timeout_seconds)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+    transport = PinnedTransport(EgressPolicy.of(settings.webhook_allow), resolver)
+    async with httpx.AsyncClient(
+        timeout=timeout, follow_redirects=False, transport=transport, trust_env=False
+    ) as client:
         for _ in range(MAX_ROUNDS):
             await fan_out(database, settings)
             claimed = await claim_batch(database, settings)
@@ -249,11 +280,13 @@ async def relay_once(database: Database, settings: Settings) -> int:
     return attempts
 
 
-async def run_forever(database: Database, settings: Settings) -> None:
+async def run_forever(
+    database: Database, settings: Settings, resolver: Resolver = default_resolver
+) -> None:
     interval = settings.webhook_relay_interval_seconds
     while True:
         try:
-            await relay_once(database, settings)
+            await relay_once(database, settings, resolver)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

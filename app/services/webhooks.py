@@ -34,6 +34,7 @@ from app.db.webhook_models import WebhookDelivery, WebhookEvent, WebhookSubscrip
 from app.domain.enums import Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.services.auth import Principal
+from app.services.egress import EgressDenied, EgressPolicy, Resolver, default_port, system_resolve
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 SECRET_BYTES = 32
@@ -199,7 +200,9 @@ async def _owned(
     return row
 
 
-def _check_url(url: str, *, demo_mode: bool) -> None:
+async def _check_url(url: str, settings: Settings, resolver: Resolver) -> None:
+    demo_mode = settings.demo_mode
+
     def invalid(msg: str) -> InvalidInput:
         return InvalidInput(
             "The endpoint URL cannot be used.", [{"loc": ["body", "url"], "msg": msg}]
@@ -218,6 +221,16 @@ def _check_url(url: str, *, demo_mode: bool) -> None:
         raise invalid("must not carry credentials")
     if parts.fragment:
         raise invalid("must not have a fragment")
+    policy = EgressPolicy.of(settings.webhook_allow)
+    try:
+        await policy.pick(parts.hostname, parts.port or default_port(parts.scheme), resolver)
+    except EgressDenied as exc:
+        if exc.reason == "dns":
+            raise invalid("the host name does not resolve") from None
+        raise invalid(
+            "must reach a public address (private, loopback, link-local and similar "
+            "destinations need the operator's REFERRAL_WEBHOOK_ALLOW)"
+        ) from None
 
 
 async def create_subscription(
@@ -229,6 +242,7 @@ async def create_subscription(
     event_types: Sequence[WebhookEventType],
     description: str | None,
     institution_id: str | None,
+    resolver: Resolver = system_resolve,
 ) -> IssuedSecret:
     if principal.role not in MANAGERS:
         raise Forbidden("Webhook subscriptions need a clinic, hospital, council or admin key.")
@@ -249,7 +263,7 @@ async def create_subscription(
         )
     if principal.role is Role.COUNCIL and consortium_id != principal.consortium_id:
         raise Forbidden("A council key manages subscriptions of its own consortium's members.")
-    _check_url(url, demo_mode=settings.demo_mode)
+    await _check_url(url, settings, resolver)
     now = utcnow()
     secret = new_secret()
     subscription_id = new_id()

@@ -1,7 +1,7 @@
 """Each consortium's IANA time zone: its days, months and referral-number dates.
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02 14:30:00.000000
 
 Existing consortia get Asia/Shanghai, the zone every Chinese consortium keeps.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

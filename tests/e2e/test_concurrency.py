@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.server import cli, free_port, start
 from tests.factories import census, referral_body
-from tests.support import TEST_SECRET
+from tests.support import secret_env
 
 pytestmark = pytest.mark.slow
 CLIENTS = 120
@@ -55,9 +55,7 @@ def test_no_two_patients_in_the_same_last_bed(
         {
             "REFERRAL_DATABASE_URL": db_url,
             "REFERRAL_DEMO_MODE": "false",
-            "REFERRAL_API_KEY_PEPPER": TEST_SECRET + "-pepper",
-            "REFERRAL_PATIENT_DATA_KEY": TEST_SECRET + "-data",
-            "REFERRAL_PATIENT_HMAC_KEY": TEST_SECRET + "-hmac",
+            **secret_env(),
             "REFERRAL_WORKERS": workers,
             "REFERRAL_DB_POOL_SIZE": "10",
             "REFERRAL_SQLITE_BUSY_TIMEOUT_MS": "2000",

@@ -43,7 +43,7 @@ from app.db.session import Database
 from app.services import demo
 from tests.e2e.server import Server, cli, free_port, start
 from tests.factories import referral_body
-from tests.support import TEST_SECRET, settings_for
+from tests.support import secret_env, settings_for
 
 pytestmark = pytest.mark.slow
 RATE_PER_SECOND = 10
@@ -313,9 +313,7 @@ def test_postgres_restart_under_load(postgres: LocalPostgres, tmp_path: Path) ->
         {
             "REFERRAL_DATABASE_URL": postgres.url,
             "REFERRAL_DEMO_MODE": "false",
-            "REFERRAL_API_KEY_PEPPER": TEST_SECRET + "-pepper",
-            "REFERRAL_PATIENT_DATA_KEY": TEST_SECRET + "-data",
-            "REFERRAL_PATIENT_HMAC_KEY": TEST_SECRET + "-hmac",
+            **secret_env(),
             "REFERRAL_DB_POOL_SIZE": "10",
             "REFERRAL_IDEMPOTENCY_IN_FLIGHT_SECONDS": "2",
             "REFERRAL_RATE_LIMIT_PER_SECOND": "0",  # retries under the outage are bursty

@@ -47,7 +47,7 @@ from tests.e2e import test_concurrency
 from tests.e2e.server import Server, cli, free_port, start
 from tests.factories import census, referral_body
 from tests.integration.test_webhooks import ALL_TYPES, Receiver, serve_receiver, verify
-from tests.support import TEST_SECRET, settings_for
+from tests.support import secret_env, settings_for
 
 pytestmark = pytest.mark.slow
 HOP_BY_HOP = frozenset(
@@ -146,9 +146,7 @@ def two_replicas(db_url: str, tmp_path: Path, **env: str) -> Iterator[list[Serve
     base = {
         "REFERRAL_DATABASE_URL": db_url,
         "REFERRAL_DEMO_MODE": "false",
-        "REFERRAL_API_KEY_PEPPER": TEST_SECRET + "-pepper",
-        "REFERRAL_PATIENT_DATA_KEY": TEST_SECRET + "-data",
-        "REFERRAL_PATIENT_HMAC_KEY": TEST_SECRET + "-hmac",
+        **secret_env(),
         "REFERRAL_WORKERS": "1",
         "REFERRAL_DB_POOL_SIZE": "10",
         **env,
@@ -213,7 +211,7 @@ def _admin_dsn(db_url: str) -> str:
 async def _subscribe(db_url: str, receiver: Receiver, keys: dict[str, str]) -> dict[str, str]:
     """Subscriptions through the API of an in-process instance in demo mode (http:// receiver
     URLs are allowed only there); the replicas themselves run outside demo mode."""
-    app = create_app(settings_for(db_url))
+    app = create_app(settings_for(db_url, webhook_allow=f"127.0.0.1:{receiver.port}"))
     secrets = {}
     try:
         transport = httpx.ASGITransport(app=app)
@@ -362,6 +360,7 @@ def test_sweepers_and_relays_of_two_replicas(
     background = {
         "REFERRAL_SWEEP_INTERVAL_SECONDS": "0.2",
         "REFERRAL_WEBHOOK_RELAY_INTERVAL_SECONDS": "0.2",
+        "REFERRAL_WEBHOOK_ALLOW": "127.0.0.1",  # the receiver listens on loopback
     }
     with (
         serve_receiver() as receiver,

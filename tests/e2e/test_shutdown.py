@@ -33,7 +33,7 @@ from app.db.models import Referral
 from app.db.session import Database
 from tests.e2e.server import Server, cli, free_port, start
 from tests.factories import referral_body
-from tests.support import TEST_SECRET
+from tests.support import secret_env
 
 pytestmark = pytest.mark.slow
 IN_FLIGHT = 40
@@ -49,9 +49,7 @@ def test_sigterm_fails_readiness_first_and_finishes_in_flight_requests(
         {
             "REFERRAL_DATABASE_URL": db_url,
             "REFERRAL_DEMO_MODE": "false",
-            "REFERRAL_API_KEY_PEPPER": TEST_SECRET + "-pepper",
-            "REFERRAL_PATIENT_DATA_KEY": TEST_SECRET + "-data",
-            "REFERRAL_PATIENT_HMAC_KEY": TEST_SECRET + "-hmac",
+            **secret_env(),
             "REFERRAL_SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS),
             "REFERRAL_DB_POOL_SIZE": "10",
         },

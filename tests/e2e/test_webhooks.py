@@ -28,6 +28,7 @@ def test_served_app_delivers_webhooks_in_process(tmp_path: Path) -> None:
                 "REFERRAL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
                 "REFERRAL_DEMO_KEYS_FILE": str(keys_file),
                 "REFERRAL_WEBHOOK_RELAY_INTERVAL_SECONDS": "0.2",
+                "REFERRAL_WEBHOOK_ALLOW": f"127.0.0.1:{receiver.port}",
             },
             tmp_path / "server.log",
             port=free_port(),

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.server import free_port, start
+from tests.support import secret_env
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,9 +51,7 @@ def test_wheel_installs_and_serves_like_the_image(tmp_path: Path) -> None:
         **os.environ,
         "PYTHONPATH": str(site),
         "REFERRAL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'image.db'}",
-        "REFERRAL_API_KEY_PEPPER": "p" * 32,
-        "REFERRAL_PATIENT_DATA_KEY": "d" * 32,
-        "REFERRAL_PATIENT_HMAC_KEY": "h" * 32,
+        **secret_env(),
         "REFERRAL_DEMO_MODE": "false",
     }
     run_dir = tmp_path / "run"  # not the source tree: only the wheel's code is importable

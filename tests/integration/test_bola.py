@@ -12,7 +12,16 @@ import re
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.factories import referral_body
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # the subscriptions below point at the discard port on loopback: opened explicitly
+    return {"webhook_allow": "127.0.0.1:9"}
+
 
 REGISTRY_READS = {"get_consortium", "get_institution", "get_capacity"}
 REGISTRY_WRITES = {"update_consortium", "update_institution", "put_capacity", "update_pathway"}

@@ -63,6 +63,12 @@ def _problem(r: httpx.Response, *statuses: int) -> dict[str, Any]:
 
 
 @pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # the subscriptions below point at the discard port on loopback: opened explicitly
+    return {"webhook_allow": "127.0.0.1:9"}
+
+
+@pytest.fixture
 async def world(client: httpx.AsyncClient, auth: Any) -> dict[str, str]:
     """Real ids for every path parameter: the hostile requests aim at existing objects."""
     admin = auth(ADMIN)
@@ -257,7 +263,8 @@ async def test_unknown_fields_are_refused_no_mass_assignment(client, auth, app, 
 
 
 @pytest.mark.parametrize(
-    "settings_overrides", [{"rate_limit_per_second": 0.01, "rate_limit_burst": 3}]
+    "settings_overrides",
+    [{"rate_limit_per_second": 0.01, "rate_limit_burst": 3, "webhook_allow": "127.0.0.1:9"}],
 )
 async def test_rate_limit_per_key_is_429_with_retry_after(client, auth, app) -> None:
     before = await _counts(app)

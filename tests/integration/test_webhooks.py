@@ -165,6 +165,8 @@ def verify(secret: str, r: Received, tolerance_s: int = 300) -> bool:
 
 # --- helpers -----------------------------------------------------------------------------
 
+LOOPBACK = "127.0.0.1"
+
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
@@ -172,6 +174,7 @@ def settings_overrides() -> dict[str, Any]:
         "webhook_relay_interval_seconds": 0,
         "webhook_timeout_seconds": 2,
         "webhook_backoff_base_seconds": 1,
+        "webhook_allow": LOOPBACK,  # the receivers listen on loopback
     }
 
 
@@ -395,6 +398,7 @@ async def test_relay_killed_mid_batch_loses_nothing(client, auth, app, receiver)
     [
         {
             "webhook_relay_interval_seconds": 0,
+            "webhook_allow": LOOPBACK,
             "webhook_timeout_seconds": 0.5,
             "webhook_backoff_base_seconds": 1,
             "webhook_give_up_after_seconds": 3600,

@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.errors import problem_response, problem_responses
+from app.api.security_headers import with_docs_csp
 
 router = APIRouter(tags=["operations"])
 
@@ -48,23 +49,26 @@ def _prefix(request: Request) -> str:
 @router.get("/docs", include_in_schema=False)
 async def swagger_ui(request: Request) -> HTMLResponse:
     root = _prefix(request)
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=f"{root}/openapi.json",
         title="Referral service — Swagger UI",
         swagger_js_url=f"{root}/static/swagger-ui-bundle.js",
         swagger_css_url=f"{root}/static/swagger-ui.css",
         swagger_favicon_url=f"{root}/static/favicon-32x32.png",
-        swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
+        # no persistAuthorization: keys would stay in localStorage on shared ward PCs
+        swagger_ui_parameters={"validatorUrl": None},
     )
+    return with_docs_csp(page)
 
 
 @router.get("/redoc", include_in_schema=False)
 async def redoc(request: Request) -> HTMLResponse:
     root = _prefix(request)
-    return get_redoc_html(
+    page = get_redoc_html(
         openapi_url=f"{root}/openapi.json",
         title="Referral service — ReDoc",
         redoc_js_url=f"{root}/static/redoc.standalone.js",
         redoc_favicon_url=f"{root}/static/favicon-32x32.png",
         with_google_fonts=False,
     )
+    return with_docs_csp(page)

@@ -23,22 +23,41 @@ from app.services import pathways
 router = APIRouter(prefix="/v1", tags=["green channel"], responses=problem_responses(401, 422, 429))
 
 
-@router.get("/pathways", response_model=list[PathwayOut])
-async def list_pathways(session: SessionDep, _: PrincipalDep) -> list[PathwayOut]:
-    """Pathways with the centre they need, their specialties and milestone time targets."""
-    return [PathwayOut.model_validate(p) for p in await pathways.list_pathways(session)]
+ConsortiumQuery = Annotated[
+    str | None,
+    Query(
+        max_length=36,
+        description="Admin only: whose targets (default: the shared defaults). Other keys "
+        "always get their own consortium's.",
+    ),
+]
+
+
+@router.get("/pathways", response_model=list[PathwayOut], responses=problem_responses(403))
+async def list_pathways(
+    session: SessionDep, principal: PrincipalDep, consortium: ConsortiumQuery = None
+) -> list[PathwayOut]:
+    """Pathways with the centre they need, their specialties and milestone time targets: the
+    caller's consortium's own targets where it has them, otherwise the shared defaults."""
+    rows = await pathways.list_pathways(session, principal, consortium)
+    return [PathwayOut.model_validate(p) for p in rows]
 
 
 @router.patch(
     "/pathways/{pathway_code}", response_model=PathwayOut, responses=problem_responses(403, 404)
 )
 async def update_pathway(
-    pathway_code: str, body: PathwayPatch, session: SessionDep, principal: PrincipalDep
+    pathway_code: str,
+    body: PathwayPatch,
+    session: SessionDep,
+    principal: PrincipalDep,
+    consortium: ConsortiumQuery = None,
 ) -> PathwayOut:
-    """New time targets (council or admin). Past referrals keep the targets they had."""
+    """New time targets. A council changes its own consortium's only; an admin the shared
+    defaults or a named consortium's. Past referrals keep the targets they had."""
     targets = [t.model_dump(by_alias=True) for t in body.targets]
     return PathwayOut.model_validate(
-        await pathways.update_targets(session, principal, pathway_code, targets)
+        await pathways.update_targets(session, principal, pathway_code, targets, consortium)
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from app.api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, encode_cursor
 from app.api.errors import problem_responses
@@ -78,9 +78,13 @@ async def create_webhook_subscription(
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    request: Request,
     response: Response,
 ) -> SubscriptionCreated:
-    """Register an endpoint for event types. The signing secret is in this answer only."""
+    """Register an endpoint for event types. The signing secret is in this answer only.
+
+    The URL's host must resolve to a public address, or to one the operator opened with
+    ``REFERRAL_WEBHOOK_ALLOW``; the relay checks it again at every connection."""
     issued = await webhooks.create_subscription(
         session,
         settings,
@@ -89,6 +93,7 @@ async def create_webhook_subscription(
         event_types=body.event_types,
         description=body.description,
         institution_id=body.institution_id,
+        resolver=request.app.state.webhook_resolver,
     )
     response.headers["Location"] = f"/v1/webhook-subscriptions/{issued.subscription.id}"
     out = SubscriptionOut.model_validate(issued.subscription)

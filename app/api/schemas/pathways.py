@@ -29,6 +29,9 @@ class PathwayOut(ResponseModel):
     targets: list[dict[str, object]]
     version: int
     updated_at: datetime
+    consortium_id: str | None = Field(
+        description="Whose targets these are; null: the shared defaults."
+    )
 
 
 class PathwayPatch(StrictModel):

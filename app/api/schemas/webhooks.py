@@ -76,7 +76,10 @@ class DeliveryOut(ResponseModel):
     attempts: int = Field(description="Attempts since the delivery was created or replayed.")
     last_attempt_at: datetime | None
     last_status_code: int | None = Field(description="HTTP status of the last answer, if any.")
-    last_error: str | None = Field(description="http_<status>, timeout, connect_error, …")
+    last_error: str | None = Field(
+        description="A coarse class: http_status, timeout, refused, tls, dns, blocked, "
+        "network or secret_unreadable (never addresses or exception text)."
+    )
     next_attempt_at: datetime | None = Field(description="When it is tried next (pending only).")
     give_up_at: datetime = Field(description="A pending delivery still failing then is dead.")
     delivered_at: datetime | None

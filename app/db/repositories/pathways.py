@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Milestone, Pathway, Referral
+from app.db.models import Milestone, Pathway, PathwayTarget, Referral
 
 
 async def list_all(session: AsyncSession) -> Sequence[Pathway]:
@@ -21,6 +21,27 @@ async def get(session: AsyncSession, code: str) -> Pathway | None:
 
 def add(session: AsyncSession, pathway: Pathway) -> None:
     session.add(pathway)
+
+
+async def own_targets(
+    session: AsyncSession, consortium_id: str, codes: Sequence[str] | None = None
+) -> dict[str, PathwayTarget]:
+    """The consortium's own targets by pathway code (all, or those of ``codes``)."""
+    stmt = select(PathwayTarget).where(PathwayTarget.consortium_id == consortium_id)
+    if codes is not None:
+        stmt = stmt.where(PathwayTarget.pathway_code.in_(list(codes)))
+    rows = (await session.execute(stmt)).scalars().all()
+    return {r.pathway_code: r for r in rows}
+
+
+async def own_target_for_update(
+    session: AsyncSession, code: str, consortium_id: str
+) -> PathwayTarget | None:
+    return await session.get(PathwayTarget, (code, consortium_id), with_for_update=True)
+
+
+def add_own_target(session: AsyncSession, row: PathwayTarget) -> None:
+    session.add(row)
 
 
 async def milestones_of(session: AsyncSession, referral_id: str) -> Sequence[Milestone]:
