@@ -280,14 +280,20 @@ def install(app: FastAPI) -> None:
             return problem_response(
                 request, 413, str(exc.__cause__) or "The request body is too large."
             )
-        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-            # FastAPI answers 400 for a body that is not text but 422 for malformed JSON
-            # text; both are the same client error (RFC 8259 JSON is UTF-8)
+        if exc.status_code == 400 and isinstance(
+            exc.__cause__, UnicodeDecodeError | RecursionError
+        ):
+            # FastAPI answers 400 for a body that is not text, or nested too deeply for the
+            # JSON parser, but 422 for malformed JSON text; all are the same client error
+            # (RFC 8259 JSON is UTF-8)
+            msg = "JSON nested too deeply" if isinstance(exc.__cause__, RecursionError) else None
             return problem_response(
                 request,
                 422,
                 "The request has invalid or missing fields.",
-                errors=[{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}],
+                errors=[
+                    {"loc": ["body"], "msg": msg or "JSON decode error", "type": "json_invalid"}
+                ],
             )
         headers = dict(exc.headers or {})
         if exc.status_code == 405:

@@ -419,3 +419,190 @@ async def test_huge_strings_are_refused(client, auth, app, world) -> None:
     )
     _problem(r, 422)
     assert await _counts(app) == before
+
+
+# --- item 8: no input gives 500: a hostile-case sweep over every operation ---------------
+
+NUL = "ab\x00cd"
+HOSTILE_PATH = ("ab%00cd", "1" * 23, "-1", "%25", "' OR '1'='1", "9" * 300, "%C0%AF")
+HOSTILE_QUERY = (NUL, "1" * 23, "-" + "9" * 30, "1e309", "NaN", "true", "[]", "%", "\\", "_")
+HOSTILE_VALUES: tuple[Any, ...] = (NUL, 10**23, -(10**23), 1e308, True, [], {}, None, [NUL])
+
+
+def _deep_json(depth: int = 5000) -> bytes:
+    return b'{"a": ' * depth + b"1" + b"}" * depth
+
+
+def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        node: Any = doc
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def _properties(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Top-level properties of a body schema (every member of a union)."""
+    schema = _resolve(doc, schema)
+    props = dict(schema.get("properties", {}))
+    for member in schema.get("oneOf", []) + schema.get("anyOf", []):
+        props.update(_properties(doc, member))
+    return props
+
+
+def _is_string(doc: dict[str, Any], schema: dict[str, Any]) -> bool:
+    schema = _resolve(doc, schema)
+    if schema.get("type") == "string":
+        return True
+    return any(_is_string(doc, s) for s in schema.get("anyOf", []) if s.get("type") != "null")
+
+
+def _problem_or_ok(r: httpx.Response, label: Any) -> None:
+    where = (r.request.method, r.request.url.path, label)
+    assert r.status_code < 500, (where, r.status_code, r.text[:300])
+    if r.status_code >= 400:
+        assert r.headers["content-type"] == PROBLEM_JSON, (where, r.headers["content-type"])
+        assert "\x00" not in r.text and "\\u0000" not in r.text, where
+
+
+def _valid_bodies(world: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        ("POST", "/v1/referrals"): referral_body(),
+        ("POST", "/v1/institutions"): {
+            "code": "ZH-SWEEP",
+            "name": "卫生院",
+            "level": "primary",
+            "type": "general",
+            "consortium_id": world["consortium_id"],
+        },
+        ("PUT", "/v1/institutions/{institution_id}/capacity"): census({"03": (20, 2)}),
+        ("POST", "/v1/webhook-subscriptions"): {
+            "url": "http://127.0.0.1:9/his",
+            "event_types": ["referral.created"],
+        },
+        ("POST", "/v1/routing/preview"): {"care_type": "inpatient", "specialty_code": "03"},
+        ("POST", "/v1/referrals/{referral_id}/reject"): {"reason_code": "other"},
+    }
+
+
+async def test_item8_hostile_sweep_over_every_operation_never_gives_500(
+    client, auth, app, world
+) -> None:
+    doc = app.openapi()
+    world = {**world, "episode_id": world["referral_id"]}
+    valid = _valid_bodies(world)
+    sent = 0
+    operations = [
+        (m.upper(), p, op)
+        for p, item in doc["paths"].items()
+        for m, op in item.items()
+        if m in ("get", "post", "put", "patch", "delete")
+    ]
+    assert len(operations) >= 50, len(operations)
+    for method, path, op in operations:
+        key = _key_for(method, path)
+        headers = {**auth(key), "If-Match": world["etag"]}
+        params = [p for p in op.get("parameters", []) if p["in"] in ("path", "query")]
+        body = valid.get((method, path), {}) if "requestBody" in op else None
+        for param in params:
+            name = param["name"]
+            values = HOSTILE_PATH if param["in"] == "path" else HOSTILE_QUERY
+            for value in values:
+                if param["in"] == "path":
+                    url, query = path.replace("{" + name + "}", value), {}
+                else:
+                    url, query = path, {name: value}
+                r = await client.request(
+                    method,
+                    _url(url, world),
+                    params=query,
+                    json=body,
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
+                sent += 1
+                _problem_or_ok(r, (name, value[:30]))
+                if "\x00" in value or "%00" in value:
+                    problem = _problem(r, 422)
+                    assert problem["errors"][0]["type"] == "string_nul", problem
+                    if param["in"] == "query":
+                        assert problem["errors"][0]["loc"] == ["query", name], problem
+        if "requestBody" not in op:
+            continue
+        url = _url(path, world)
+        r = await client.request(
+            method,
+            url,
+            content=_deep_json(),
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        sent += 1
+        assert _problem(r, 422)["errors"][0]["loc"] == ["body"], (path, r.text[:300])
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        for field, field_schema in _properties(doc, schema).items():
+            for value in HOSTILE_VALUES:
+                r = await client.request(
+                    method,
+                    url,
+                    json={**(body or {}), field: value},
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
+                sent += 1
+                _problem_or_ok(r, (field, repr(value)[:30]))
+                if value == NUL and _is_string(doc, field_schema):
+                    problem = _problem(r, 422)
+                    assert any(  # a field of the other union member is refused as extra
+                        e["type"] in ("string_nul", "extra_forbidden") and field in e["loc"]
+                        for e in problem["errors"]
+                    ), (path, field, problem)
+    print(f"hostile sweep: {len(operations)} operations, {sent} requests, no 5xx")
+
+
+async def test_item8_nul_in_nested_body_strings_and_headers_is_422(client, auth, app) -> None:
+    before = await _counts(app)
+    patient = {**referral_body()["patient"], "name": "张\x00三"}
+    cases = [
+        referral_body(patient=patient),
+        referral_body(diagnosis={"icd10": "I63.9", "text": "卒中\x00"}),
+        referral_body(clinical_summary="ok\x00"),
+    ]
+    for body in cases:
+        r = await client.post(
+            "/v1/referrals",
+            json=body,
+            headers={**auth(CLINIC), "Idempotency-Key": uuid.uuid4().hex},
+        )
+        problem = _problem(r, 422)
+        assert any(e["type"] == "string_nul" for e in problem["errors"]), problem
+        assert "张" not in r.text and "卒中" not in r.text
+    r = await client.get("/v1/specialties", headers={**auth(CLINIC), "X-User-ID": "u\x00"})
+    problem = _problem(r, 422)
+    assert problem["errors"][0]["loc"] == ["header", "x-user-id"], problem
+    assert await _counts(app) == before
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/referrals", "/v1/institutions", "/v1/consortia", "/v1/webhook-subscriptions"]
+)
+async def test_item8_malformed_cursors_are_422_naming_cursor(client, auth, path) -> None:
+    import base64
+
+    def b64(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    cursors = [
+        "1" * 23,
+        b64("1" * 23 + "|2026-01-01T00:00:00+00:00|0190a0a0-0000-7000-8000-000000000000"),
+        b64("3|2026-01-01T00:00:00|0190a0a0-0000-7000-8000-000000000000"),
+        b64("3|0001-01-01T00:00:00+14:00|0190a0a0-0000-7000-8000-000000000000"),
+        b64("3|2026-01-01T00:00:00+00:00|x\x00y"),
+        b64("' OR 1=1 --"),
+        b64("a\x00b"),
+        "!!!!",
+        "%",
+    ]
+    key = HOSPITAL if path == "/v1/webhook-subscriptions" else ADMIN
+    for cursor in cursors:
+        r = await client.get(path, params={"cursor": cursor}, headers=auth(key))
+        problem = _problem(r, 422)
+        assert any(e["loc"] == ["query", "cursor"] for e in problem["errors"]), (cursor, problem)

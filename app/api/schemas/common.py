@@ -4,7 +4,16 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+
+from app.api.schemas.text_guard import refuse_nul
 
 T = TypeVar("T")
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
@@ -40,11 +49,13 @@ def _non_blank(schema: dict[str, Any], model: type[BaseModel] | None = None) -> 
 
 
 class StrictModel(BaseModel):
-    """Request bodies: unknown fields are refused (no mass assignment)."""
+    """Request bodies: unknown fields are refused (no mass assignment), NUL characters too."""
 
     model_config = ConfigDict(
         extra="forbid", str_strip_whitespace=True, json_schema_extra=_non_blank
     )
+
+    _no_nul = field_validator("*", mode="before")(refuse_nul)
 
 
 class ResponseModel(BaseModel):
