@@ -18,6 +18,7 @@ from app.db.models import (
     ReferralEvent,
     RoutingAttempt,
 )
+from app.domain.enums import CareType
 
 
 async def next_sequence(session: AsyncSession, consortium_id: str, day: date) -> int:
@@ -192,6 +193,60 @@ async def claim_waitlisted(
     if exclude:
         stmt = stmt.where(Referral.id.not_in(list(exclude)))
     return (await session.execute(stmt)).scalars().all()
+
+
+def _fits_place(kind: str, capacity_code: str, day: date | None) -> list[Any]:
+    """Waitlisted referrals that a free bed (or a day's slot) of ``capacity_code`` can take:
+    the same care kind, and the code itself or one of its sub-specialties (03 takes 03.04)."""
+    where: list[Any] = [
+        Referral.status == "waitlisted",
+        or_(
+            Referral.specialty_code == capacity_code,
+            Referral.specialty_code.startswith(capacity_code + ".", autoescape=True),
+        ),
+    ]
+    if kind == "bed":
+        where.append(Referral.care_type == CareType.INPATIENT)
+    else:
+        where += [Referral.care_type != CareType.INPATIENT, Referral.wanted_day == day]
+    return where
+
+
+async def claim_waitlisted_for(
+    session: AsyncSession,
+    consortium_id: str,
+    place: tuple[str, str, date | None],
+    limit: int,
+    exclude: Sequence[str] = (),
+) -> Sequence[Referral]:
+    """Waitlisted referrals that fit a freed ``(kind, capacity code, day)``, most urgent then
+    oldest first, locked."""
+    stmt = (
+        select(Referral)
+        .where(Referral.consortium_id == consortium_id, *_fits_place(*place))
+        .order_by(Referral.priority, Referral.created_at, Referral.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if exclude:
+        stmt = stmt.where(Referral.id.not_in(list(exclude)))
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def waitlisted_fits(
+    session: AsyncSession, consortium_id: str, place: tuple[str, str, date | None], priority: int
+) -> bool:
+    """Whether a waitlisted referral at least as urgent as ``priority`` fits the place."""
+    stmt = (
+        select(Referral.id)
+        .where(
+            Referral.consortium_id == consortium_id,
+            Referral.priority <= priority,
+            *_fits_place(*place),
+        )
+        .limit(1)
+    )
+    return (await session.execute(stmt)).first() is not None
 
 
 async def events_of(session: AsyncSession, referral_id: str) -> Sequence[ReferralEvent]:
