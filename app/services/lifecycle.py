@@ -110,6 +110,13 @@ class FreedPlace:
     def key(self) -> tuple[str, str, date | None]:
         return (self.kind, self.capacity_code, self.day)
 
+    def fits(self, inpatient: bool, specialty_code: str, wanted_day: date | None) -> bool:
+        """Whether a referral needing this could take the place (03 takes 03.04)."""
+        code = self.capacity_code
+        if specialty_code != code and not specialty_code.startswith(code + "."):
+            return False
+        return inpatient if self.kind == "bed" else not inpatient and wanted_day == self.day
+
 
 async def _apply_hold(
     session: AsyncSession, row: Referral, effect: HoldEffect
@@ -219,7 +226,8 @@ async def retry_waitlist(
     placed = 0
     system = Actor(None, None)
     tried = set(exclude)
-    for place_ in freed:
+    wants = await repo.waitlisted_wants(session, consortium_id)
+    for place_ in [p for p in freed if any(p.fits(*w) for w in wants)]:
         remaining = place_.count
         for _ in range(WAITLIST_MAX_BATCHES):
             if remaining <= 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -606,3 +607,258 @@ async def test_item8_malformed_cursors_are_422_naming_cursor(client, auth, path)
         r = await client.get(path, params={"cursor": cursor}, headers=auth(key))
         problem = _problem(r, 422)
         assert any(e["loc"] == ["query", "cursor"] for e in problem["errors"]), (cursor, problem)
+
+
+# --- item 10: census input -----------------------------------------------------------------
+
+
+async def test_item10_census_occupied_above_total_and_loose_numbers_are_422(
+    client, auth, app, world
+) -> None:
+    ch = world["institution_id"]
+    url = f"/v1/institutions/{ch}/capacity"
+    before = await _counts(app)
+    today = datetime.now(UTC).date()
+    bad: list[tuple[dict[str, Any], list[str | int]]] = []
+    for total, occupied, field in (
+        (3, 5, "occupied"),
+        (True, 0, "total"),
+        ("12", 0, "total"),
+        (12.0, 0, "total"),
+        (12, "3", "occupied"),
+        (12, False, "occupied"),
+    ):
+        beds = [{"specialty_code": "03", "total": total, "occupied": occupied}]
+        bad.append(({**census({}), "beds": beds}, ["body", "beds", 0, field]))
+    for day in ("0001-01-01", "9999-12-31", (today + timedelta(days=91)).isoformat()):
+        slots = [{"specialty_code": "03", "day": day, "total": 5, "occupied": 0}]
+        bad.append(({**census({}), "slots": slots}, ["body", "slots", 0, "day"]))
+    slot = {"specialty_code": "03", "day": today.isoformat(), "total": 5, "occupied": 6}
+    bad.append(({**census({}), "slots": [slot]}, ["body", "slots", 0, "occupied"]))
+    twice = [{"specialty_code": "03", "total": 5, "occupied": 1}] * 2
+    bad.append(({**census({}), "beds": twice}, ["body", "beds", 1, "specialty_code"]))
+    many = [{"specialty_code": "03", "day": today.isoformat(), "total": 1, "occupied": 0}] * 2001
+    bad.append(({**census({}), "slots": many}, ["body", "slots"]))
+    for body, loc in bad:
+        r = await client.put(url, json=body, headers=auth(ADMIN))
+        problem = _problem(r, 422)
+        assert any(e["loc"] == loc for e in problem["errors"]), (loc, problem["errors"][:3])
+    assert await _counts(app) == before
+    cap = (await client.get(url, headers=auth(ADMIN))).json()
+    beds = next(i for i in cap["items"] if i["specialty_code"] == "03")
+    assert (beds["total"], beds["occupied"]) == (20, 2)
+
+
+async def test_item10_census_is_written_in_bulk(client, auth, app, world) -> None:
+    """2,000 slot rows and 22 bed rows: a few statements, not one or two per row."""
+    from sqlalchemy import event
+
+    ch = world["institution_id"]
+    today = datetime.now(UTC).date()
+    codes = ["01", "02", "03", "04", "05", "06", "07"]
+    codes += [f"03.{n:02d}" for n in range(1, 12)] + [f"04.{n:02d}" for n in range(1, 5)]
+    slots = [
+        {
+            "specialty_code": code,
+            "day": (today + timedelta(days=d)).isoformat(),
+            "total": 10,
+            "occupied": d % 10,
+        }
+        for code in codes
+        for d in range(-1, 91)
+    ][:2000]
+    beds = [{"specialty_code": c, "total": 30, "occupied": 3} for c in codes]
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        r = await client.put(
+            f"/v1/institutions/{ch}/capacity",
+            json={**census({}), "beds": beds, "slots": slots},
+            headers=auth(ADMIN),
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert r.status_code == 200, r.text[:300]
+    assert len(r.json()["items"]) == 2000 + len(codes)
+    writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    assert len(writes) <= 12 and len(statements) <= 25, (len(writes), len(statements))
+    async with app.state.database.unit_of_work(read_only=True) as session:
+        stored = (
+            await session.execute(
+                text("SELECT count(*) FROM slot_capacity WHERE institution_id = :i"), {"i": ch}
+            )
+        ).scalar_one()
+        history = (
+            await session.execute(
+                text("SELECT count(*) FROM capacity_change WHERE institution_id = :i"), {"i": ch}
+            )
+        ).scalar_one()
+    assert stored == 2000 and history >= 2000 + len(codes)
+    print(f"census of 2,022 rows: {len(statements)} statements, {len(writes)} writes")
+
+
+# --- item 13: error bodies name the field, never the value -----------------------------------
+
+
+async def test_item13_error_bodies_never_echo_submitted_values(client, auth, app, world) -> None:
+    unknown_id = "0190ffff-dead-7eef-8000-00000000beef"
+    marker = "Zq9Marker"
+    patient = {**referral_body()["patient"], "resident_id": "350725199001011230"}
+    cases: list[tuple[str, str, str, Any, str]] = [
+        ("POST", "/v1/referrals", CLINIC, referral_body(patient=patient), "350725199001011230"),
+        ("POST", "/v1/referrals", CLINIC, referral_body(specialty_code="99.97"), "99.97"),
+        (
+            "POST",
+            "/v1/referrals",
+            CLINIC,
+            referral_body(patient_choice_institution_id=unknown_id),
+            unknown_id,
+        ),
+        ("POST", "/v1/referrals", CLINIC, referral_body(episode_id=unknown_id), unknown_id),
+        (
+            "POST",
+            "/v1/referrals",
+            CLINIC,
+            {**referral_body(), "direction": marker},
+            marker,
+        ),
+        ("POST", "/v1/referrals", CLINIC, referral_body(urgency=marker), marker),
+        (
+            "POST",
+            "/v1/referrals",
+            CLINIC,
+            referral_body(diagnosis={"icd10": "ZZ" + marker, "text": "x"}),
+            marker,
+        ),
+        (
+            "POST",
+            "/v1/institutions",
+            ADMIN,
+            {
+                "code": "ZH-E13",
+                "name": "x",
+                "level": "primary",
+                "type": "general",
+                "specialties": ["88.87"],
+            },
+            "88.87",
+        ),
+        (
+            "PATCH",
+            f"/v1/consortia/{world['consortium_id']}",
+            ADMIN,
+            {"upstream_partner_ids": [unknown_id]},
+            unknown_id,
+        ),
+        (
+            "PUT",
+            f"/v1/institutions/{world['institution_id']}/capacity",
+            ADMIN,
+            {**census({}), "beds": [{"specialty_code": "88.86", "total": 1, "occupied": 0}]},
+            "88.86",
+        ),
+        (
+            "POST",
+            "/v1/reimbursement-policies",
+            ADMIN,
+            {"policy": {"code": "=" + marker, "version": 1}},
+            marker,
+        ),
+        (
+            "POST",
+            "/v1/webhook-subscriptions",
+            HOSPITAL,
+            {"url": "http://127.0.0.1:9/his", "event_types": [marker]},
+            marker,
+        ),
+        ("POST", "/v1/routing/preview", CLINIC, {"care_type": marker}, marker),
+        ("GET", f"/v1/institutions?consortium={unknown_id}&level={marker}", ADMIN, None, marker),
+        ("GET", f"/v1/referrals?created_from={marker}", ADMIN, None, marker),
+        ("GET", f"/v1/institutions/{world['institution_id']}/capacity?x=1", ADMIN, None, "x=1"),
+    ]
+    for method, url, key, body, value in cases:
+        headers = {**auth(key), "Idempotency-Key": uuid.uuid4().hex, "If-Match": world["etag"]}
+        r = await client.request(method, url, json=body, headers=headers)
+        if r.status_code < 400:
+            continue  # accepted (an ignored query parameter): nothing to echo
+        problem = _problem(r)
+        assert value not in r.text, (method, url, r.text[:400])
+        if problem.get("errors"):
+            assert all(e["loc"] for e in problem["errors"]), problem
+
+
+# --- item 17: LIKE wildcards in q are characters ----------------------------------------------
+
+
+async def test_item17_search_wildcards_match_literally(client, auth, app) -> None:
+    h = auth(ADMIN)
+    every = (await client.get("/v1/institutions", params={"limit": 200}, headers=h)).json()
+    assert len(every["items"]) > 10
+    for q in ("%", "_", "%%", "\\", "_%", "%\\"):
+        r = await client.get("/v1/institutions", params={"q": q, "limit": 200}, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["items"] == [], (q, len(r.json()["items"]))
+    found = (await client.get("/v1/institutions", params={"q": "医院"}, headers=h)).json()
+    assert found["items"] and all("医院" in i["name"] for i in found["items"])
+    # a name holding the wildcard characters is found by them, and only it
+    r = await client.post(
+        "/v1/institutions",
+        json={"code": "ZH-PCT", "name": "卫生院 100%_a\\b", "level": "primary", "type": "general"},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    for q in ("%", "_", "0%_", "\\"):
+        items = (await client.get("/v1/institutions", params={"q": q}, headers=h)).json()["items"]
+        assert [i["code"] for i in items] == ["ZH-PCT"], (q, items)
+
+
+# --- item 7: CSV exports cannot carry formulas --------------------------------------------------
+
+
+async def test_item7_csv_cells_starting_like_formulas_are_neutralised(
+    client, auth, app, world
+) -> None:
+    import csv
+    import io
+
+    h = auth(ADMIN)
+    formula = '=HYPERLINK("http://evil.example/","x")'
+    r = await client.patch(
+        f"/v1/institutions/{world['institution_id']}", json={"name": formula}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    today = datetime.now(UTC).date()
+    r = await client.get(
+        "/v1/reports/referrals",
+        params={"from": today.replace(day=1).isoformat(), "to": (today + timedelta(days=1))},
+        headers={**auth("demo council ZHENGHE"), "Accept": "text/csv"},
+    )
+    assert r.status_code == 200, r.text[:300]
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    names = [row["name"] for row in rows]
+    assert "'" + formula in names, names
+    for row in rows:
+        for cell in row.values():
+            assert not (cell or "x").startswith(("=", "+", "-", "@", "\t", "\r")), row
+    # policy codes are codes: a formula is refused at input
+    r = await client.post(
+        "/v1/reimbursement-policies",
+        json={"policy": {"code": "=1+1", "version": 1}},
+        headers=h,
+    )
+    _problem(r, 422)
+
+
+def test_item7_safe_cell_prefixes_formula_starts() -> None:
+    from app.api.csv_export import safe_cell, to_csv
+
+    for text_ in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert safe_cell(text_) == "'" + text_
+    assert safe_cell(-1) == -1 and safe_cell(None) == "" and safe_cell("政和") == "政和"
+    body = to_csv(["a", "b"], [{"a": "=cmd|' /C calc'!A0", "b": 3}]).decode("utf-8-sig")
+    assert body.splitlines()[1] == "'=cmd|' /C calc'!A0,3"

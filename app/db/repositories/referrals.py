@@ -233,6 +233,19 @@ async def claim_waitlisted_for(
     return (await session.execute(stmt)).scalars().all()
 
 
+async def waitlisted_wants(
+    session: AsyncSession, consortium_id: str
+) -> set[tuple[bool, str, date | None]]:
+    """What the consortium's waitlisted referrals need: (inpatient, specialty, wanted day)."""
+    stmt = (
+        select(Referral.care_type, Referral.specialty_code, Referral.wanted_day)
+        .where(Referral.consortium_id == consortium_id, Referral.status == "waitlisted")
+        .distinct()
+    )
+    rows = (await session.execute(stmt)).all()
+    return {(r[0] == CareType.INPATIENT, r[1], r[2]) for r in rows}
+
+
 async def waitlisted_fits(
     session: AsyncSession, consortium_id: str, place: tuple[str, str, date | None], priority: int
 ) -> bool:
