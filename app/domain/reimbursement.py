@@ -77,7 +77,8 @@ _ITEM_KINDS: Final[frozenset[str]] = frozenset(get_args(ItemKind))
 _ZERO: Final = Decimal(0)
 _ONE: Final = Decimal(1)
 POLICY_CODE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-"""Policy codes (shown in CSV exports): letters, digits, `_`, `.`, `-`; never a formula."""
+"""Codes of new policies (shown in CSV exports): letters, digits, `_`, `.`, `-`; no formula.
+Checked where a policy is submitted, not on stored ones."""
 _PRIMARY_LEVELS: Final = frozenset({InstitutionLevel.VILLAGE, InstitutionLevel.PRIMARY})
 
 
@@ -220,8 +221,6 @@ class Policy:
     def __post_init__(self) -> None:
         if not self.code:
             raise ValueError("code must not be empty")
-        if not isinstance(self.code, str) or not POLICY_CODE.fullmatch(self.code):
-            raise ValueError("code must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
         if isinstance(self.version, bool) or not isinstance(self.version, int):
             raise ValueError("version must be an integer")
         if self.version < 1:
