@@ -219,6 +219,7 @@ async def retry_waitlist(
     *,
     freed: Sequence[FreedPlace],
     exclude: Sequence[str] = (),
+    max_priority: int | None = None,
 ) -> int:
     """Places became free: the waitlisted referrals that fit them (same care kind, specialty
     and day), most urgent then oldest first, are routed again until the places are taken or
@@ -233,7 +234,7 @@ async def retry_waitlist(
             if remaining <= 0:
                 break
             batch = await repo.claim_waitlisted_for(
-                session, consortium_id, place_.key, WAITLIST_BATCH, sorted(tried)
+                session, consortium_id, place_.key, WAITLIST_BATCH, sorted(tried), max_priority
             )
             if not batch:
                 break
@@ -272,7 +273,10 @@ async def waitlist_first(
     fit it are placed first. True when any was, so the new one must route again."""
     if not await repo.waitlisted_fits(session, consortium_id, place_.key, priority):
         return False
-    return await retry_waitlist(session, settings, consortium_id, now, freed=[place_]) > 0
+    placed = await retry_waitlist(
+        session, settings, consortium_id, now, freed=[place_], max_priority=priority
+    )
+    return placed > 0
 
 
 async def transition(

@@ -179,22 +179,6 @@ async def claim_expired(session: AsyncSession, now: datetime, limit: int) -> Seq
     return (await session.execute(stmt)).scalars().all()
 
 
-async def claim_waitlisted(
-    session: AsyncSession, consortium_id: str, limit: int, exclude: Sequence[str] = ()
-) -> Sequence[Referral]:
-    """Waitlisted referrals of a consortium, most urgent then oldest first, locked."""
-    stmt = (
-        select(Referral)
-        .where(Referral.consortium_id == consortium_id, Referral.status == "waitlisted")
-        .order_by(Referral.priority, Referral.created_at, Referral.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    if exclude:
-        stmt = stmt.where(Referral.id.not_in(list(exclude)))
-    return (await session.execute(stmt)).scalars().all()
-
-
 def _fits_place(kind: str, capacity_code: str, day: date | None) -> list[Any]:
     """Waitlisted referrals that a free bed (or a day's slot) of ``capacity_code`` can take:
     the same care kind, and the code itself or one of its sub-specialties (03 takes 03.04)."""
@@ -218,9 +202,10 @@ async def claim_waitlisted_for(
     place: tuple[str, str, date | None],
     limit: int,
     exclude: Sequence[str] = (),
+    max_priority: int | None = None,
 ) -> Sequence[Referral]:
     """Waitlisted referrals that fit a freed ``(kind, capacity code, day)``, most urgent then
-    oldest first, locked."""
+    oldest first (none less urgent than ``max_priority``), locked."""
     stmt = (
         select(Referral)
         .where(Referral.consortium_id == consortium_id, *_fits_place(*place))
@@ -230,6 +215,8 @@ async def claim_waitlisted_for(
     )
     if exclude:
         stmt = stmt.where(Referral.id.not_in(list(exclude)))
+    if max_priority is not None:
+        stmt = stmt.where(Referral.priority <= max_priority)
     return (await session.execute(stmt)).scalars().all()
 
 
