@@ -45,9 +45,7 @@ async def _status(client, auth, referral: dict[str, Any]) -> tuple[str, str | No
     return body["status"], body["target_institution_id"]
 
 
-async def test_item11_freed_beds_go_to_the_waitlisted_referrals_they_fit(
-    client, auth, app
-) -> None:
+async def test_item11_freed_beds_go_to_the_waitlisted_referrals_they_fit(client, auth, app) -> None:
     ids = await _ids(client, auth)
     for code in HOSPITALS:
         await _census(client, auth, ids[code], {"03": (2, 2), "05": (2, 2)})
