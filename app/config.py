@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     census_exclude_after_minutes: int = Field(
         default=4320, description="A census older than this excludes the institution."
     )
+    census_slot_days_back: int = Field(
+        default=1, ge=0, le=31, description="Slot days a census may give before today (UTC)."
+    )
+    census_slot_days_ahead: int = Field(
+        default=90, ge=1, le=366, description="Slot days a census may give after today (UTC)."
+    )
     idempotency_ttl_hours: int = Field(default=24, ge=24, description="How long keys are kept.")
     idempotency_in_flight_seconds: int = Field(
         default=60, description="An unfinished request older than this may be taken over."

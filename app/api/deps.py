@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,14 +114,38 @@ def encode_cursor(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> str:
+CURSOR_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def invalid_cursor() -> RequestValidationError:
+    """422 naming the `cursor` query parameter (its value is not echoed)."""
+    return RequestValidationError(
+        [
+            {
+                "loc": ("query", "cursor"),
+                "msg": "not a valid cursor; pass next_cursor as given",
+                "type": "cursor_invalid",
+            }
+        ]
+    )
+
+
+def decode_cursor_text(cursor: str) -> str:
+    """The text inside a cursor (URL-safe base64 of printable ASCII), or 422."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value = base64.urlsafe_b64decode(padded.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise HTTPException(422, "The cursor is not valid; use next_cursor as given.") from exc
-    if not value or len(value) > 64:
-        raise HTTPException(422, "The cursor is not valid; use next_cursor as given.")
+        value = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise invalid_cursor() from exc
+    if not value or not value.isprintable():
+        raise invalid_cursor()
+    return value
+
+
+def _decode_cursor(cursor: str) -> str:
+    value = decode_cursor_text(cursor)
+    if not CURSOR_ID.fullmatch(value):
+        raise invalid_cursor()
     return value
 
 

@@ -126,19 +126,30 @@ def problem_response(
 UNION_TAGS = frozenset({"up", "down"})  # tags of the referral body union, not field names
 
 
+# pydantic messages that quote (part of) the submitted value
+QUOTING_MESSAGES = {
+    "union_tag_invalid": "does not match any of the expected tags",
+    "uuid_parsing": "Input should be a valid UUID",
+}
+
+
+def _safe_msg(err: Mapping[str, Any]) -> str:
+    """The rule that failed, never the value sent (``input`` and ``ctx`` are left out)."""
+    kind = str(err.get("type"))
+    msg = QUOTING_MESSAGES.get(kind) or str(err.get("msg", "invalid"))
+    submitted = err.get("input")
+    if isinstance(submitted, str) and len(submitted) >= 4 and submitted in msg:
+        return f"invalid ({kind})"
+    return msg
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
         loc = [p for p in err.get("loc", ()) if isinstance(p, (str, int))]
         if len(loc) > 1 and loc[0] == "body" and loc[1] in UNION_TAGS:
             del loc[1]
-        out.append(
-            {
-                "loc": loc,
-                "msg": str(err.get("msg", "invalid")),
-                "type": err.get("type"),
-            }
-        )
+        out.append({"loc": loc, "msg": _safe_msg(err), "type": err.get("type")})
     return out
 
 
@@ -280,14 +291,20 @@ def install(app: FastAPI) -> None:
             return problem_response(
                 request, 413, str(exc.__cause__) or "The request body is too large."
             )
-        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-            # FastAPI answers 400 for a body that is not text but 422 for malformed JSON
-            # text; both are the same client error (RFC 8259 JSON is UTF-8)
+        if exc.status_code == 400 and isinstance(
+            exc.__cause__, UnicodeDecodeError | RecursionError
+        ):
+            # FastAPI answers 400 for a body that is not text, or nested too deeply for the
+            # JSON parser, but 422 for malformed JSON text; all are the same client error
+            # (RFC 8259 JSON is UTF-8)
+            msg = "JSON nested too deeply" if isinstance(exc.__cause__, RecursionError) else None
             return problem_response(
                 request,
                 422,
                 "The request has invalid or missing fields.",
-                errors=[{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}],
+                errors=[
+                    {"loc": ["body"], "msg": msg or "JSON decode error", "type": "json_invalid"}
+                ],
             )
         headers = dict(exc.headers or {})
         if exc.status_code == 405:

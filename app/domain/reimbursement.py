@@ -58,6 +58,7 @@ module's default reference to the seed documents.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -75,6 +76,9 @@ _DIRECTIONS: Final[frozenset[str]] = frozenset(get_args(Direction))
 _ITEM_KINDS: Final[frozenset[str]] = frozenset(get_args(ItemKind))
 _ZERO: Final = Decimal(0)
 _ONE: Final = Decimal(1)
+POLICY_CODE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""Codes of new policies (shown in CSV exports): letters, digits, `_`, `.`, `-`; no formula.
+Checked where a policy is submitted, not on stored ones."""
 _PRIMARY_LEVELS: Final = frozenset({InstitutionLevel.VILLAGE, InstitutionLevel.PRIMARY})
 
 
@@ -165,14 +169,14 @@ def _check_fraction(name: str, value: Decimal) -> None:
     if not isinstance(value, Decimal) or not value.is_finite():
         raise ValueError(f"{name} must be a finite Decimal")
     if not _ZERO <= value <= _ONE:
-        raise ValueError(f"{name} must lie between 0 and 1, got {value}")
+        raise ValueError(f"{name} must lie between 0 and 1")
 
 
 def _check_amount(name: str, value: Decimal) -> None:
     if not isinstance(value, Decimal) or not value.is_finite():
         raise ValueError(f"{name} must be a finite Decimal")
     if value < _ZERO:
-        raise ValueError(f"{name} must not be negative, got {value}")
+        raise ValueError(f"{name} must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,10 +230,10 @@ class Policy:
         frozen: dict[InsuranceScheme, Mapping[InstitutionLevel, LevelTerms]] = {}
         for scheme, by_level in self.terms.items():
             if not isinstance(scheme, InsuranceScheme):
-                raise ValueError(f"terms: {scheme!r} is not an InsuranceScheme")
+                raise ValueError("terms: a key is not an InsuranceScheme")
             for level, terms in by_level.items():
                 if not isinstance(level, InstitutionLevel):
-                    raise ValueError(f"terms[{scheme.value}]: {level!r} is not an InstitutionLevel")
+                    raise ValueError(f"terms[{scheme.value}]: a key is not an InstitutionLevel")
                 if not isinstance(terms, LevelTerms):
                     raise ValueError(f"terms[{scheme.value}][{level.value}] is not LevelTerms")
             frozen[scheme] = MappingProxyType(dict(by_level))
@@ -583,31 +587,31 @@ _TERMS_KEYS: Final = frozenset({"deductible", "ratio", "annual_cap"})
 
 def _decimal(where: str, value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"{where}: expected a decimal number as a string, got {value!r}")
+        raise ValueError(f"{where}: expected a decimal number as a string")
     try:
         result = Decimal(str(value))
     except InvalidOperation:
-        raise ValueError(f"{where}: not a decimal number: {value!r}") from None
+        raise ValueError(f"{where}: not a decimal number") from None
     if not result.is_finite():
-        raise ValueError(f"{where}: not a finite number: {value!r}")
+        raise ValueError(f"{where}: not a finite number")
     return result
 
 
 def _bool(where: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{where}: expected true or false, got {value!r}")
+        raise ValueError(f"{where}: expected true or false")
     return value
 
 
 def _str(where: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{where}: expected a string, got {value!r}")
+        raise ValueError(f"{where}: expected a string")
     return value
 
 
 def _mapping(where: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected an object, got {value!r}")
+        raise ValueError(f"{where}: expected an object")
     return value
 
 
@@ -615,7 +619,7 @@ def _level_terms_from_dict(where: str, data: Any) -> LevelTerms:
     data = _mapping(where, data)
     keys = set(data)
     if keys != _TERMS_KEYS:
-        raise ValueError(f"{where}: expected keys {sorted(_TERMS_KEYS)}, got {sorted(keys)}")
+        raise ValueError(f"{where}: expected keys {sorted(_TERMS_KEYS)}")
     try:
         return LevelTerms(
             deductible=_decimal(f"{where}.deductible", data["deductible"]),
@@ -641,25 +645,23 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
         raise ValueError(f"policy: missing keys {sorted(missing)}")
     version = data["version"]
     if isinstance(version, bool) or not isinstance(version, int):
-        raise ValueError(f"version: expected an integer, got {version!r}")
+        raise ValueError("version: expected an integer")
     try:
         effective_from = date.fromisoformat(_str("effective_from", data["effective_from"]))
     except ValueError:
-        raise ValueError(
-            f"effective_from: expected an ISO date, got {data['effective_from']!r}"
-        ) from None
+        raise ValueError("effective_from: expected an ISO date") from None
     terms: dict[InsuranceScheme, dict[InstitutionLevel, LevelTerms]] = {}
     for scheme_key, by_level in _mapping("terms", data["terms"]).items():
         try:
             scheme = InsuranceScheme(scheme_key)
         except ValueError:
-            raise ValueError(f"terms: unknown scheme {scheme_key!r}") from None
+            raise ValueError("terms: unknown scheme") from None
         levels: dict[InstitutionLevel, LevelTerms] = {}
         for level_key, raw in _mapping(f"terms.{scheme_key}", by_level).items():
             try:
                 level = InstitutionLevel(level_key)
             except ValueError:
-                raise ValueError(f"terms.{scheme_key}: unknown level {level_key!r}") from None
+                raise ValueError(f"terms.{scheme_key}: unknown level") from None
             levels[level] = _level_terms_from_dict(f"terms.{scheme_key}.{level_key}", raw)
         terms[scheme] = levels
     sources = {

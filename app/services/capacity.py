@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -98,6 +99,108 @@ async def read(
     return [_item(r, now, stale_after) for r in rows]
 
 
+def _check_figures(
+    beds: list[BedFigure], slots: list[SlotFigure], today: date, settings: Settings
+) -> None:
+    """One entry per specialty (and day); slot days inside the configured window."""
+    errors: list[dict[str, Any]] = []
+    seen_beds: set[str] = set()
+    for i, b in enumerate(beds):
+        if b.specialty_code in seen_beds:
+            errors.append({"loc": ["body", "beds", i, "specialty_code"], "msg": "listed twice"})
+        seen_beds.add(b.specialty_code)
+    first = today - timedelta(days=settings.census_slot_days_back)
+    last = today + timedelta(days=settings.census_slot_days_ahead)
+    seen_slots: set[tuple[str, date]] = set()
+    for i, s in enumerate(slots):
+        if not first <= s.day <= last:
+            errors.append(
+                {
+                    "loc": ["body", "slots", i, "day"],
+                    "msg": f"must lie between today - {settings.census_slot_days_back} and "
+                    f"today + {settings.census_slot_days_ahead} days (the consortium's local days)",
+                }
+            )
+        elif (s.specialty_code, s.day) in seen_slots:
+            errors.append({"loc": ["body", "slots", i, "day"], "msg": "listed twice"})
+        seen_slots.add((s.specialty_code, s.day))
+    if errors:
+        raise InvalidInput("The census has invalid entries.", errors[:50])
+
+
+async def _check_specialties(
+    session: AsyncSession, beds: list[BedFigure], slots: list[SlotFigure]
+) -> None:
+    codes = {b.specialty_code for b in beds} | {s.specialty_code for s in slots}
+    unknown = codes - await registry_repo.existing_specialty_codes(session, codes)
+    if unknown:
+        listed: list[tuple[str, list[BedFigure | SlotFigure]]] = [
+            ("beds", list(beds)),
+            ("slots", list(slots)),
+        ]
+        errors = [
+            {"loc": ["body", kind, i, "specialty_code"], "msg": "unknown specialty code"}
+            for kind, figs in listed
+            for i, f in enumerate(figs)
+            if f.specialty_code in unknown
+        ]
+        raise InvalidInput("Unknown specialty code.", errors[:50])
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    kind: str
+    figure: BedFigure | SlotFigure
+    stored: repo.StoredFigures | None
+
+
+def _apply(
+    w: _Write, institution_id: str, as_of: datetime, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any], CapacityItem]:
+    """The row to write, the figures before and after (history), and the item returned."""
+    fig = w.figure
+    held = w.stored[2] if w.stored else 0
+    result = apply_census(fig.total, fig.occupied, held)
+    day = fig.day if isinstance(fig, SlotFigure) else None
+    row: dict[str, Any] = {
+        "institution_id": institution_id,
+        "specialty_code": fig.specialty_code,
+        "total": result.total,
+        "occupied": result.occupied,
+        "held": held,
+        "overflow": result.overflow,
+        "as_of": as_of,
+        "updated_at": now,
+    }
+    if day is not None:
+        row["day"] = day
+    before = None
+    if w.stored is not None:
+        total, occupied, _, overflow, _ = w.stored
+        before = {"total": total, "occupied": occupied, "held": held, "overflow": overflow}
+    after = {
+        "total": result.total,
+        "occupied": result.occupied,
+        "held": held,
+        "overflow": result.overflow,
+        "reported_total": fig.total,
+        "reported_occupied": fig.occupied,
+    }
+    item = CapacityItem(
+        kind=w.kind,
+        specialty_code=fig.specialty_code,
+        day=day,
+        total=result.total,
+        occupied=result.occupied,
+        held=held,
+        free=free(result.total, result.occupied, held),
+        overflow=result.overflow,
+        as_of=as_of,
+        stale=False,
+    )
+    return row, before, after, item
+
+
 async def report_census(
     session: AsyncSession,
     principal: Principal,
@@ -108,7 +211,8 @@ async def report_census(
     slots: list[SlotFigure],
     settings: Settings,
 ) -> list[CapacityItem]:
-    """Store the census; if places became free, waitlisted referrals try again."""
+    """Store the census in one statement per table; places that became free go to the
+    waitlisted referrals that fit them first."""
     stale_after = settings.census_stale_after
     consortium_id = await _institution_for_write(session, principal, institution_id)
     now = utcnow()
@@ -117,77 +221,58 @@ async def report_census(
             "The census time is in the future.",
             [{"loc": ["body", "as_of"], "msg": "must not be in the future"}],
         )
-    codes = {b.specialty_code for b in beds} | {s.specialty_code for s in slots}
-    unknown = codes - await registry_repo.existing_specialty_codes(session, codes)
-    if unknown:
-        raise InvalidInput(
-            "Unknown specialty code.",
-            [
-                {"loc": ["body", "specialty_code"], "msg": f"unknown specialty code {c}"}
-                for c in sorted(unknown)
-            ],
+    zone = await registry_repo.institution_time_zone(session, institution_id)
+    _check_figures(beds, slots, today(now, zone or DEFAULT_TIME_ZONE), settings)
+    await _check_specialties(session, beds, slots)
+    stored_beds = await repo.lock_beds(session, institution_id, [b.specialty_code for b in beds])
+    stored_slots = await repo.lock_slots(
+        session, institution_id, [(s.specialty_code, s.day) for s in slots]
+    )
+    writes = [_Write("beds", b, stored_beds.get(b.specialty_code)) for b in beds] + [
+        _Write("slots", s, stored_slots.get((s.specialty_code, s.day))) for s in slots
+    ]
+    newest = max((w.stored[4] for w in writes if w.stored and w.stored[4]), default=None)
+    if newest is not None and newest > as_of:
+        raise Conflict(
+            "A newer census is already stored; this one is out of date.",
+            current_as_of=newest.isoformat(),
         )
     out: list[CapacityItem] = []
-    figures: list[BedFigure | SlotFigure] = [*beds, *slots]
-    for fig in figures:
-        row: BedCapacity | SlotCapacity | None
-        if isinstance(fig, SlotFigure):
-            row = await repo.slot_row(
-                session, institution_id, fig.specialty_code, fig.day, for_update=True
-            )
-        else:
-            row = await repo.bed_row(session, institution_id, fig.specialty_code, for_update=True)
-        if row is not None and row.as_of is not None and row.as_of > as_of:
-            raise Conflict(
-                "A newer census is already stored; this one is out of date.",
-                current_as_of=row.as_of.isoformat(),
-            )
-        before: dict[str, Any] | None = None
-        if row is None:
-            if isinstance(fig, SlotFigure):
-                row = SlotCapacity(
-                    institution_id=institution_id,
-                    specialty_code=fig.specialty_code,
-                    day=fig.day,
-                    held=0,
-                )
-            else:
-                row = BedCapacity(
-                    institution_id=institution_id, specialty_code=fig.specialty_code, held=0
-                )
-            repo.add(session, row)
-        else:
-            before = {
-                "total": row.total,
-                "occupied": row.occupied,
-                "held": row.held,
-                "overflow": row.overflow,
+    rows: dict[str, list[dict[str, Any]]] = {"beds": [], "slots": []}
+    changes: list[dict[str, Any]] = []
+    freed: list[lifecycle.FreedPlace] = []
+    for w in writes:
+        row, before, after, item = _apply(w, institution_id, as_of, now)
+        rows[w.kind].append(row)
+        changes.append(
+            {
+                "institution_id": institution_id,
+                "kind": w.kind,
+                "specialty_code": item.specialty_code,
+                "day": item.day,
+                "before": before,
+                "after": after,
+                "as_of": as_of,
+                "changed_at": now,
+                "actor_key_id": principal.key_id,
+                "actor_institution_id": principal.institution_id,
             }
-        result = apply_census(fig.total, fig.occupied, row.held or 0)
-        row.total, row.occupied, row.overflow = result.total, result.occupied, result.overflow
-        row.as_of = as_of
-        row.updated_at = now
-        repo.record_change(
-            session,
-            institution_id=institution_id,
-            kind="slots" if isinstance(fig, SlotFigure) else "beds",
-            specialty_code=fig.specialty_code,
-            day=fig.day if isinstance(fig, SlotFigure) else None,
-            before=before,
-            after={
-                "total": row.total,
-                "occupied": row.occupied,
-                "held": row.held or 0,
-                "overflow": row.overflow,
-                "reported_total": fig.total,
-                "reported_occupied": fig.occupied,
-            },
-            as_of=as_of,
-            actor_key_id=principal.key_id,
-            actor_institution_id=principal.institution_id,
         )
-        await session.flush()
-        out.append(_item(row, now, stale_after))
-    if consortium_id is not None and any(item.free > 0 for item in out):
-        await lifecycle.retry_waitlist(session, settings, consortium_id, now)
+        was_free = free(*w.stored[:3]) if w.stored else 0
+        if item.free > was_free:
+            freed.append(
+                lifecycle.FreedPlace(
+                    institution_id,
+                    "bed" if w.kind == "beds" else "slot",
+                    item.specialty_code,
+                    item.day,
+                    item.free,
+                )
+            )
+        out.append(dataclasses.replace(item, stale=now - as_of > stale_after))
+    await repo.upsert_census(session, BedCapacity, rows["beds"])
+    await repo.upsert_census(session, SlotCapacity, rows["slots"])
+    await repo.record_changes(session, changes)
+    if consortium_id is not None and freed:
+        await lifecycle.retry_waitlist(session, settings, consortium_id, now, freed=freed)
     return out

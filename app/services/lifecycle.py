@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,7 @@ from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
 
 WAITLIST_BATCH = 20
+WAITLIST_MAX_BATCHES = 10  # at most 200 referrals tried for one freed place
 
 
 class TransitionConflict(Conflict):
@@ -95,10 +96,34 @@ def _event(
     )
 
 
-async def _apply_hold(session: AsyncSession, row: Referral, effect: HoldEffect) -> bool:
-    """Returns True when a place was given back (so waitlisted referrals may use it)."""
+@dataclass(frozen=True, slots=True)
+class FreedPlace:
+    """Places that became free: beds of a specialty, or a day's outpatient slots."""
+
+    institution_id: str
+    kind: str  # bed | slot
+    capacity_code: str
+    day: date | None
+    count: int = 1
+
+    @property
+    def key(self) -> tuple[str, str, date | None]:
+        return (self.kind, self.capacity_code, self.day)
+
+    def fits(self, inpatient: bool, specialty_code: str, wanted_day: date | None) -> bool:
+        """Whether a referral needing this could take the place (03 takes 03.04)."""
+        code = self.capacity_code
+        if specialty_code != code and not specialty_code.startswith(code + "."):
+            return False
+        return inpatient if self.kind == "bed" else not inpatient and wanted_day == self.day
+
+
+async def _apply_hold(
+    session: AsyncSession, row: Referral, effect: HoldEffect
+) -> FreedPlace | None:
+    """Returns the place given back, if any (so waitlisted referrals may use it)."""
     if effect is HoldEffect.KEEP or not row.hold_kind or not row.target_institution_id:
-        return False
+        return None
     assert row.hold_specialty_code is not None
     args = (row.hold_kind, row.target_institution_id, row.hold_specialty_code, row.hold_day)
     if effect is HoldEffect.RELEASE:
@@ -107,7 +132,9 @@ async def _apply_hold(session: AsyncSession, row: Referral, effect: HoldEffect) 
         await capacity_repo.occupy_hold(session, *args)
     row.hold_kind = row.hold_specialty_code = None
     row.hold_day = None
-    return effect is HoldEffect.RELEASE
+    if effect is not HoldEffect.RELEASE:
+        return None
+    return FreedPlace(args[1], args[0], args[2], args[3])
 
 
 def _decline_current_target(row: Referral) -> None:
@@ -192,20 +219,66 @@ async def retry_waitlist(
     consortium_id: str,
     now: datetime,
     *,
+    freed: Sequence[FreedPlace],
     exclude: Sequence[str] = (),
+    max_priority: int | None = None,
 ) -> int:
-    """Capacity appeared: waitlisted referrals (most urgent, then oldest) try again."""
+    """Places became free: the waitlisted referrals that fit them (same care kind, specialty
+    and day), most urgent then oldest first, are routed again until the places are taken or
+    no waitlisted referral fits. Referrals of other specialties never hold up the queue."""
     placed = 0
     system = Actor(None, None)
-    for row in await repo.claim_waitlisted(session, consortium_id, WAITLIST_BATCH, exclude):
-        decision = await place(
-            session, settings, row, system, now, event_type="routed", record_waitlisted=False
-        )
-        if decision.target is not None:  # still no place: nothing is recorded again
-            row.version += 1
-            row.updated_at = now
-            placed += 1
+    tried = set(exclude)
+    wants = await repo.waitlisted_wants(session, consortium_id)
+    for place_ in [p for p in freed if any(p.fits(*w) for w in wants)]:
+        remaining = place_.count
+        for _ in range(WAITLIST_MAX_BATCHES):
+            if remaining <= 0:
+                break
+            batch = await repo.claim_waitlisted_for(
+                session, consortium_id, place_.key, WAITLIST_BATCH, sorted(tried), max_priority
+            )
+            if not batch:
+                break
+            for row in batch:
+                tried.add(row.id)
+                decision = await place(
+                    session,
+                    settings,
+                    row,
+                    system,
+                    now,
+                    event_type="routed",
+                    record_waitlisted=False,
+                )
+                if decision.target is None:  # still no place: nothing is recorded again
+                    continue
+                row.version += 1
+                row.updated_at = now
+                placed += 1
+                if row.target_institution_id == place_.institution_id:
+                    remaining -= 1
+                    if remaining <= 0:
+                        break
     return placed
+
+
+async def waitlist_first(
+    session: AsyncSession,
+    settings: Settings,
+    consortium_id: str,
+    place_: FreedPlace,
+    priority: int,
+    now: datetime,
+) -> bool:
+    """Before a new referral takes ``place_``: waitlisted referrals at least as urgent that
+    fit it are placed first. True when any was, so the new one must route again."""
+    if not await repo.waitlisted_fits(session, consortium_id, place_.key, priority):
+        return False
+    placed = await retry_waitlist(
+        session, settings, consortium_id, now, freed=[place_], max_priority=priority
+    )
+    return placed > 0
 
 
 async def transition(
@@ -284,8 +357,10 @@ async def transition(
     row.version += 1
     row.updated_at = now
     await session.flush()
-    if released:
-        await retry_waitlist(session, settings, row.consortium_id, now, exclude=[row.id])
+    if released is not None:
+        await retry_waitlist(
+            session, settings, row.consortium_id, now, freed=[released], exclude=[row.id]
+        )
     return await referrals.get_referral(session, protector, principal, row.id)
 
 
@@ -294,10 +369,12 @@ async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50)
     now = utcnow()
     rows = await repo.claim_expired(session, now, limit)
     system = Actor(None, None)
-    consortia: set[str] = set()
+    freed: dict[str, list[FreedPlace]] = {}
     for row in rows:
         step = lifecycle.find(Status(row.status), Action.EXPIRE, row.care_type, row.direction)
-        await _apply_hold(session, row, step.hold)
+        released = await _apply_hold(session, row, step.hold)
+        if released is not None:
+            freed.setdefault(row.consortium_id, []).append(released)
         previous = row.status
         row.status = step.to
         _event(
@@ -313,10 +390,11 @@ async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50)
         await place(session, settings, row, system, now, event_type="rerouted", cause="expired")
         row.version += 1
         row.updated_at = now
-        consortia.add(row.consortium_id)
     await session.flush()
-    for consortium_id in consortia:
-        await retry_waitlist(session, settings, consortium_id, now, exclude=[r.id for r in rows])
+    for consortium_id, places in freed.items():
+        await retry_waitlist(
+            session, settings, consortium_id, now, freed=places, exclude=[r.id for r in rows]
+        )
     return len(rows)
 
 

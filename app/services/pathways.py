@@ -273,9 +273,9 @@ async def record_milestone(
     expected = row.source_institution_id if code in SOURCE_MILESTONES else row.target_institution_id
     if principal.role not in (Role.CLINIC, Role.HOSPITAL) or principal.institution_id != expected:
         who = "the source" if code in SOURCE_MILESTONES else "the current target"
-        raise Forbidden(f"The '{code}' milestone is recorded by {who}.")
+        raise Forbidden(f"This milestone is recorded by {who}.")
     if await repo.get_milestone(session, row.id, code) is not None:
-        raise Conflict(f"The '{code}' milestone is already recorded.")
+        raise Conflict("This milestone is already recorded.")
     repo.add_milestone(
         session,
         Milestone(

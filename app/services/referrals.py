@@ -477,6 +477,33 @@ async def open_or_join_episode(
     return episode.id
 
 
+async def _waitlist_goes_first(
+    session: AsyncSession,
+    settings: Settings,
+    consortium_id: str,
+    data: RoutingInput,
+    placed: Placement,
+    priority: int,
+    now: datetime,
+) -> bool:
+    """A new referral never takes a place that a waitlisted one (at least as urgent) fits."""
+    from app.services import lifecycle  # lifecycle routes through this module
+
+    target = placed.target
+    code = placed.hold_code()
+    if target is None or code is None:
+        return False
+    inpatient = data.care_type is CareType.INPATIENT
+    place = lifecycle.FreedPlace(
+        target.institution_id,
+        "bed" if inpatient else "slot",
+        code,
+        None if inpatient else data.wanted_day,
+        max(1, target.capacity_free or 0),
+    )
+    return await lifecycle.waitlist_first(session, settings, consortium_id, place, priority, now)
+
+
 def apply_placement(row: Referral, placed: Placement, settings: Settings, now: datetime) -> None:
     """Target, state, hold, overflow and answer time of a (re-)routed referral."""
     target = placed.target
@@ -538,7 +565,12 @@ async def create_up_referral(
         "tests_done": body.get("tests_done") or [],
     }
     sealed = protector.seal(sensitive, associated=referral_id)
+    priority = service_levels.priority(body["urgency"], green_channel=pathway is not None)
     placed, hold = await route_for_create(session, settings, source, data, now)
+    if hold is not None and await _waitlist_goes_first(
+        session, settings, consortium_id, data, placed, priority, now
+    ):  # the waitlisted took the place: the new referral routes on (or waits)
+        placed, hold = await route_for_create(session, settings, source, data, now)
     row = Referral(
         id=referral_id,
         number=referral_number,
@@ -569,7 +601,7 @@ async def create_up_referral(
         pathway_version=pathway.version if pathway else None,
         pathway_targets=pathway.targets if pathway else None,
         overflow=False,
-        priority=service_levels.priority(body["urgency"], green_channel=pathway is not None),
+        priority=priority,
         version=1,
         created_at=now,
         updated_at=now,

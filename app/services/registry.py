@@ -80,13 +80,13 @@ async def _check_partners(
     partners (another consortium's member needs an admin key)."""
     institutions = await repo.get_institutions(session, list(partner_ids))
     found = {i.id for i in institutions}
-    missing = [i for i in partner_ids if i not in found]
+    missing = [n for n, i in enumerate(partner_ids) if i not in found]
     if missing:
         raise InvalidInput(
             "Unknown upstream partner institution.",
             [
-                {"loc": ["body", "upstream_partner_ids"], "msg": f"unknown institution id {m}"}
-                for m in missing
+                {"loc": ["body", "upstream_partner_ids", n], "msg": "unknown institution"}
+                for n in missing
             ],
         )
     if principal is not None and principal.role is not Role.ADMIN:
@@ -184,14 +184,11 @@ async def list_institutions(
 
 async def _check_specialties(session: AsyncSession, codes: Sequence[str]) -> None:
     known = await repo.existing_specialty_codes(session, codes)
-    unknown = [c for c in codes if c not in known]
+    unknown = [n for n, c in enumerate(codes) if c not in known]
     if unknown:
         raise InvalidInput(
             "Unknown specialty code.",
-            [
-                {"loc": ["body", "specialties"], "msg": f"unknown specialty code {c}"}
-                for c in unknown
-            ],
+            [{"loc": ["body", "specialties", n], "msg": "unknown specialty code"} for n in unknown],
         )
 
 

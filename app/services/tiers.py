@@ -171,7 +171,12 @@ async def create_policy(
         raise InvalidInput(
             "Unknown consortium.", [{"loc": ["body", "consortium_id"], "msg": "no such consortium"}]
         )
-    code = str(document.get("code") or "")
+    code = document.get("code")
+    if not isinstance(code, str) or not rb.POLICY_CODE.fullmatch(code):
+        raise InvalidInput(
+            "The policy code is not valid.",
+            [{"loc": ["body", "policy", "code"], "msg": f"must match {rb.POLICY_CODE.pattern}"}],
+        )
     document = {**document, "version": await repo.max_version(session, code) + 1}
     try:
         policy = rb.policy_from_dict(document)

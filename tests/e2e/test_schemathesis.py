@@ -53,7 +53,8 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "create_webhook_subscription": "url: https (http only in demo mode), a host, no userinfo",
         "quote_reimbursement": "the target is at another level than the source",
         "reject_referral": "reason_code other needs reason_text",
-        "put_capacity": "specialty codes of the catalogue (GET /v1/specialties)",
+        "put_capacity": "specialty codes of the catalogue (GET /v1/specialties); occupied at "
+        "most total; one entry per specialty and day; slot days within the configured window",
         "create_consortium": "time_zone: a zone of the IANA time-zone database",
         "update_consortium": "time_zone: a zone of the IANA time-zone database",
     },
@@ -91,6 +92,10 @@ def config_toml(known: dict[str, list[str]]) -> str:
         "",
         "[generation]",
         f"max-examples = {MAX_EXAMPLES}",
+        # every operation refuses NUL characters in any string (422 string_nul), also inside
+        # free-form objects where JSON Schema cannot say so; the hostile sweep of
+        # tests/integration/test_hostile_input.py sends them to every parameter and field
+        "allow-x00 = false",
         "",
         "[phases.stateful]",
         f"generation.max-examples = {STATEFUL_EXAMPLES}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -426,3 +427,445 @@ async def test_huge_strings_are_refused(client, auth, app, world) -> None:
     )
     _problem(r, 422)
     assert await _counts(app) == before
+
+
+# --- item 8: no input gives 500: a hostile-case sweep over every operation ---------------
+
+NUL = "ab\x00cd"
+HOSTILE_PATH = ("ab%00cd", "1" * 23, "-1", "%25", "' OR '1'='1", "9" * 300, "%C0%AF")
+HOSTILE_QUERY = (NUL, "1" * 23, "-" + "9" * 30, "1e309", "NaN", "true", "[]", "%", "\\", "_")
+HOSTILE_VALUES: tuple[Any, ...] = (NUL, 10**23, -(10**23), 1e308, True, [], {}, None, [NUL])
+
+
+def _deep_json(depth: int = 5000) -> bytes:
+    return b'{"a": ' * depth + b"1" + b"}" * depth
+
+
+def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        node: Any = doc
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def _properties(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Top-level properties of a body schema (every member of a union)."""
+    schema = _resolve(doc, schema)
+    props = dict(schema.get("properties", {}))
+    for member in schema.get("oneOf", []) + schema.get("anyOf", []):
+        props.update(_properties(doc, member))
+    return props
+
+
+def _is_string(doc: dict[str, Any], schema: dict[str, Any]) -> bool:
+    schema = _resolve(doc, schema)
+    if schema.get("type") == "string":
+        return True
+    return any(_is_string(doc, s) for s in schema.get("anyOf", []) if s.get("type") != "null")
+
+
+def _problem_or_ok(r: httpx.Response, label: Any) -> None:
+    where = (r.request.method, r.request.url.path, label)
+    assert r.status_code < 500, (where, r.status_code, r.text[:300])
+    if r.status_code >= 400:
+        assert r.headers["content-type"] == PROBLEM_JSON, (where, r.headers["content-type"])
+        assert "\x00" not in r.text and "\\u0000" not in r.text, where
+
+
+def _valid_bodies(world: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        ("POST", "/v1/referrals"): referral_body(),
+        ("POST", "/v1/institutions"): {
+            "code": "ZH-SWEEP",
+            "name": "卫生院",
+            "level": "primary",
+            "type": "general",
+            "consortium_id": world["consortium_id"],
+        },
+        ("PUT", "/v1/institutions/{institution_id}/capacity"): census({"03": (20, 2)}),
+        ("POST", "/v1/webhook-subscriptions"): {
+            "url": "http://127.0.0.1:9/his",
+            "event_types": ["referral.created"],
+        },
+        ("POST", "/v1/routing/preview"): {"care_type": "inpatient", "specialty_code": "03"},
+        ("POST", "/v1/referrals/{referral_id}/reject"): {"reason_code": "other"},
+    }
+
+
+async def test_item8_hostile_sweep_over_every_operation_never_gives_500(
+    client, auth, app, world
+) -> None:
+    doc = app.openapi()
+    world = {**world, "episode_id": world["referral_id"]}
+    valid = _valid_bodies(world)
+    sent = 0
+    operations = [
+        (m.upper(), p, op)
+        for p, item in doc["paths"].items()
+        for m, op in item.items()
+        if m in ("get", "post", "put", "patch", "delete")
+    ]
+    assert len(operations) >= 50, len(operations)
+    for method, path, op in operations:
+        key = _key_for(method, path)
+        headers = {**auth(key), "If-Match": world["etag"]}
+        params = [p for p in op.get("parameters", []) if p["in"] in ("path", "query")]
+        body = valid.get((method, path), {}) if "requestBody" in op else None
+        for param in params:
+            name = param["name"]
+            values = HOSTILE_PATH if param["in"] == "path" else HOSTILE_QUERY
+            for value in values:
+                if param["in"] == "path":
+                    url, query = path.replace("{" + name + "}", value), {}
+                else:
+                    url, query = path, {name: value}
+                r = await client.request(
+                    method,
+                    _url(url, world),
+                    params=query,
+                    json=body,
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
+                sent += 1
+                _problem_or_ok(r, (name, value[:30]))
+                if "\x00" in value or "%00" in value:
+                    problem = _problem(r, 422)
+                    assert problem["errors"][0]["type"] == "string_nul", problem
+                    if param["in"] == "query":
+                        assert problem["errors"][0]["loc"] == ["query", name], problem
+        if "requestBody" not in op:
+            continue
+        url = _url(path, world)
+        r = await client.request(
+            method,
+            url,
+            content=_deep_json(),
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        sent += 1
+        assert _problem(r, 422)["errors"][0]["loc"] == ["body"], (path, r.text[:300])
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        for field, field_schema in _properties(doc, schema).items():
+            for value in HOSTILE_VALUES:
+                r = await client.request(
+                    method,
+                    url,
+                    json={**(body or {}), field: value},
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
+                sent += 1
+                _problem_or_ok(r, (field, repr(value)[:30]))
+                if value == NUL and _is_string(doc, field_schema):
+                    problem = _problem(r, 422)
+                    assert any(  # a field of the other union member is refused as extra
+                        e["type"] in ("string_nul", "extra_forbidden") and field in e["loc"]
+                        for e in problem["errors"]
+                    ), (path, field, problem)
+    print(f"hostile sweep: {len(operations)} operations, {sent} requests, no 5xx")
+
+
+async def test_item8_nul_in_nested_body_strings_and_headers_is_422(client, auth, app) -> None:
+    before = await _counts(app)
+    patient = {**referral_body()["patient"], "name": "张\x00三"}
+    cases = [
+        referral_body(patient=patient),
+        referral_body(diagnosis={"icd10": "I63.9", "text": "卒中\x00"}),
+        referral_body(clinical_summary="ok\x00"),
+    ]
+    for body in cases:
+        r = await client.post(
+            "/v1/referrals",
+            json=body,
+            headers={**auth(CLINIC), "Idempotency-Key": uuid.uuid4().hex},
+        )
+        problem = _problem(r, 422)
+        assert any(e["type"] == "string_nul" for e in problem["errors"]), problem
+        assert "张" not in r.text and "卒中" not in r.text
+    r = await client.get("/v1/specialties", headers={**auth(CLINIC), "X-User-ID": "u\x00"})
+    problem = _problem(r, 422)
+    assert problem["errors"][0]["loc"] == ["header", "x-user-id"], problem
+    assert await _counts(app) == before
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/referrals", "/v1/institutions", "/v1/consortia", "/v1/webhook-subscriptions"]
+)
+async def test_item8_malformed_cursors_are_422_naming_cursor(client, auth, path) -> None:
+    import base64
+
+    def b64(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    cursors = [
+        "1" * 23,
+        b64("1" * 23 + "|2026-01-01T00:00:00+00:00|0190a0a0-0000-7000-8000-000000000000"),
+        b64("3|2026-01-01T00:00:00|0190a0a0-0000-7000-8000-000000000000"),
+        b64("3|0001-01-01T00:00:00+14:00|0190a0a0-0000-7000-8000-000000000000"),
+        b64("3|2026-01-01T00:00:00+00:00|x\x00y"),
+        b64("' OR 1=1 --"),
+        b64("a\x00b"),
+        "!!!!",
+        "%",
+    ]
+    key = HOSPITAL if path == "/v1/webhook-subscriptions" else ADMIN
+    for cursor in cursors:
+        r = await client.get(path, params={"cursor": cursor}, headers=auth(key))
+        problem = _problem(r, 422)
+        assert any(e["loc"] == ["query", "cursor"] for e in problem["errors"]), (cursor, problem)
+
+
+# --- item 10: census input -----------------------------------------------------------------
+
+
+async def test_item10_census_occupied_above_total_and_loose_numbers_are_422(
+    client, auth, app, world
+) -> None:
+    ch = world["institution_id"]
+    url = f"/v1/institutions/{ch}/capacity"
+    before = await _counts(app)
+    today = datetime.now(UTC).date()
+    bad: list[tuple[dict[str, Any], list[str | int]]] = []
+    for total, occupied, field in (
+        (3, 5, "occupied"),
+        (True, 0, "total"),
+        ("12", 0, "total"),
+        (12.0, 0, "total"),
+        (12, "3", "occupied"),
+        (12, False, "occupied"),
+    ):
+        beds = [{"specialty_code": "03", "total": total, "occupied": occupied}]
+        bad.append(({**census({}), "beds": beds}, ["body", "beds", 0, field]))
+    for day in ("0001-01-01", "9999-12-31", (today + timedelta(days=91)).isoformat()):
+        slots = [{"specialty_code": "03", "day": day, "total": 5, "occupied": 0}]
+        bad.append(({**census({}), "slots": slots}, ["body", "slots", 0, "day"]))
+    slot = {"specialty_code": "03", "day": today.isoformat(), "total": 5, "occupied": 6}
+    bad.append(({**census({}), "slots": [slot]}, ["body", "slots", 0, "occupied"]))
+    twice = [{"specialty_code": "03", "total": 5, "occupied": 1}] * 2
+    bad.append(({**census({}), "beds": twice}, ["body", "beds", 1, "specialty_code"]))
+    many = [{"specialty_code": "03", "day": today.isoformat(), "total": 1, "occupied": 0}] * 2001
+    bad.append(({**census({}), "slots": many}, ["body", "slots"]))
+    for body, loc in bad:
+        r = await client.put(url, json=body, headers=auth(ADMIN))
+        problem = _problem(r, 422)
+        assert any(e["loc"] == loc for e in problem["errors"]), (loc, problem["errors"][:3])
+    assert await _counts(app) == before
+    cap = (await client.get(url, headers=auth(ADMIN))).json()
+    beds = next(i for i in cap["items"] if i["specialty_code"] == "03")
+    assert (beds["total"], beds["occupied"]) == (20, 2)
+
+
+async def test_item10_census_is_written_in_bulk(client, auth, app, world) -> None:
+    """2,000 slot rows and 22 bed rows: a few statements, not one or two per row."""
+    from sqlalchemy import event
+
+    ch = world["institution_id"]
+    today = datetime.now(UTC).date()
+    codes = ["01", "02", "03", "04", "05", "06", "07"]
+    codes += [f"03.{n:02d}" for n in range(1, 12)] + [f"04.{n:02d}" for n in range(1, 5)]
+    slots = [
+        {
+            "specialty_code": code,
+            "day": (today + timedelta(days=d)).isoformat(),
+            "total": 10,
+            "occupied": d % 10,
+        }
+        for code in codes
+        for d in range(-1, 91)
+    ][:2000]
+    beds = [{"specialty_code": c, "total": 30, "occupied": 3} for c in codes]
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        r = await client.put(
+            f"/v1/institutions/{ch}/capacity",
+            json={**census({}), "beds": beds, "slots": slots},
+            headers=auth(ADMIN),
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert r.status_code == 200, r.text[:300]
+    assert len(r.json()["items"]) == 2000 + len(codes)
+    writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    assert len(writes) <= 12 and len(statements) <= 25, (len(writes), len(statements))
+    async with app.state.database.unit_of_work(read_only=True) as session:
+        stored = (
+            await session.execute(
+                text("SELECT count(*) FROM slot_capacity WHERE institution_id = :i"), {"i": ch}
+            )
+        ).scalar_one()
+        history = (
+            await session.execute(
+                text("SELECT count(*) FROM capacity_change WHERE institution_id = :i"), {"i": ch}
+            )
+        ).scalar_one()
+    assert stored == 2000 and history >= 2000 + len(codes)
+    print(f"census of 2,022 rows: {len(statements)} statements, {len(writes)} writes")
+
+
+# --- item 13: error bodies name the field, never the value -----------------------------------
+
+
+async def test_item13_error_bodies_never_echo_submitted_values(client, auth, app, world) -> None:
+    unknown_id = "0190ffff-dead-7eef-8000-00000000beef"
+    marker = "Zq9Marker"
+    patient = {**referral_body()["patient"], "resident_id": "350725199001011230"}
+    cases: list[tuple[str, str, str, Any, str]] = [
+        ("POST", "/v1/referrals", CLINIC, referral_body(patient=patient), "350725199001011230"),
+        ("POST", "/v1/referrals", CLINIC, referral_body(specialty_code="99.97"), "99.97"),
+        (
+            "POST",
+            "/v1/referrals",
+            CLINIC,
+            referral_body(patient_choice_institution_id=unknown_id),
+            unknown_id,
+        ),
+        ("POST", "/v1/referrals", CLINIC, referral_body(episode_id=unknown_id), unknown_id),
+        (
+            "POST",
+            "/v1/referrals",
+            CLINIC,
+            {**referral_body(), "direction": marker},
+            marker,
+        ),
+        ("POST", "/v1/referrals", CLINIC, referral_body(urgency=marker), marker),
+        (
+            "POST",
+            "/v1/referrals",
+            CLINIC,
+            referral_body(diagnosis={"icd10": "ZZ" + marker, "text": "x"}),
+            marker,
+        ),
+        (
+            "POST",
+            "/v1/institutions",
+            ADMIN,
+            {
+                "code": "ZH-E13",
+                "name": "x",
+                "level": "primary",
+                "type": "general",
+                "specialties": ["88.87"],
+            },
+            "88.87",
+        ),
+        (
+            "PATCH",
+            f"/v1/consortia/{world['consortium_id']}",
+            ADMIN,
+            {"upstream_partner_ids": [unknown_id]},
+            unknown_id,
+        ),
+        (
+            "PUT",
+            f"/v1/institutions/{world['institution_id']}/capacity",
+            ADMIN,
+            {**census({}), "beds": [{"specialty_code": "88.86", "total": 1, "occupied": 0}]},
+            "88.86",
+        ),
+        (
+            "POST",
+            "/v1/reimbursement-policies",
+            ADMIN,
+            {"policy": {"code": "=" + marker, "version": 1}},
+            marker,
+        ),
+        (
+            "POST",
+            "/v1/webhook-subscriptions",
+            HOSPITAL,
+            {"url": "http://127.0.0.1:9/his", "event_types": [marker]},
+            marker,
+        ),
+        ("POST", "/v1/routing/preview", CLINIC, {"care_type": marker}, marker),
+        ("GET", f"/v1/institutions?consortium={unknown_id}&level={marker}", ADMIN, None, marker),
+        ("GET", f"/v1/referrals?created_from={marker}", ADMIN, None, marker),
+        ("GET", f"/v1/institutions/{world['institution_id']}/capacity?x=1", ADMIN, None, "x=1"),
+    ]
+    for method, url, key, body, value in cases:
+        headers = {**auth(key), "Idempotency-Key": uuid.uuid4().hex, "If-Match": world["etag"]}
+        r = await client.request(method, url, json=body, headers=headers)
+        if r.status_code < 400:
+            continue  # accepted (an ignored query parameter): nothing to echo
+        problem = _problem(r)
+        assert value not in r.text, (method, url, r.text[:400])
+        if problem.get("errors"):
+            assert all(e["loc"] for e in problem["errors"]), problem
+
+
+# --- item 17: LIKE wildcards in q are characters ----------------------------------------------
+
+
+async def test_item17_search_wildcards_match_literally(client, auth, app) -> None:
+    h = auth(ADMIN)
+    every = (await client.get("/v1/institutions", params={"limit": 200}, headers=h)).json()
+    assert len(every["items"]) > 10
+    for q in ("%", "_", "%%", "\\", "_%", "%\\"):
+        r = await client.get("/v1/institutions", params={"q": q, "limit": 200}, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["items"] == [], (q, len(r.json()["items"]))
+    found = (await client.get("/v1/institutions", params={"q": "医院"}, headers=h)).json()
+    assert found["items"] and all("医院" in i["name"] for i in found["items"])
+    # a name holding the wildcard characters is found by them, and only it
+    r = await client.post(
+        "/v1/institutions",
+        json={"code": "ZH-PCT", "name": "卫生院 100%_a\\b", "level": "primary", "type": "general"},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    for q in ("%", "_", "0%_", "\\"):
+        items = (await client.get("/v1/institutions", params={"q": q}, headers=h)).json()["items"]
+        assert [i["code"] for i in items] == ["ZH-PCT"], (q, items)
+
+
+# --- item 7: CSV exports cannot carry formulas --------------------------------------------------
+
+
+async def test_item7_csv_cells_starting_like_formulas_are_neutralised(
+    client, auth, app, world
+) -> None:
+    import csv
+    import io
+
+    h = auth(ADMIN)
+    formula = '=HYPERLINK("http://evil.example/","x")'
+    r = await client.patch(
+        f"/v1/institutions/{world['institution_id']}", json={"name": formula}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    today = datetime.now(UTC).date()
+    r = await client.get(
+        "/v1/reports/referrals",
+        params={"from": today.replace(day=1).isoformat(), "to": (today + timedelta(days=1))},
+        headers={**auth("demo council ZHENGHE"), "Accept": "text/csv"},
+    )
+    assert r.status_code == 200, r.text[:300]
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    names = [row["name"] for row in rows]
+    assert "'" + formula in names, names
+    for row in rows:
+        for cell in row.values():
+            assert not (cell or "x").startswith(("=", "+", "-", "@", "\t", "\r")), row
+    # policy codes are codes: a formula is refused at input
+    r = await client.post(
+        "/v1/reimbursement-policies",
+        json={"policy": {"code": "=1+1", "version": 1}},
+        headers=h,
+    )
+    _problem(r, 422)
+
+
+def test_item7_safe_cell_prefixes_formula_starts() -> None:
+    from app.api.csv_export import safe_cell, to_csv
+
+    for text_ in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert safe_cell(text_) == "'" + text_
+    assert safe_cell(-1) == -1 and safe_cell(None) == "" and safe_cell("政和") == "政和"
+    body = to_csv(["a", "b"], [{"a": "=cmd|' /C calc'!A0", "b": 3}]).decode("utf-8-sig")
+    assert body.splitlines()[1] == "'=cmd|' /C calc'!A0,3"

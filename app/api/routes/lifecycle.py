@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
-import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from app.api.deps import PrincipalDep, SessionDep, SettingsDep
+from app.api.deps import (
+    CURSOR_ID,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    decode_cursor_text,
+    invalid_cursor,
+)
 from app.api.errors import problem_responses
 from app.api.routes.referrals import ETAG_HEADER, referral_links, referral_out
 from app.api.schemas.common import Instant, PageOf
@@ -44,13 +50,21 @@ def _encode(row: Any) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+PRIORITY_MAX = 2**31 - 1  # an INTEGER column
+
+
 def _decode(cursor: str) -> tuple[int, datetime, str]:
+    parts = decode_cursor_text(cursor).split("|")
+    if len(parts) != 3 or not CURSOR_ID.fullmatch(parts[2]) or not parts[0].isdigit():
+        raise invalid_cursor()
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        p, c, i = raw.split("|")
-        return int(p), datetime.fromisoformat(c), i
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise HTTPException(422, "The cursor is not valid; use next_cursor as given.") from exc
+        priority, created_at = int(parts[0]), datetime.fromisoformat(parts[1])
+        if created_at.tzinfo is None or priority > PRIORITY_MAX:
+            raise ValueError("not a cursor this service made")
+        created_at = created_at.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise invalid_cursor() from exc
+    return priority, created_at, parts[2]
 
 
 def _transition_route(action: Action, body_model: type[Any], summary: str) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from app.api import csv_export
 from app.api.deps import PrincipalDep, SessionDep
 from app.api.errors import problem_responses
 from app.api.schemas.common import IsoDate
@@ -58,15 +57,13 @@ def csv_columns() -> list[str]:
 
 
 def to_csv(rows: list[ReferralReportRow]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=csv_columns())
-    writer.writeheader()
+    flat: list[dict[str, Any]] = []
     for row in rows:
         data: dict[str, Any] = row.model_dump(mode="json")
         rejections = data.pop("rejections")
         data.update({f"rejections_{k}": v for k, v in rejections.items()})
-        writer.writerow({k: "" if v is None else v for k, v in data.items()})
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+        flat.append(data)
+    return csv_export.to_csv(csv_columns(), flat)
 
 
 @router.get(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from app.api import csv_export
 from app.api.deps import PrincipalDep, SessionDep
 from app.api.errors import problem_responses
 from app.api.schemas.common import IsoDate
@@ -121,13 +120,9 @@ async def list_tiers(
         for t, r in pairs
     ]
     if "text/csv" in request.headers.get("accept", ""):
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row.model_dump(mode="json"))
         return Response(
-            ("\ufeff" + buffer.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8"
+            csv_export.to_csv(CSV_COLUMNS, (row.model_dump(mode="json") for row in rows)),
+            media_type="text/csv; charset=utf-8",
         )
     return Response(
         "[" + ",".join(r.model_dump_json() for r in rows) + "]", media_type="application/json"

@@ -11,8 +11,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
 )
 
+from app.api.schemas.text_guard import refuse_nul
 from app.domain.localtime import InvalidTimeZone, validate_zone
 
 T = TypeVar("T")
@@ -88,11 +90,13 @@ def _non_blank(schema: dict[str, Any], model: type[BaseModel] | None = None) -> 
 
 
 class StrictModel(BaseModel):
-    """Request bodies: unknown fields are refused (no mass assignment)."""
+    """Request bodies: unknown fields are refused (no mass assignment), NUL characters too."""
 
     model_config = ConfigDict(
         extra="forbid", str_strip_whitespace=True, json_schema_extra=_non_blank
     )
+
+    _no_nul = field_validator("*", mode="before")(refuse_nul)
 
 
 class ResponseModel(BaseModel):

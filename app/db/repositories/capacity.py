@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import BedCapacity, CapacityChange, SlotCapacity
@@ -69,6 +70,71 @@ def add(session: AsyncSession, row: CapacityRow) -> None:
 
 def record_change(session: AsyncSession, **values: Any) -> None:
     session.add(CapacityChange(**values))
+
+
+StoredFigures = tuple[int, int, int, int, datetime | None]
+"""(total, occupied, held, overflow, as_of) of a stored census row."""
+
+
+async def lock_beds(
+    session: AsyncSession, institution_id: str, specialties: Iterable[str]
+) -> dict[str, StoredFigures]:
+    """The stored bed rows of these specialties, locked until the transaction ends."""
+    m = BedCapacity
+    stmt = (
+        select(m.specialty_code, m.total, m.occupied, m.held, m.overflow, m.as_of)
+        .where(m.institution_id == institution_id, m.specialty_code.in_(list(specialties)))
+        .with_for_update()
+    )
+    return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in (await session.execute(stmt)).all()}
+
+
+async def lock_slots(
+    session: AsyncSession, institution_id: str, keys: Iterable[tuple[str, date]]
+) -> dict[tuple[str, date], StoredFigures]:
+    """The stored slot rows of these (specialty, day) keys, locked until the transaction ends."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    days = [d for _, d in wanted]
+    m = SlotCapacity
+    stmt = (
+        select(m.specialty_code, m.day, m.total, m.occupied, m.held, m.overflow, m.as_of)
+        .where(
+            m.institution_id == institution_id,
+            m.specialty_code.in_({c for c, _ in wanted}),
+            m.day >= min(days),
+            m.day <= max(days),
+        )
+        .with_for_update()
+    )
+    rows = (await session.execute(stmt)).all()
+    return {(r[0], r[1]): (r[2], r[3], r[4], r[5], r[6]) for r in rows if (r[0], r[1]) in wanted}
+
+
+async def upsert_census(
+    session: AsyncSession, model: type[CapacityRow], rows: Sequence[dict[str, Any]]
+) -> None:
+    """All rows of one table in one statement (executemany): new rows are inserted with no
+    holds, stored ones get the new figures and keep their holds."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_(model)
+    keys = ["institution_id", "specialty_code"] + (["day"] if model is SlotCapacity else [])
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={
+            c: stmt.excluded[c] for c in ("total", "occupied", "overflow", "as_of", "updated_at")
+        },
+    )
+    await session.execute(stmt, list(rows))
+
+
+async def record_changes(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(CapacityChange), list(rows))
 
 
 async def candidate_beds(

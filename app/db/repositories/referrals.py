@@ -18,6 +18,7 @@ from app.db.models import (
     ReferralEvent,
     RoutingAttempt,
 )
+from app.domain.enums import CareType
 
 
 async def next_sequence(session: AsyncSession, consortium_id: str, day: date) -> int:
@@ -178,20 +179,74 @@ async def claim_expired(session: AsyncSession, now: datetime, limit: int) -> Seq
     return (await session.execute(stmt)).scalars().all()
 
 
-async def claim_waitlisted(
-    session: AsyncSession, consortium_id: str, limit: int, exclude: Sequence[str] = ()
+def _fits_place(kind: str, capacity_code: str, day: date | None) -> list[Any]:
+    """Waitlisted referrals that a free bed (or a day's slot) of ``capacity_code`` can take:
+    the same care kind, and the code itself or one of its sub-specialties (03 takes 03.04)."""
+    where: list[Any] = [
+        Referral.status == "waitlisted",
+        or_(
+            Referral.specialty_code == capacity_code,
+            Referral.specialty_code.startswith(capacity_code + ".", autoescape=True),
+        ),
+    ]
+    if kind == "bed":
+        where.append(Referral.care_type == CareType.INPATIENT)
+    else:
+        where += [Referral.care_type != CareType.INPATIENT, Referral.wanted_day == day]
+    return where
+
+
+async def claim_waitlisted_for(
+    session: AsyncSession,
+    consortium_id: str,
+    place: tuple[str, str, date | None],
+    limit: int,
+    exclude: Sequence[str] = (),
+    max_priority: int | None = None,
 ) -> Sequence[Referral]:
-    """Waitlisted referrals of a consortium, most urgent then oldest first, locked."""
+    """Waitlisted referrals that fit a freed ``(kind, capacity code, day)``, most urgent then
+    oldest first (none less urgent than ``max_priority``), locked."""
     stmt = (
         select(Referral)
-        .where(Referral.consortium_id == consortium_id, Referral.status == "waitlisted")
+        .where(Referral.consortium_id == consortium_id, *_fits_place(*place))
         .order_by(Referral.priority, Referral.created_at, Referral.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     if exclude:
         stmt = stmt.where(Referral.id.not_in(list(exclude)))
+    if max_priority is not None:
+        stmt = stmt.where(Referral.priority <= max_priority)
     return (await session.execute(stmt)).scalars().all()
+
+
+async def waitlisted_wants(
+    session: AsyncSession, consortium_id: str
+) -> set[tuple[bool, str, date | None]]:
+    """What the consortium's waitlisted referrals need: (inpatient, specialty, wanted day)."""
+    stmt = (
+        select(Referral.care_type, Referral.specialty_code, Referral.wanted_day)
+        .where(Referral.consortium_id == consortium_id, Referral.status == "waitlisted")
+        .distinct()
+    )
+    rows = (await session.execute(stmt)).all()
+    return {(r[0] == CareType.INPATIENT, r[1], r[2]) for r in rows}
+
+
+async def waitlisted_fits(
+    session: AsyncSession, consortium_id: str, place: tuple[str, str, date | None], priority: int
+) -> bool:
+    """Whether a waitlisted referral at least as urgent as ``priority`` fits the place."""
+    stmt = (
+        select(Referral.id)
+        .where(
+            Referral.consortium_id == consortium_id,
+            Referral.priority <= priority,
+            *_fits_place(*place),
+        )
+        .limit(1)
+    )
+    return (await session.execute(stmt)).first() is not None
 
 
 async def events_of(session: AsyncSession, referral_id: str) -> Sequence[ReferralEvent]:

@@ -257,15 +257,21 @@ async def list_institutions(
             )
         )
     if q:
-        pattern = f"%{q.lower()}%"
+        pattern = f"%{like_literal(q.lower())}%"
         stmt = stmt.where(
             or_(
-                func.lower(Institution.name).like(pattern),
-                func.lower(func.coalesce(Institution.name_en, "")).like(pattern),
-                func.lower(Institution.code).like(pattern),
+                func.lower(Institution.name).like(pattern, escape="\\"),
+                func.lower(func.coalesce(Institution.name_en, "")).like(pattern, escape="\\"),
+                func.lower(Institution.code).like(pattern, escape="\\"),
             )
         )
     return (await session.execute(stmt)).scalars().all()
+
+
+def like_literal(text: str) -> str:
+    """``text`` matched literally inside a LIKE pattern (ESCAPE '\\'): ``%``, ``_`` and ``\\``
+    in a search term are characters, not wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def add_institution(session: AsyncSession, institution: Institution) -> Institution:
