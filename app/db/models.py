@@ -16,7 +16,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -400,15 +399,18 @@ class ReferralCounter(Base):
 
 
 class IdempotencyRecord(Base):
+    """A create's Idempotency-Key: no patient data, only where the answer is (the referral)."""
+
     __tablename__ = "idempotency_record"
 
-    institution_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the API key
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))  # in_flight | done
+    claim_token: Mapped[str] = mapped_column(String(32))  # fences a taken-over claim
     response_status: Mapped[int | None] = mapped_column(Integer)
-    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # Location, ETag
+    referral_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 

@@ -14,8 +14,6 @@ def can_see(principal: Principal, row: Referral) -> bool:
         return principal.consortium_id == row.consortium_id
     if principal.role not in (Role.CLINIC, Role.HOSPITAL):
         return False
-    return principal.institution_id in (
-        row.source_institution_id,
-        row.target_institution_id,
-        *row.declined_institution_ids,
-    )
+    # PIPL's minimum-necessary rule: a hospital that rejected the referral or let it expire
+    # (``declined_institution_ids``) no longer needs the patient's data and loses access
+    return principal.institution_id in (row.source_institution_id, row.target_institution_id)

@@ -361,7 +361,7 @@ async def transition(
         await retry_waitlist(
             session, settings, row.consortium_id, now, freed=[released], exclude=[row.id]
         )
-    return await referrals.get_referral(session, protector, principal, row.id)
+    return await referrals.get_referral(session, protector, principal, row.id, just_declined=True)
 
 
 async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50) -> int:

@@ -646,13 +646,31 @@ async def create_up_referral(
 
 
 async def get_referral(
-    session: AsyncSession, protector: PatientDataProtector, principal: Principal, referral_id: str
+    session: AsyncSession,
+    protector: PatientDataProtector,
+    principal: Principal,
+    referral_id: str,
+    *,
+    just_declined: bool = False,
 ) -> ReferralView:
+    """The referral as ``principal`` may see it. ``just_declined``: the answer to the hospital
+    whose rejection just sent the referral on; it has lost access to the patient's data, so it
+    gets the referral without clinical text, the name reduced to its first character and the
+    identity masked."""
     row = await repo.get(session, referral_id)
-    if row is None or not can_see(principal, row):
+    declined = (
+        row is not None
+        and just_declined
+        and principal.institution_id in (row.declined_institution_ids or ())
+    )
+    if row is None or not (declined or can_see(principal, row)):
         raise NotFound("No referral with this id.")
     attempt = await repo.latest_attempt(session, row.id)
     sensitive = protector.open(row.sensitive, associated=row.id)
+    if declined and not can_see(principal, row):
+        patient = dict(sensitive["patient"])
+        patient["name"] = patient["name"][:1] + "*" * max(0, len(patient["name"]) - 1)
+        sensitive = {"patient": patient}
     full = principal.role in (Role.CLINIC, Role.HOSPITAL) and principal.institution_id in (
         row.source_institution_id,
         row.target_institution_id,
@@ -665,17 +683,3 @@ async def get_referral(
 
 def masked(view: ReferralView) -> dict[str, Any]:
     return patients.shown_patient(view.sensitive["patient"], view.show_full_identity)
-
-
-async def remember_response(
-    session: AsyncSession,
-    institution_id: str,
-    key: str,
-    status: int,
-    headers: dict[str, str],
-    body: bytes,
-) -> None:
-    """Store the answer for replays, in the same transaction as the referral."""
-    await repo.complete_idempotency(
-        session, institution_id, key, status=status, headers=headers, body=body
-    )

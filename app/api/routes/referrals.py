@@ -23,6 +23,7 @@ from app.api.schemas.referrals import (
 from app.api.schemas.tiers import TierOut
 from app.config import Settings
 from app.db.base import utcnow
+from app.domain.enums import Role
 from app.domain.errors import Conflict, Forbidden
 from app.domain.lifecycle import Action
 from app.services import down_referrals, idempotency, referrals
@@ -173,6 +174,8 @@ async def create_referral(
     one that referred the patient up in this episode, else the nearest offering the service.
     """
     protector = _protector(request)
+    if isinstance(body, DownReferralCreate) and principal.role is not Role.HOSPITAL:
+        raise Forbidden("Down-referrals are sent by hospitals.")  # before any key is claimed
 
     async def work(number: referrals.Number | None) -> referrals.ReferralView:
         if isinstance(body, DownReferralCreate):
@@ -197,12 +200,17 @@ async def idempotent_create(
     body_json: dict[str, Any],
     work: Callable[[referrals.Number | None], Awaitable[referrals.ReferralView]],
 ) -> Response:
-    """Run a create once per key: replay the stored answer for a repeated request.
+    """Run a create once per key: a repeated request gets the referral the first one made.
 
-    The referral number is taken in the claim's short transaction (``referrals.take_number``),
-    committed before the request's own transaction starts; the bed or slot hold runs last,
-    just before COMMIT, and a lost race rolls back to the attempt's savepoint."""
-    if principal.institution_id is None:
+    The record keeps no patient data: the status, ``Location``, ``ETag`` and the referral id;
+    a replay renders the referral again for the caller (who may see less by now). Keys are
+    scoped by the API key, and the role is checked before the claim, so a refused create
+    neither claims a key nor takes a number. The referral number is taken in the claim's short
+    transaction (``referrals.take_number``); the bed or slot hold runs last, just before
+    COMMIT, and a lost race rolls back to the attempt's savepoint. The claim is fenced: if it
+    stalled past ``REFERRAL_IDEMPOTENCY_IN_FLIGHT_SECONDS`` and a retry took it over, this
+    request's transaction cannot mark it done and rolls back (exactly one referral)."""
+    if principal.institution_id is None or principal.role not in (Role.CLINIC, Role.HOSPITAL):
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     database = get_database(request)
     institution_id = principal.institution_id
@@ -211,17 +219,22 @@ async def idempotent_create(
     async def take_number(claim: AsyncSession) -> None:
         taken.append(await referrals.take_number(claim, institution_id, utcnow()))
 
-    replay = await idempotency.claim(
+    claimed = await idempotency.claim(
         database,
-        institution_id=principal.institution_id,
+        scope_id=principal.key_id,
         key=idempotency_key,
         body_hash=idempotency.request_hash({"path": request.url.path, "body": body_json}),
         ttl=settings.idempotency_ttl,
         in_flight_timeout=settings.idempotency_in_flight,
         on_claim=take_number,
     )
-    if replay is not None:
-        return Response(replay.body, replay.status, replay.headers, media_type=None)
+    if isinstance(claimed, idempotency.Replay):
+        view = await referrals.get_referral(
+            session, _protector(request), principal, claimed.referral_id
+        )
+        replay_headers = {**claimed.headers, "ETag": etag(view)}
+        content = referral_out(view).model_dump_json().encode()
+        return Response(content, claimed.status, replay_headers, media_type=None)
     try:
         number = taken[0] if taken else None
         for _ in range(referrals.MAX_HOLD_ATTEMPTS):
@@ -233,8 +246,8 @@ async def idempotent_create(
                 "ETag": etag(view),
                 "Content-Type": "application/json",
             }
-            await referrals.remember_response(
-                session, principal.institution_id, idempotency_key, 201, headers, content
+            await idempotency.complete(
+                session, claimed, status=201, headers=headers, referral_id=view.row.id
             )
             # the hold last: its capacity row stays locked only until the commit below
             if view.hold is None or await view.hold():
@@ -248,9 +261,7 @@ async def idempotent_create(
     except BaseException:
         # end the request's transaction first: on SQLite it holds the write lock
         await session.rollback()
-        await idempotency.release(
-            database, institution_id=principal.institution_id, key=idempotency_key
-        )
+        await idempotency.release(database, claimed)
         raise
     return Response(content, 201, headers, media_type=None)
 

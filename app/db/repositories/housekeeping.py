@@ -19,9 +19,9 @@ async def _rowcount(session: AsyncSession, stmt: object) -> int:
 
 async def expired_idempotency_records(session: AsyncSession, now: datetime, limit: int) -> int:
     """Stored answers past their time to live (``expires_at``)."""
-    pk = tuple_(IdempotencyRecord.institution_id, IdempotencyRecord.key)
+    pk = tuple_(IdempotencyRecord.scope_id, IdempotencyRecord.key)
     batch = (
-        select(IdempotencyRecord.institution_id, IdempotencyRecord.key)
+        select(IdempotencyRecord.scope_id, IdempotencyRecord.key)
         .where(IdempotencyRecord.expires_at < now)
         .limit(limit)
     )

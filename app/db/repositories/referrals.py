@@ -69,80 +69,99 @@ async def latest_attempt(session: AsyncSession, referral_id: str) -> RoutingAtte
 async def claim_idempotency(
     session: AsyncSession,
     *,
-    institution_id: str,
+    scope_id: str,
     key: str,
     request_hash: str,
+    token: str,
     now: datetime,
     expires_at: datetime,
 ) -> bool:
-    """Insert an in-flight record; False when one exists already."""
+    """Insert an in-flight record holding ``token``; False when one exists already."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
         insert(IdempotencyRecord)
         .values(
-            institution_id=institution_id,
+            scope_id=scope_id,
             key=key,
             request_hash=request_hash,
             state="in_flight",
+            claim_token=token,
             created_at=now,
             expires_at=expires_at,
         )
-        .on_conflict_do_nothing(
-            index_elements=[IdempotencyRecord.institution_id, IdempotencyRecord.key]
-        )
+        .on_conflict_do_nothing(index_elements=[IdempotencyRecord.scope_id, IdempotencyRecord.key])
     )
     result = await session.execute(stmt)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def get_idempotency(
-    session: AsyncSession, institution_id: str, key: str
+    session: AsyncSession, scope_id: str, key: str
 ) -> IdempotencyRecord | None:
     stmt = select(IdempotencyRecord).where(
-        IdempotencyRecord.institution_id == institution_id, IdempotencyRecord.key == key
+        IdempotencyRecord.scope_id == scope_id, IdempotencyRecord.key == key
     )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def take_over_stale_claim(
-    session: AsyncSession, institution_id: str, key: str, older_than: datetime, now: datetime
+    session: AsyncSession,
+    scope_id: str,
+    key: str,
+    older_than: datetime,
+    now: datetime,
+    token: str,
 ) -> bool:
+    """A claim in flight for too long becomes ours, with a new token: the stalled request's
+    own token no longer matches, so it cannot finish (:func:`complete_idempotency`)."""
     result = await session.execute(
         update(IdempotencyRecord)
         .where(
-            IdempotencyRecord.institution_id == institution_id,
+            IdempotencyRecord.scope_id == scope_id,
             IdempotencyRecord.key == key,
             IdempotencyRecord.state == "in_flight",
             IdempotencyRecord.created_at < older_than,
         )
-        .values(created_at=now)
+        .values(created_at=now, claim_token=token)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def complete_idempotency(
     session: AsyncSession,
-    institution_id: str,
+    scope_id: str,
     key: str,
+    token: str,
     *,
     status: int,
     headers: dict[str, str],
-    body: bytes,
-) -> None:
-    await session.execute(
+    referral_id: str,
+) -> bool:
+    """Mark the claim done, in the transaction that writes the referral; False when the claim
+    is no longer ours (taken over), and then that transaction must not commit."""
+    result = await session.execute(
         update(IdempotencyRecord)
-        .where(IdempotencyRecord.institution_id == institution_id, IdempotencyRecord.key == key)
-        .values(state="done", response_status=status, response_headers=headers, response_body=body)
-    )
-
-
-async def release_idempotency(session: AsyncSession, institution_id: str, key: str) -> None:
-    await session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.institution_id == institution_id,
+        .where(
+            IdempotencyRecord.scope_id == scope_id,
             IdempotencyRecord.key == key,
             IdempotencyRecord.state == "in_flight",
+            IdempotencyRecord.claim_token == token,
+        )
+        .values(
+            state="done", response_status=status, response_headers=headers, referral_id=referral_id
+        )
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def release_idempotency(session: AsyncSession, scope_id: str, key: str, token: str) -> None:
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.scope_id == scope_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.state == "in_flight",
+            IdempotencyRecord.claim_token == token,
         )
     )
 

@@ -1,0 +1,112 @@
+"""Patient data at rest: after creates, a rejection, a down-referral, follow-ups and an
+escalation, no column of any table holds the patients' resident IDs, name, insurance number or
+diagnosis text in clear (only sealed columns hold them, as ciphertext). SQLite: the database
+file and its WAL, byte for byte; PostgreSQL: every text, varchar, json and bytea column of
+every table. The idempotency record kept the whole 201 body in clear before."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from tests.factories import census, referral_body
+from tests.integration import test_down_referral_api as down_flow
+
+NAME = "测试患者甲"
+INSURANCE = "INS-000123456"
+DIAGNOSIS_TEXT = "脑梗死（测试诊断文字）"
+
+
+async def _create_and_reject(client: httpx.AsyncClient, auth: Any) -> str:
+    admin = auth("demo admin")
+    ids = {
+        i["code"]: i["id"]
+        for i in (
+            await client.get("/v1/institutions", params={"limit": 200}, headers=admin)
+        ).json()["items"]
+    }
+    for code in ("ZH-CH", "ZH-TCM"):
+        r = await client.put(
+            f"/v1/institutions/{ids[code]}/capacity", json=census({"03": (40, 1)}), headers=admin
+        )
+        assert r.status_code == 200
+    body = referral_body()
+    r = await client.post(
+        "/v1/referrals",
+        json=body,
+        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+    ref = r.json()
+    r = await client.post(
+        f"/v1/referrals/{ref['id']}/reject",
+        json={"reason_code": "no_bed"},
+        headers={**auth("demo hospital ZH-CH"), "If-Match": f'"{ref["id"]}.{ref["version"]}"'},
+    )
+    assert r.status_code == 200, r.text
+    resident_id: str = body["patient"]["resident_id"]
+    return resident_id
+
+
+async def _pg_hits(app: Any, values: list[str]) -> list[tuple[str, str, str]]:
+    hits = []
+    async with app.state.database.unit_of_work(read_only=True) as session:
+        columns = (
+            await session.execute(
+                text(
+                    "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = 'public' AND data_type IN "
+                    "('text', 'character varying', 'json', 'jsonb', 'bytea')"
+                )
+            )
+        ).all()
+        for table, column, kind in columns:
+            for value in values:
+                if kind == "bytea":
+                    where = f"position(convert_to(:v, 'UTF8') in \"{column}\") > 0"
+                else:
+                    where = f'position(:v in "{column}"::text) > 0'
+                n = (
+                    await session.execute(
+                        text(f'SELECT count(*) FROM "{table}" WHERE {where}'), {"v": value}
+                    )
+                ).scalar_one()
+                if n:
+                    hits.append((table, column, value[:3] + "…"))
+    return hits
+
+
+def _file_hits(db_url: str, values: list[str]) -> list[tuple[str, str]]:
+    path = Path(make_url(db_url).database or "")
+    hits = []
+    for file in (path, path.with_name(path.name + "-wal")):
+        if file.exists():
+            data = file.read_bytes()
+            hits += [(file.name, v[:3] + "…") for v in values if v.encode() in data]
+    return hits
+
+
+async def test_no_patient_data_in_clear_at_rest(
+    client: httpx.AsyncClient, auth: Any, app: Any, db_url: str, backend: str
+) -> None:
+    first = await _create_and_reject(client, auth)
+    await down_flow.test_closed_loop_up_down_follow_up_escalate(client, auth, app)
+    rows = await _pg_hits(app, [first]) if backend == "postgresql" else []
+    # the down-referral flow's patient: the up-referral its hospital sent
+    async with app.state.database.unit_of_work(read_only=True) as session:
+        count = (await session.execute(text("SELECT count(*) FROM referral"))).scalar_one()
+        records = (
+            await session.execute(text("SELECT count(*) FROM idempotency_record"))
+        ).scalar_one()
+    assert count >= 4 and records >= 3  # creates, the down-referral and the escalation
+    values = [first, NAME, INSURANCE, DIAGNOSIS_TEXT]
+    if backend == "postgresql":
+        assert await _pg_hits(app, values) == [] and rows == []
+    else:
+        await app.state.database.dispose()  # the WAL as the service left it
+        assert _file_hits(db_url, values) == []
