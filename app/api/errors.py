@@ -389,7 +389,5 @@ class InternalErrorMiddleware:
             if started:
                 raise
             log.error("unhandled error %s", type(exc).__name__)
-            response = problem_response(
-                Request(scope), 500, "An unexpected error occurred."
-            )
+            response = problem_response(Request(scope), 500, "An unexpected error occurred.")
             await response(scope, receive, send)
