@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.middleware import BodyTooLarge
 from app.domain.errors import (
@@ -372,7 +373,38 @@ def install(app: FastAPI) -> None:
         log.error("database error %s %s", type(exc.orig).__name__ if exc.orig else "-", code)
         return problem_response(request, 500, "An unexpected error occurred.")
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error %s", type(exc).__name__)
-        return problem_response(request, 500, "An unexpected error occurred.")
+    app.add_middleware(InternalErrorMiddleware)
+
+
+class InternalErrorMiddleware:
+    """Any unexpected exception: a complete 500 problem+json, and the connection stays usable.
+
+    Starlette's own handler for ``Exception`` sends the response and then re-raises, and
+    uvicorn answers a raised exception by resetting the connection, so a keep-alive client's
+    next request on it failed. Here the exception ends with the response; when the response
+    had already started, it is re-raised and uvicorn closes the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if started:
+                raise
+            log.error("unhandled error %s", type(exc).__name__)
+            response = problem_response(Request(scope), 500, "An unexpected error occurred.")
+            await response(scope, receive, send)
