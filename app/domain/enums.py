@@ -96,7 +96,7 @@ class InsuranceScheme(StrEnum):
 
 
 class InstitutionGrade(StrEnum):
-    """Hospital grade (医院等级): tier digit and 甲/乙/丙 as A/B/C; Chinese words in national_codes."""
+    """Hospital grade (医院等级): tier digit, 甲/乙/丙 as A/B/C; words in national_codes."""
 
     G3A = "3A"
     G3B = "3B"

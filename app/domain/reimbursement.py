@@ -330,6 +330,7 @@ _LEVEL_WORDS: Final[Mapping[InstitutionLevel, str]] = MappingProxyType(
     }
 )
 
+
 def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 

@@ -74,9 +74,7 @@ def _convert_referrals(mapping: Mapping[str, str]) -> None:
     referral = sa.table("referral", sa.column("insurance_scheme", sa.String))
     for old, new in mapping.items():
         op.execute(
-            referral.update()
-            .where(referral.c.insurance_scheme == old)
-            .values(insurance_scheme=new)
+            referral.update().where(referral.c.insurance_scheme == old).values(insurance_scheme=new)
         )
 
 
@@ -107,7 +105,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("uq_institution_insurance_code", "uq_institution_licence_number", "uq_institution_uscc"):
+    for name in (
+        "uq_institution_insurance_code",
+        "uq_institution_licence_number",
+        "uq_institution_uscc",
+    ):
         op.drop_index(name, table_name="institution")
     for column in ("grade", "insurance_code", "licence_number", "uscc"):
         op.execute(f"ALTER TABLE institution DROP COLUMN {column}")

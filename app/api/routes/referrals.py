@@ -24,6 +24,7 @@ from app.config import Settings
 from app.db.base import utcnow
 from app.domain.errors import Conflict, Forbidden
 from app.domain.lifecycle import Action
+from app.domain.national_codes import scheme_name, scheme_name_en
 from app.services import down_referrals, idempotency, referrals
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -86,6 +87,8 @@ def referral_out(view: referrals.ReferralView) -> ReferralOut:
         wanted_day=row.wanted_day,
         urgency=row.urgency,
         insurance_scheme=row.insurance_scheme,
+        insurance_scheme_name=scheme_name(row.insurance_scheme),
+        insurance_scheme_name_en=scheme_name_en(row.insurance_scheme),
         patient=PatientOut.model_validate(referrals.masked(view)),
         patient_sex=row.patient_sex,
         patient_birth_date=row.patient_birth_date,

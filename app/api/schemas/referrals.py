@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, StringConstraints, Tag
 
 from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
+from app.api.schemas.national import InsuranceSchemeIn, InsuranceSchemeOut
 from app.api.schemas.registry import Id, SpecialtyCode
 from app.api.schemas.tiers import TierOut
-from app.domain.enums import CareType, InsuranceScheme, Sex, Urgency
+from app.domain.enums import CareType, Sex, Urgency
 
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -20,7 +21,7 @@ class PatientIn(StrictModel):
     )
     sex: Sex | None = Field(None, description="Checked against the resident ID when given.")
     birth_date: IsoDate | None = Field(None, description="Checked against the resident ID.")
-    insurance_scheme: InsuranceScheme
+    insurance_scheme: InsuranceSchemeIn
     insurance_number: Annotated[str, StringConstraints(max_length=64)] | None = None
     signed_institution_ids: list[Id] = Field(
         default_factory=list, max_length=3, description="Family-doctor signing (1+1+1)."
@@ -149,7 +150,11 @@ class ReferralOut(ResponseModel):
     care_type: CareType
     wanted_day: date | None
     urgency: Urgency
-    insurance_scheme: InsuranceScheme
+    insurance_scheme: InsuranceSchemeOut
+    insurance_scheme_name: str = Field(examples=["城乡居民基本医疗保险"])
+    insurance_scheme_name_en: str = Field(
+        examples=["urban and rural resident basic medical insurance"]
+    )
     patient: PatientOut
     patient_sex: Sex
     patient_birth_date: date
