@@ -8,9 +8,7 @@ from app.domain import national_codes as nc
 from app.domain.enums import InstitutionGrade, InstitutionLevel, InsuranceScheme
 
 
-@pytest.mark.parametrize(
-    "code", ["91110000802100433B", "12100000400000624D", "91440300708461136T"]
-)
+@pytest.mark.parametrize("code", ["91110000802100433B", "12100000400000624D", "91440300708461136T"])
 def test_published_unified_social_credit_codes_pass(code: str) -> None:
     assert nc.is_valid_uscc(code)
 
@@ -26,7 +24,7 @@ def test_every_scheme_has_a_name_and_old_words_map_to_codes() -> None:
     assert nc.scheme_of("employee_basic") is InsuranceScheme.EMPLOYEE_BASIC
     assert nc.scheme_of("390") is InsuranceScheme.URBAN_RURAL_RESIDENT
     assert nc.scheme_name(InsuranceScheme("310")) == "职工基本医疗保险"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="999"):
         nc.scheme_of("999")
 
 
