@@ -102,3 +102,41 @@ async def test_openapi_describes_the_code_sets(client) -> None:
     doc = (await client.get("/openapi.json")).json()
     text = str(doc)
     assert "insutype" in text and "GB 32100" in text and "H + region" in text
+
+
+def test_migration_converts_stored_policy_terms_and_back(tmp_path) -> None:
+    import asyncio
+    import json
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.db import migrate as migrations
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'n.db'}"
+    migrations.upgrade(url, "0008")
+    doc = {"code": "P", "terms": {"employee_basic": {}, "urban_rural_resident": {}}}
+
+    async def sql(stmt: str, **params: object) -> object:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(text(stmt), params)
+                return result.scalar() if result.returns_rows else None
+        finally:
+            await engine.dispose()
+
+    asyncio.run(
+        sql(
+            "INSERT INTO reimbursement_policy (id, code, version, effective_from, is_example,"
+            " document, created_at) VALUES ('p1', 'P', 1, '2026-01-01', 1, :d,"
+            " '2026-01-01 00:00:00+00:00')",
+            d=json.dumps(doc),
+        )
+    )
+    migrations.upgrade(url)
+    stored = json.loads(str(asyncio.run(sql("SELECT document FROM reimbursement_policy"))))
+    assert set(stored["terms"]) == {"310", "390"}
+    migrations.downgrade(url, "0008")
+    stored = json.loads(str(asyncio.run(sql("SELECT document FROM reimbursement_policy"))))
+    assert set(stored["terms"]) == {"employee_basic", "urban_rural_resident"}
