@@ -156,7 +156,7 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
                 "specialty_code": s.specialty,
                 "care_type": "inpatient",
                 "urgency": "routine",
-                "insurance_scheme": "urban_rural_resident",
+                "insurance_scheme": "390",
                 "diagnosis_code": "I10",
                 "patient_sex": "female",
                 "patient_birth_date": date(1960, 1, 1),

@@ -54,6 +54,8 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "quote_reimbursement": "the target is at another level than the source",
         "reject_referral": "reason_code other needs reason_text",
         "put_capacity": "specialty codes of the catalogue (GET /v1/specialties)",
+        "create_institution": "GB 32100 check character; grade tier equal to the level; unique ids",
+        "update_institution": "GB 32100 check character; grade tier equal to the level; unique ids",
     },
     "412": {
         f"{action}_referral": "If-Match must be the referral's current ETag"
