@@ -160,7 +160,7 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
                 "specialty_code": s.specialty,
                 "care_type": "inpatient",
                 "urgency": "routine",
-                "insurance_scheme": "urban_rural_resident",
+                "insurance_scheme": "390",
                 "diagnosis_code": "I10.x00",
                 "diagnosis_code_system": "clinical_2_0",
                 "patient_sex": "2",

@@ -117,7 +117,7 @@ async def generate(
                 'inpatient',
                 CASE WHEN g % 20 = 0 THEN 'emergency' WHEN g % 5 = 0 THEN 'urgent'
                      ELSE 'routine' END,
-                'urban_rural_resident',
+                '390',
                 'I63.9',
                 CASE WHEN g % 2 = 0 THEN '2' ELSE '1' END,
                 DATE '1950-01-01' + (g % 20000),

@@ -28,6 +28,7 @@ from app.domain.enums import (
     CareType,
     Centre,
     ConsortiumKind,
+    InstitutionGrade,
     InstitutionLevel,
     InstitutionType,
     InsuranceScheme,
@@ -98,6 +99,20 @@ class Institution(TimestampMixin, Base):
     level: Mapped[InstitutionLevel] = mapped_column(_enum(InstitutionLevel, "institution_level"))
     type: Mapped[InstitutionType] = mapped_column(_enum(InstitutionType, "institution_type"))
     region_code: Mapped[str | None] = mapped_column(String(12))
+    uscc: Mapped[str | None] = mapped_column(String(18))
+    licence_number: Mapped[str | None] = mapped_column(String(22))
+    insurance_code: Mapped[str | None] = mapped_column(String(12))
+    grade: Mapped[InstitutionGrade | None] = mapped_column(
+        Enum(
+            InstitutionGrade,
+            name="institution_grade",
+            native_enum=False,
+            create_constraint=False,
+            length=16,
+            values_callable=enum_values,
+            validate_strings=True,
+        )
+    )
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
     location_approximate: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -128,6 +143,9 @@ class Institution(TimestampMixin, Base):
             postgresql_where=text("is_lead"),
         ),
         Index("ix_institution_level_name", "level", "name"),
+        Index("uq_institution_uscc", "uscc", unique=True),
+        Index("uq_institution_licence_number", "licence_number", unique=True),
+        Index("uq_institution_insurance_code", "insurance_code", unique=True),
     )
 
 

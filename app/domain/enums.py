@@ -72,11 +72,42 @@ class Urgency(StrEnum):
 
 
 class InsuranceScheme(StrEnum):
-    EMPLOYEE_BASIC = "employee_basic"
-    URBAN_RURAL_RESIDENT = "urban_rural_resident"
-    URBAN_RESIDENT_LEGACY = "urban_resident_legacy"
-    NEW_RURAL_COOPERATIVE_LEGACY = "new_rural_cooperative_legacy"
+    """险种类型 codes of the national medical-insurance platform (insutype), plus self-pay.
+
+    Names and sources: app/domain/national_codes.py. `self_pay` is this service's own code: the
+    national list has none for patients without insurance.
+    """
+
+    EMPLOYEE_BASIC = "310"
+    CIVIL_SERVANT_SUBSIDY = "320"
+    LARGE_EXPENSE_SUBSIDY = "330"
+    RETIRED_CADRE = "340"
+    DISABLED_SERVICEMEN = "350"
+    RED_ARMY_VETERAN = "360"
+    ENTERPRISE_SUPPLEMENTARY = "370"
+    NEW_RURAL_COOPERATIVE_LEGACY = "380"
+    URBAN_RURAL_RESIDENT = "390"
+    URBAN_RESIDENT_LEGACY = "391"
+    RESIDENT_CRITICAL_ILLNESS = "392"
+    OTHER_SPECIAL = "399"
+    LONG_TERM_CARE = "410"
+    MATERNITY = "510"
     SELF_PAY = "self_pay"
+
+
+class InstitutionGrade(StrEnum):
+    """Hospital grade (医院等级): tier digit, 甲/乙/丙 as A/B/C; words in national_codes."""
+
+    G3A = "3A"
+    G3B = "3B"
+    G3C = "3C"
+    G2A = "2A"
+    G2B = "2B"
+    G2C = "2C"
+    G1A = "1A"
+    G1B = "1B"
+    G1C = "1C"
+    UNGRADED = "ungraded"
 
 
 class Sex(StrEnum):

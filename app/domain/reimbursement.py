@@ -68,6 +68,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
 
 from app.domain.enums import InstitutionLevel, InsuranceScheme, Urgency
+from app.domain.national_codes import scheme_name_en, scheme_of
 
 Direction = Literal["up", "down", "none"]
 ItemKind = Literal["general", "tcm_decoction", "tcm_non_drug"]
@@ -333,16 +334,6 @@ _LEVEL_WORDS: Final[Mapping[InstitutionLevel, str]] = MappingProxyType(
     }
 )
 
-_SCHEME_WORDS: Final[Mapping[InsuranceScheme, str]] = MappingProxyType(
-    {
-        InsuranceScheme.EMPLOYEE_BASIC: "employee basic medical insurance",
-        InsuranceScheme.URBAN_RURAL_RESIDENT: "urban and rural resident medical insurance",
-        InsuranceScheme.URBAN_RESIDENT_LEGACY: "urban resident medical insurance (legacy)",
-        InsuranceScheme.NEW_RURAL_COOPERATIVE_LEGACY: "new rural cooperative scheme (legacy)",
-        InsuranceScheme.SELF_PAY: "self-pay",
-    }
-)
-
 
 def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
@@ -396,7 +387,7 @@ def decide_tier(policy: Policy, inp: TierInput) -> TierDecision:
     level_words = _LEVEL_WORDS[inp.target_level]
     fire(
         Rule.DIFFERENTIAL_PAYMENT,
-        f"Base terms of {_SCHEME_WORDS[inp.scheme]} at the {level_words}: deductible "
+        f"Base terms of {scheme_name_en(inp.scheme)} at the {level_words}: deductible "
         f"{_yuan(base.deductible)}, ratio {_pct(base.ratio)}, annual cap {_yuan(base.annual_cap)}.",
     )
     deductible = base.deductible
@@ -653,7 +644,7 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
     terms: dict[InsuranceScheme, dict[InstitutionLevel, LevelTerms]] = {}
     for scheme_key, by_level in _mapping("terms", data["terms"]).items():
         try:
-            scheme = InsuranceScheme(scheme_key)
+            scheme = scheme_of(scheme_key)
         except ValueError:
             raise ValueError("terms: unknown scheme") from None
         levels: dict[InstitutionLevel, LevelTerms] = {}

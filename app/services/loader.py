@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +28,14 @@ from app.db.base import utcnow
 from app.db.models import BedCapacity, Consortium, Institution, SlotCapacity
 from app.db.repositories import capacity as capacity_repo
 from app.db.repositories import registry as repo
-from app.domain.enums import Centre, ConsortiumKind, InstitutionLevel, InstitutionType
+from app.domain import national_codes as nc
+from app.domain.enums import (
+    Centre,
+    ConsortiumKind,
+    InstitutionGrade,
+    InstitutionLevel,
+    InstitutionType,
+)
 from app.domain.errors import InvalidInput
 from app.domain.localtime import DEFAULT_TIME_ZONE, local_date, validate_zone
 from app.services import pathways
@@ -59,8 +67,14 @@ class FileInstitution(_Model):
     name: str = Field(min_length=1, max_length=200)
     name_en: str | None = None
     level: InstitutionLevel
+    grade: InstitutionGrade | None = Field(None, description="Code such as 3A (三级甲等).")
     type: InstitutionType
     region_code: str | None = None
+    uscc: Annotated[str, StringConstraints(pattern=nc.USCC_PATTERN)] | None = None
+    licence_number: Annotated[str, StringConstraints(pattern=nc.LICENCE_PATTERN)] | None = None
+    insurance_code: Annotated[str, StringConstraints(pattern=nc.INSURANCE_CODE_PATTERN)] | None = (
+        None
+    )
     location: FileLocation | None = None
     specialties: list[str] = Field(default_factory=list)
     centres: list[Centre] = Field(default_factory=list)
@@ -69,6 +83,14 @@ class FileInstitution(_Model):
     contact: FileContact | None = None
     active: bool = True
     generated_name: bool = False
+
+    @model_validator(mode="after")
+    def _national_codes(self) -> FileInstitution:
+        if self.uscc is not None and not nc.is_valid_uscc(self.uscc):
+            raise ValueError("uscc: check character does not match (GB 32100-2015)")
+        if self.grade is not None and not nc.grade_fits_level(self.grade, self.level):
+            raise ValueError("grade: does not fit the level")
+        return self
 
 
 class FileConsortium(_Model):
@@ -110,6 +132,14 @@ def parse_file(path: Path) -> ConsortiumFile:
             f"{path.name} is not a valid consortium file.",
             [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()],
         ) from exc
+    everyone = [*parsed.institutions, *parsed.partners]
+    for field in ("uscc", "licence_number", "insurance_code"):
+        given = [getattr(i, field) for i in everyone if getattr(i, field) is not None]
+        if len(given) != len(set(given)):
+            raise InvalidInput(
+                f"{path.name} gives one {field} to two institutions.",
+                [{"loc": ["institutions", field], "msg": "already in use"}],
+            )
     member_codes = {i.code for i in parsed.institutions}
     partner_codes = {p.code for p in parsed.partners}
     problems = []
@@ -149,6 +179,10 @@ async def _upsert_institution(
         "level": item.level,
         "type": item.type,
         "region_code": item.region_code,
+        "grade": item.grade,
+        "uscc": item.uscc,
+        "licence_number": item.licence_number,
+        "insurance_code": item.insurance_code,
         "latitude": item.location.lat if item.location else None,
         "longitude": item.location.lon if item.location else None,
         "location_approximate": bool(item.location and item.location.approximate),

@@ -22,6 +22,7 @@ from app.domain.enums import Centre, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.localtime import local_month
 from app.services import events, zones
+from app.services import registry as registry_service
 from app.services.access import can_see
 from app.services.auth import Principal
 
@@ -329,6 +330,7 @@ async def report(
     start: date,
     end: date,
 ) -> list[GreenChannelFigure]:
+    consortium_id = await registry_service.consortium_ref(session, consortium_id)
     if principal.role is Role.COUNCIL:
         if consortium_id not in (None, principal.consortium_id):
             raise Forbidden("A council reads its own consortium's figures.")

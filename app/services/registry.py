@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Consortium, Institution, Specialty
 from app.db.repositories import registry as repo
-from app.domain.enums import Centre, InstitutionLevel, InstitutionType, Role
+from app.domain.enums import Centre, InstitutionGrade, InstitutionLevel, InstitutionType, Role
 from app.domain.errors import Forbidden, InvalidInput, NotFound
+from app.domain.national_codes import grade_fits_level
 from app.services.auth import Principal
 
 
@@ -172,7 +173,7 @@ async def list_institutions(
         session,
         after=after,
         limit=limit,
-        consortium_id=filters.consortium_id,
+        consortium_id=await consortium_ref(session, filters.consortium_id),
         level=filters.level,
         type_=filters.type,
         specialty=filters.specialty,
@@ -200,6 +201,44 @@ async def _check_consortium(session: AsyncSession, consortium_id: str | None) ->
         )
 
 
+async def consortium_ref(session: AsyncSession, ref: str | None) -> str | None:
+    """A list filter's consortium, given by id or by code (`ZHENGHE`); unknown refs stay as
+    given so the filter matches nothing, as an unknown id always did."""
+    if ref is None:
+        return None
+    return await repo.consortium_id_by_ref(session, ref) or ref
+
+
+async def institution_ref(session: AsyncSession, ref: str | None) -> str | None:
+    """A list filter's institution, given by id or by code."""
+    if ref is None:
+        return None
+    return await repo.institution_id_by_ref(session, ref) or ref
+
+
+async def _check_national_ids(
+    session: AsyncSession, values: dict[str, Any], institution_id: str | None
+) -> None:
+    for column in repo.NATIONAL_ID_COLUMNS:
+        value = values.get(column)
+        if value is None:
+            continue
+        holder = await repo.institution_id_holding(session, column, value)
+        if holder is not None and holder != institution_id:
+            raise InvalidInput(
+                "Another institution holds this identifier.",
+                [{"loc": ["body", column], "msg": "already in use"}],
+            )
+
+
+def _check_grade(grade: InstitutionGrade | None, level: InstitutionLevel) -> None:
+    if grade is not None and not grade_fits_level(grade, level):
+        raise InvalidInput(
+            "The grade does not fit the level.",
+            [{"loc": ["body", "grade"], "msg": "the grade's tier (一/二/三级) must be the level"}],
+        )
+
+
 async def create_institution(
     session: AsyncSession, principal: Principal, data: dict[str, Any]
 ) -> Institution:
@@ -208,6 +247,8 @@ async def create_institution(
     centres = list(data.pop("centres", []) or [])
     await _check_consortium(session, data.get("consortium_id"))
     await _check_specialties(session, specialties)
+    _check_grade(data.get("grade"), data["level"])
+    await _check_national_ids(session, data, None)
     if await repo.get_institution_by_code(session, data["code"]) is not None:
         raise InvalidInput(
             "An institution with this code exists.",
@@ -239,6 +280,9 @@ async def update_institution(
         repo.set_institution_specialties(row, codes)
     if "centres" in changes:
         repo.set_institution_centres(row, list(changes.pop("centres") or []))
+    if "grade" in changes or "level" in changes:
+        _check_grade(changes.get("grade", row.grade), changes.get("level", row.level))
+    await _check_national_ids(session, changes, row.id)
     for key, value in changes.items():
         setattr(row, key, value)
     await session.flush()

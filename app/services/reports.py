@@ -19,6 +19,7 @@ from app.domain.enums import Role
 from app.domain.errors import Forbidden, InvalidInput
 from app.domain.lifecycle import RejectReason
 from app.domain.localtime import today
+from app.services import registry as registry_service
 from app.services import zones
 from app.services.auth import Principal
 
@@ -79,6 +80,7 @@ async def monthly(
     end: date,
     group_by: str,
 ) -> list[ReportRow]:
+    consortium_id = await registry_service.consortium_ref(session, consortium_id)
     if principal.role is Role.COUNCIL:
         if consortium_id not in (None, principal.consortium_id):
             raise Forbidden("A council reads its own consortium's figures.")

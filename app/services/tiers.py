@@ -21,6 +21,7 @@ from app.domain.enums import InstitutionLevel, InsuranceScheme, Role, Urgency
 from app.domain.errors import Forbidden, InvalidInput, NotFound
 from app.domain.localtime import DEFAULT_TIME_ZONE, today
 from app.services import events
+from app.services import registry as registry_service
 from app.services.auth import Principal
 
 log = logging.getLogger("app.tiers")
@@ -150,6 +151,7 @@ async def record_for(
 async def list_policies(
     session: AsyncSession, principal: Principal, consortium_id: str | None
 ) -> list[ReimbursementPolicy]:
+    consortium_id = await registry_service.consortium_ref(session, consortium_id)
     if principal.role not in (Role.ADMIN, Role.INSURER) and consortium_id is None:
         consortium_id = principal.consortium_id
     return list(await repo.policies_for(session, consortium_id))

@@ -33,6 +33,7 @@ from app.db.repositories import webhooks as repo
 from app.db.webhook_models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from app.domain.enums import Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.services import registry as registry_service
 from app.services.auth import Principal
 from app.services.egress import EgressDenied, EgressPolicy, Resolver, default_port, system_resolve
 
@@ -291,6 +292,7 @@ async def list_subscriptions(
     after: str | None,
     limit: int,
 ) -> Sequence[WebhookSubscription]:
+    institution_id = await registry_service.institution_ref(session, institution_id)
     consortium_id = None
     if principal.role in (Role.CLINIC, Role.HOSPITAL):
         if institution_id not in (None, principal.institution_id):

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Referral, ReferralEvent
 from app.db.repositories import referrals as repo
 from app.domain.enums import Role
+from app.services import registry as registry_service
 from app.services.auth import Principal
 
 
@@ -22,6 +23,10 @@ class WorklistPage:
 async def list_referrals(
     session: AsyncSession, principal: Principal, query: repo.WorklistQuery
 ) -> WorklistPage:
+    if query.counterpart is not None:
+        query = replace(
+            query, counterpart=await registry_service.institution_ref(session, query.counterpart)
+        )
     if principal.role in (Role.CLINIC, Role.HOSPITAL):
         query = replace(query, involving=principal.institution_id)
     elif principal.role is Role.COUNCIL:

@@ -6,7 +6,7 @@ resident ID need no column: the document lives in the sealed ``referral.sensitiv
 match on ``resident_id_hmac``, which keeps HMAC(number) for resident IDs, so nothing is re-keyed.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-02 14:50:00.000000
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from migrations.sqlite_schema import replace_check_constraint
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

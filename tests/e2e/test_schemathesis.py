@@ -57,6 +57,8 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "most total; one entry per specialty and day; slot days within the configured window",
         "create_consortium": "time_zone: a zone of the IANA time-zone database",
         "update_consortium": "time_zone: a zone of the IANA time-zone database",
+        "create_institution": "GB 32100 check character; grade tier equal to the level; unique ids",
+        "update_institution": "GB 32100 check character; grade tier equal to the level; unique ids",
     },
     "412": {
         f"{action}_referral": "If-Match must be the referral's current ETag"

@@ -108,7 +108,7 @@ async def test_new_policy_version_leaves_recorded_tiers_untouched(client, auth) 
     before = await _create(client, auth)
     doc = copy.deepcopy(json.loads(EXAMPLE.read_text(encoding="utf-8")))
     doc["effective_from"] = str((datetime.now(UTC) - timedelta(days=1)).date())
-    doc["terms"]["urban_rural_resident"]["primary"]["ratio"] = "0.95"
+    doc["terms"]["390"]["primary"]["ratio"] = "0.95"
     denied = await client.post(
         "/v1/reimbursement-policies", json={"policy": doc}, headers=auth("demo clinic ZH-THC-TS")
     )

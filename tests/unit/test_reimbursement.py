@@ -43,7 +43,13 @@ S = InsuranceScheme
 D = Decimal
 EXAMPLE_FILE = Path(reimbursement.__file__).parents[1] / "data" / "policies" / "example-policy.json"
 DAY = date(2026, 3, 1)
-INSURED: list[InsuranceScheme] = [s for s in S if s is not S.SELF_PAY]
+# The basic schemes the example policy prices (the supplementary 险种 such as 320 have no terms).
+INSURED: list[InsuranceScheme] = [
+    S.EMPLOYEE_BASIC,
+    S.URBAN_RURAL_RESIDENT,
+    S.URBAN_RESIDENT_LEGACY,
+    S.NEW_RURAL_COOPERATIVE_LEGACY,
+]
 ITEM_KINDS: list[ItemKind] = ["general", "tcm_decoction", "tcm_non_drug"]
 
 
@@ -378,7 +384,7 @@ def test_decide_tier_refuses_a_policy_not_yet_in_force_and_missing_terms() -> No
     with pytest.raises(NoPolicyInForce, match="takes effect on 2026-01-01"):
         decide_tier(EXAMPLE, inp(on_date=date(2025, 12, 31)))
     partial = replace(EXAMPLE, terms={S.EMPLOYEE_BASIC: EXAMPLE.terms[S.EMPLOYEE_BASIC]})
-    with pytest.raises(MissingTerms, match="urban_rural_resident"):
+    with pytest.raises(MissingTerms, match="390"):
         decide_tier(partial, inp())
 
 
@@ -477,7 +483,7 @@ def random_input(rng: random.Random, *, referred_in_consortium: bool = False) ->
     else:
         source = None
     return TierInput(
-        scheme=rng.choice(list(S)),
+        scheme=rng.choice([*INSURED, S.SELF_PAY]),
         source_level=source,
         target_level=target,
         direction=direction,

@@ -26,6 +26,7 @@ from app.db.base import utcnow
 from app.domain.enums import Role
 from app.domain.errors import Conflict, Forbidden
 from app.domain.lifecycle import Action
+from app.domain.national_codes import scheme_name, scheme_name_en
 from app.services import down_referrals, idempotency, referrals
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
@@ -88,6 +89,8 @@ def referral_out(view: referrals.ReferralView) -> ReferralOut:
         wanted_day=row.wanted_day,
         urgency=row.urgency,
         insurance_scheme=row.insurance_scheme,
+        insurance_scheme_name=scheme_name(row.insurance_scheme),
+        insurance_scheme_name_en=scheme_name_en(row.insurance_scheme),
         patient=PatientOut.model_validate(referrals.masked(view)),
         patient_sex=row.patient_sex.word,
         patient_sex_code=row.patient_sex,

@@ -113,7 +113,10 @@ async def list_institutions(
     page: PageDep,
     consortium: Annotated[
         str | None,
-        Query(max_length=36, description="Members and upstream partners of this consortium (id)."),
+        Query(
+            max_length=36,
+            description="Members and upstream partners of this consortium (id or code: ZHENGHE).",
+        ),
     ] = None,
     level: InstitutionLevel | None = None,
     type: InstitutionType | None = None,

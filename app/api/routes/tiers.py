@@ -21,7 +21,8 @@ from app.api.schemas.tiers import (
 from app.db.repositories import tiers as tier_repo
 from app.domain.enums import Role
 from app.domain.errors import Forbidden
-from app.services import follow_ups, tiers, zones
+from app.domain.national_codes import scheme_name
+from app.services import follow_ups, registry, tiers, zones
 
 router = APIRouter(prefix="/v1", tags=["reimbursement"], responses=problem_responses(401, 422, 429))
 
@@ -99,6 +100,7 @@ async def list_tiers(
         consortium = principal.consortium_id
     elif principal.role not in (Role.INSURER, Role.ADMIN):
         raise Forbidden("The tier listing is for the insurer, the council and admins.")
+    consortium = await registry.consortium_ref(session, consortium)
     days = await zones.period(session, consortium, from_, to)
     pairs = await tier_repo.tier_listing(session, consortium, days.start_at, days.end_at, limit)
     rows = [
@@ -108,8 +110,10 @@ async def list_tiers(
             consortium_id=r.consortium_id,
             direction=r.direction,
             insurance_scheme=str(r.insurance_scheme),
+            insurance_scheme_name=scheme_name(r.insurance_scheme),
             source_institution_id=r.source_institution_id,
             target_institution_id=t.target_institution_id,
+            target_insurance_code=code,
             tier=t.tier,
             deductible=t.deductible,
             ratio=t.ratio,
@@ -117,7 +121,7 @@ async def list_tiers(
             policy_version=t.policy_version,
             decided_at=t.decided_at,
         )
-        for t, r in pairs
+        for t, r, code in pairs
     ]
     if "text/csv" in request.headers.get("accept", ""):
         return Response(

@@ -6,10 +6,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, StringConstraints, Tag
 
 from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
+from app.api.schemas.national import InsuranceSchemeIn, InsuranceSchemeOut
 from app.api.schemas.patients import IdentityDocumentIn, IdentityDocumentOut, SexIn
 from app.api.schemas.registry import Id, SpecialtyCode
 from app.api.schemas.tiers import TierOut
-from app.domain.enums import CareType, InsuranceScheme, Sex, SexCode, Urgency
+from app.domain.enums import CareType, Sex, SexCode, Urgency
 from app.domain.icd10 import (
     DEFAULT_CODE_SYSTEM,
     MORPHOLOGY_PATTERN,
@@ -41,7 +42,7 @@ class PatientIn(StrictModel):
         "given); required otherwise (travel permits, passport, birth certificate, newborn, "
         "2017 foreigner card).",
     )
-    insurance_scheme: InsuranceScheme
+    insurance_scheme: InsuranceSchemeIn
     insurance_number: Annotated[str, StringConstraints(max_length=64)] | None = None
     signed_institution_ids: list[Id] = Field(
         default_factory=list, max_length=3, description="Family-doctor signing (1+1+1)."
@@ -231,7 +232,11 @@ class ReferralOut(ResponseModel):
     care_type: CareType
     wanted_day: date | None
     urgency: Urgency
-    insurance_scheme: InsuranceScheme
+    insurance_scheme: InsuranceSchemeOut
+    insurance_scheme_name: str = Field(examples=["城乡居民基本医疗保险"])
+    insurance_scheme_name_en: str = Field(
+        examples=["urban and rural resident basic medical insurance"]
+    )
     patient: PatientOut
     patient_sex: Sex = Field(description="The readable word for patient_sex_code.")
     patient_sex_code: SexCode = Field(description="GB/T 2261.1-2003 人的性别代码.")

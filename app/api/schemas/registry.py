@@ -7,8 +7,22 @@ from pydantic import Field, StringConstraints, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from app.api.schemas.common import ResponseModel, StrictModel, TimeZoneName
+from app.api.schemas.national import (
+    GRADE_DESCRIPTION,
+    GradeIn,
+    InsuranceCode,
+    LicenceNumber,
+    Uscc,
+)
 from app.db.models import Institution
-from app.domain.enums import Centre, ConsortiumKind, InstitutionLevel, InstitutionType
+from app.domain.enums import (
+    Centre,
+    ConsortiumKind,
+    InstitutionGrade,
+    InstitutionLevel,
+    InstitutionType,
+)
+from app.domain.national_codes import GRADE_NAMES
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$")]
 Prefix = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,4}$")]
@@ -116,8 +130,15 @@ class InstitutionOut(ResponseModel):
     name: str
     name_en: str | None
     level: InstitutionLevel
+    grade: InstitutionGrade | None = Field(description=GRADE_DESCRIPTION)
+    grade_name: str | None = Field(examples=["三级甲等"])
     type: InstitutionType
     region_code: str | None
+    uscc: str | None = Field(description="Unified social credit code (GB 32100-2015).")
+    licence_number: str | None = Field(description="Practising-licence registration number.")
+    insurance_code: str | None = Field(
+        description="Medical-insurance designated-institution code (H + region + sequence)."
+    )
     location: Location | None
     consortium_id: str | None
     is_lead: bool
@@ -142,8 +163,13 @@ class InstitutionOut(ResponseModel):
             name=row.name,
             name_en=row.name_en,
             level=row.level,
+            grade=row.grade,
+            grade_name=GRADE_NAMES[row.grade] if row.grade is not None else None,
             type=row.type,
             region_code=row.region_code,
+            uscc=row.uscc,
+            licence_number=row.licence_number,
+            insurance_code=row.insurance_code,
             location=location,
             consortium_id=row.consortium_id,
             is_lead=row.is_lead,
@@ -162,8 +188,12 @@ class InstitutionIn(StrictModel):
     name: Name
     name_en: Name | None = None
     level: InstitutionLevel
+    grade: GradeIn | None = None
     type: InstitutionType
     region_code: RegionCode | None = None
+    uscc: Uscc | None = None
+    licence_number: LicenceNumber | None = None
+    insurance_code: InsuranceCode | None = None
     location: Location | None = None
     consortium_id: Id | None = None
     specialties: list[SpecialtyCode] = Field(default_factory=list, max_length=200)
@@ -178,8 +208,12 @@ class InstitutionPatch(NoNullPatch):
     name: Name | SkipJsonSchema[None] = None
     name_en: Name | None = None
     level: InstitutionLevel | SkipJsonSchema[None] = None
+    grade: GradeIn | None = None
     type: InstitutionType | SkipJsonSchema[None] = None
     region_code: RegionCode | None = None
+    uscc: Uscc | None = None
+    licence_number: LicenceNumber | None = None
+    insurance_code: InsuranceCode | None = None
     location: Location | None = None
     consortium_id: Id | None = None
     specialties: Annotated[list[SpecialtyCode], Field(max_length=200)] | SkipJsonSchema[None] = None

@@ -6,8 +6,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
+from app.api.schemas.national import InsuranceSchemeIn
 from app.api.schemas.registry import Id
-from app.domain.enums import InsuranceScheme, Urgency
+from app.domain.enums import Urgency
 
 
 class PolicyIn(StrictModel):
@@ -44,7 +45,7 @@ class TierOut(ResponseModel):
 
 
 class QuoteIn(StrictModel):
-    scheme: InsuranceScheme
+    scheme: InsuranceSchemeIn
     target_institution_id: Id
     source_institution_id: Id | None = Field(None, description="Default: the caller's own.")
     urgency: Urgency = Urgency.ROUTINE
@@ -66,9 +67,16 @@ class TierListingRow(ResponseModel):
     referral_number: str
     consortium_id: str
     direction: str
-    insurance_scheme: str
+    insurance_scheme: str = Field(
+        description="险种类型 code (see the referral's insurance_scheme)."
+    )
+    insurance_scheme_name: str
     source_institution_id: str
     target_institution_id: str | None
+    target_insurance_code: str | None = Field(
+        description="The target's medical-insurance designated-institution code (H + region + "
+        "sequence), for matching with the insurance bureau's records; null when not registered."
+    )
     tier: str
     deductible: str
     ratio: str

@@ -213,6 +213,29 @@ async def get_institution_by_code(session: AsyncSession, code: str) -> Instituti
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+NATIONAL_ID_COLUMNS = ("uscc", "licence_number", "insurance_code")
+
+
+async def institution_id_holding(session: AsyncSession, column: str, value: str) -> str | None:
+    """The id of the institution holding this national identifier (one of NATIONAL_ID_COLUMNS)."""
+    if column not in NATIONAL_ID_COLUMNS:
+        raise ValueError(column)
+    stmt = select(Institution.id).where(getattr(Institution, column) == value)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def consortium_id_by_ref(session: AsyncSession, ref: str) -> str | None:
+    """The consortium whose id or code is `ref`."""
+    stmt = select(Consortium.id).where(or_(Consortium.id == ref, Consortium.code == ref))
+    return (await session.execute(stmt.limit(1))).scalar_one_or_none()
+
+
+async def institution_id_by_ref(session: AsyncSession, ref: str) -> str | None:
+    """The institution whose id or code is `ref`."""
+    stmt = select(Institution.id).where(or_(Institution.id == ref, Institution.code == ref))
+    return (await session.execute(stmt.limit(1))).scalar_one_or_none()
+
+
 async def list_institutions(
     session: AsyncSession,
     *,

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Referral, ReimbursementPolicy, TierRecord
+from app.db.models import Institution, Referral, ReimbursementPolicy, TierRecord
 
 
 async def policies_for(
@@ -71,14 +71,17 @@ async def deductible_paid_in_episode(
 
 async def tier_listing(
     session: AsyncSession, consortium_id: str | None, start: datetime, end: datetime, limit: int
-) -> Sequence[tuple[TierRecord, Referral]]:
+) -> Sequence[tuple[TierRecord, Referral, str | None]]:
+    """Tier records in the period with their referral and the target's designated-institution
+    code (None when the target has none or no target was recorded)."""
     stmt = (
-        select(TierRecord, Referral)
+        select(TierRecord, Referral, Institution.insurance_code)
         .join(Referral, Referral.id == TierRecord.referral_id)
+        .outerjoin(Institution, Institution.id == TierRecord.target_institution_id)
         .where(TierRecord.decided_at >= start, TierRecord.decided_at < end)
         .order_by(TierRecord.decided_at, TierRecord.id)
         .limit(limit)
     )
     if consortium_id is not None:
         stmt = stmt.where(Referral.consortium_id == consortium_id)
-    return [(t, r) for t, r in (await session.execute(stmt)).all()]
+    return [(t, r, code) for t, r, code in (await session.execute(stmt)).all()]
