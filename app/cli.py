@@ -80,6 +80,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     settings.require_secrets()
     settings.require_safe_listen()
+    if not settings.demo_mode:  # demo mode migrates first, below
+        problem = _schema_problem(settings)
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     from app.services.diagnoses import load_catalogues
 
     load_catalogues(settings)  # before the workers start: a broken file stops here
@@ -164,6 +169,23 @@ def install_drain(app: Any, seconds: float) -> bool:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     return True
+
+
+def _schema_problem(settings: Any) -> str | None:
+    """Why ``serve`` must not start on this database (None: it may)."""
+    from app.db.session import Database
+
+    async def check() -> str | None:
+        database = Database(settings.database_url)
+        try:
+            return await database.ready()
+        except Exception as exc:  # unreachable or missing: say so in one line
+            name = type(exc).__name__
+            return f"cannot open the database ({name}); run `referral-service migrate` first"
+        finally:
+            await database.dispose()
+
+    return asyncio.run(check())
 
 
 def cmd_load_consortium(args: argparse.Namespace) -> int:

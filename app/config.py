@@ -76,6 +76,20 @@ class Settings(BaseSettings):
         default=60, description="An unfinished request older than this may be taken over."
     )
 
+    db_connect_timeout_seconds: float = Field(
+        default=5, gt=0, description="PostgreSQL: connection set-up and pool wait bound."
+    )
+    db_command_timeout_seconds: float = Field(
+        default=30, gt=0, description="PostgreSQL: the driver's wait for any answer."
+    )
+    db_statement_timeout_ms: int = Field(
+        default=20_000,
+        gt=0,
+        description="PostgreSQL statement_timeout; keep it below the idempotency in-flight window.",
+    )
+    db_lock_timeout_ms: int = Field(
+        default=10_000, gt=0, description="PostgreSQL lock_timeout: the longest wait for a lock."
+    )
     routing_policy_file: Path | None = Field(
         default=None,
         description="JSON routing policy (parent-only specialty matches per care type and "

@@ -33,7 +33,7 @@ from app.api.routes import (
 )
 from app.api.routes import webhooks as webhook_routes
 from app.config import Settings, get_settings
-from app.db.session import Database
+from app.db.session import Database, Timeouts
 from app.logging_setup import JSON_LOGS_ENV, configure_logging, pin_library_loggers
 from app.services import diagnoses, relay, routing_policy
 from app.services.auth import PrincipalCache
@@ -108,6 +108,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database_url,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         pool_size=settings.db_pool_size,
+        timeouts=Timeouts(
+            connect_s=settings.db_connect_timeout_seconds,
+            command_s=settings.db_command_timeout_seconds,
+            statement_ms=settings.db_statement_timeout_ms,
+            lock_ms=settings.db_lock_timeout_ms,
+        ),
     )
     app.state.metrics = Metrics()
     app.state.principal_cache = PrincipalCache()

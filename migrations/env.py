@@ -34,7 +34,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(_url())
+    engine = create_engine(_url(), create=True)  # the one place a SQLite file may be made
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

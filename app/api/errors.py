@@ -263,9 +263,22 @@ def database_unavailable(exc: BaseException) -> bool:
 
 # deadlock detected, serialization failure: the same request retried succeeds
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+#: statement_timeout / lock_timeout: the database did not answer in time
+TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(TimeoutError)
+    async def _timeout(request: Request, exc: TimeoutError) -> JSONResponse:
+        # asyncpg's command_timeout: the server stopped answering (SQLAlchemy passes it through)
+        log.warning("database did not answer within the command timeout")
+        return problem_response(
+            request,
+            503,
+            "The database did not answer in time; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         status = next((s for cls, s in DOMAIN_STATUS.items() if isinstance(exc, cls)), 400)
@@ -362,6 +375,14 @@ def install(app: FastAPI) -> None:
             )
         # the class and the driver's error code only: messages may carry submitted values
         code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None)
+        if code in TIMEOUT_SQLSTATES or isinstance(exc.orig, TimeoutError):
+            log.warning("database statement timed out (%s)", code)
+            return problem_response(
+                request,
+                503,
+                "The database did not answer in time; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
         if code in RETRYABLE_SQLSTATES:
             log.warning("transaction aborted by the database (%s)", code)
             return problem_response(

@@ -7,12 +7,15 @@ lock upgrade; read-only transactions use a deferred ``BEGIN`` so they never wait
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,18 +28,64 @@ from app.db.sql_functions import LOCAL_MONTH, sqlite_local_month
 READ_ONLY_OPTION = "referral_read_only"
 
 
-def create_engine(url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 10) -> AsyncEngine:
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """PostgreSQL bounds: a stalled server or a held lock answers an error, never a hang.
+
+    Every statement ends within ``statement_ms`` (and waits at most ``lock_ms`` for a lock), both
+    below ``REFERRAL_IDEMPOTENCY_IN_FLIGHT_SECONDS``, so a request whose key a retry may take
+    over has stopped working by then; ``command_s`` bounds the driver's wait for any answer (a
+    server that stopped responding), ``connect_s`` the connection set-up."""
+
+    connect_s: float = 5.0
+    command_s: float = 30.0
+    statement_ms: int = 20_000
+    lock_ms: int = 10_000
+    idle_in_transaction_ms: int = 60_000
+
+
+def create_engine(
+    url: str,
+    *,
+    busy_timeout_ms: int = 5000,
+    pool_size: int = 10,
+    timeouts: Timeouts | None = None,
+    create: bool = False,
+) -> AsyncEngine:
+    """``create``: the migration may create a SQLite file; the service never does (a deleted
+    or moved database answers 503 instead of a new empty one taking its writes)."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
-        _configure_sqlite(engine, busy_timeout_ms)
+        connect_args: dict[str, Any] = {"timeout": busy_timeout_ms / 1000}
+        path = make_url(url).database
+        if not create and path and path != ":memory:" and not path.startswith("file:"):
+            # SQLite URI filename: open read-write, never create (pysqlite's uri=true form)
+            url = f"{make_url(url).drivername}:///file:{path}?mode=rw&uri=true"
+        engine = create_async_engine(url, connect_args=connect_args)
+        _configure_sqlite(engine, busy_timeout_ms, None if create else path)
         return engine
+    t = timeouts or Timeouts()
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=t.connect_s,
+        connect_args={
+            "timeout": t.connect_s,
+            "command_timeout": t.command_s,
+            "server_settings": {
+                "statement_timeout": str(t.statement_ms),
+                "lock_timeout": str(t.lock_ms),
+                "idle_in_transaction_session_timeout": str(t.idle_in_transaction_ms),
+            },
+        },
     )
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, path: str | None) -> None:
     sync_engine = engine.sync_engine
+    identity: dict[str, tuple[int, int]] = {}
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -47,8 +96,31 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA secure_delete=ON")  # deleted rows leave no readable bytes
         cursor.close()
         dbapi_connection.create_function(LOCAL_MONTH, 2, sqlite_local_month, deterministic=True)
+        if path is not None:
+            st = os.stat(path)
+            identity.setdefault("file", (st.st_dev, st.st_ino))
+
+    if path is not None:
+
+        @event.listens_for(sync_engine, "checkout")
+        def _on_checkout(_dbapi: Any, _record: Any, _proxy: Any) -> None:
+            # a pooled connection keeps writing into a deleted or replaced file: drop it
+            try:
+                st = os.stat(path)
+            except OSError:
+                raise DisconnectionError("the database file is gone") from None
+            if identity.get("file", (st.st_dev, st.st_ino)) != (st.st_dev, st.st_ino):
+                raise DisconnectionError("the database file was replaced")
+
+        @event.listens_for(sync_engine, "handle_error")
+        def _on_error(context: Any) -> None:
+            # a connection that saw the file read-only or an I/O error is not reused
+            message = str(context.original_exception).lower()
+            if "readonly database" in message or "disk i/o error" in message:
+                context.is_disconnect = True
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -61,9 +133,18 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 class Database:
     """Owns the engine and hands out sessions for write and read-only units of work."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout_ms: int = 5000,
+        pool_size: int = 10,
+        timeouts: Timeouts | None = None,
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
+        self.engine = create_engine(
+            url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size, timeouts=timeouts
+        )
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader = async_sessionmaker(
             self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
@@ -84,5 +165,31 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def ready(self) -> str | None:
+        """None when the service can work on this database, else why not: it answers, it can
+        write (SQLite: the write lock on the right, writable file, then rolled back), and its
+        schema is not behind the code's migrations."""
+        async with self.engine.connect() as conn:  # on SQLite: BEGIN IMMEDIATE, the write lock
+            try:
+                revision = (
+                    await conn.exec_driver_sql("SELECT version_num FROM alembic_version")
+                ).scalar()
+            except DBAPIError:
+                revision = None
+            await conn.rollback()
+        return schema_problem(revision)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def schema_problem(revision: str | None) -> str | None:
+    """Why a database at ``revision`` cannot be served by this code (None: it can). A revision
+    the code does not know is newer (a rolling upgrade migrated first): it is served."""
+    from app.db.migrate import head_revision, known_revisions
+
+    if revision is None:
+        return "the database has no schema: run `referral-service migrate`"
+    if revision != head_revision() and revision in known_revisions():
+        return "the database schema is behind the code: run `referral-service migrate`"
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -18,6 +20,9 @@ async def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
+READY_TIMEOUT_S = 2.0
+
+
 @router.get(
     "/readyz",
     summary="Readiness: the database answers and the service is not shutting down",
@@ -28,11 +33,17 @@ async def readyz(request: Request) -> Response:
     if state.shutting_down:
         return problem_response(request, 503, "The service is shutting down.")
     try:
-        await state.database.ping()
+        # bounded: a stalled database fails readiness in 2 s instead of hanging the probe
+        problem = await asyncio.wait_for(state.database.ready(), READY_TIMEOUT_S)
     except Exception:
         return problem_response(
-            request, 503, "The database is unreachable.", headers={"Retry-After": "1"}
+            request,
+            503,
+            "The database is unreachable or not writable.",
+            headers={"Retry-After": "1"},
         )
+    if problem is not None:
+        return problem_response(request, 503, f"Not ready: {problem}.")
     return JSONResponse({"status": "ok"})
 
 
