@@ -137,3 +137,11 @@ async def drop_template(template: Template) -> None:
     if template.backend == "postgresql":
         name = make_url(template.url).database
         await pg_execute(pg_url() or "", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def pg_connect(db_url: str) -> Any:
+    """A raw asyncpg connection to the database of ``db_url`` (a second client in a test)."""
+    import asyncpg
+
+    u = make_url(db_url)
+    return await asyncpg.connect(host=u.host, port=u.port, user=u.username, database=u.database)

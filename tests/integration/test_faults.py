@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
@@ -21,7 +20,7 @@ from sqlalchemy.engine import make_url
 from app.db import migrate as migrations
 from app.main import create_app
 from tests.factories import census, referral_body
-from tests.support import secret_env, settings_for
+from tests.support import pg_connect, secret_env, settings_for
 
 
 async def _client_for(app: Any) -> httpx.AsyncClient:
@@ -93,11 +92,6 @@ async def test_sqlite_deleted_file_answers_503_and_is_never_recreated(
     assert not path.exists()
 
 
-async def _pg(db_url: str) -> asyncpg.Connection:
-    u = make_url(db_url)
-    return await asyncpg.connect(host=u.host, port=u.port, user=u.username, database=u.database)
-
-
 @pytest.fixture
 def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"db_lock_timeout_ms": 300} if "lock" in request.node.name else {}
@@ -114,7 +108,7 @@ async def test_postgres_held_lock_answers_503_not_a_hang(
     await client.put(
         f"/v1/institutions/{ids['ZH-CH']}/capacity", json=census({"03": (40, 1)}), headers=admin
     )
-    holder = await _pg(db_url)
+    holder = await pg_connect(db_url)
     try:
         tx = holder.transaction()
         await tx.start()
@@ -141,7 +135,7 @@ async def test_postgres_stalled_table_fails_readiness_within_two_seconds(
 ) -> None:
     if backend != "postgresql":
         pytest.skip("PostgreSQL")
-    holder = await _pg(db_url)
+    holder = await pg_connect(db_url)
     try:
         tx = holder.transaction()
         await tx.start()

@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.factories import census, referral_body
+from tests.support import pg_connect
 
 WINDOW = 1  # REFERRAL_IDEMPOTENCY_IN_FLIGHT_SECONDS for this module
 
@@ -22,11 +22,6 @@ WINDOW = 1  # REFERRAL_IDEMPOTENCY_IN_FLIGHT_SECONDS for this module
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"idempotency_in_flight_seconds": WINDOW}
-
-
-async def _connect(db_url: str) -> asyncpg.Connection:
-    u = make_url(db_url)
-    return await asyncpg.connect(host=u.host, port=u.port, user=u.username, database=u.database)
 
 
 async def _until(conn: asyncpg.Connection, sql: str, deadline_s: float = 20) -> None:
@@ -51,8 +46,8 @@ async def test_stalled_claim_is_fenced_one_referral(
     assert r.status_code == 200
     headers = {**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex}
     body = referral_body()
-    lock = await _connect(db_url)
-    watch = await _connect(db_url)
+    lock = await pg_connect(db_url)
+    watch = await pg_connect(db_url)
     try:
         # the referral row's foreign key needs a share lock on its consortium: held here, the
         # first request stalls after its claim and before it can finish
