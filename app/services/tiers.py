@@ -110,7 +110,13 @@ async def decide_for(
         else await repo.deductible_paid_in_episode(session, row.episode_id, row.id),
         on_date=day,
     )
-    return rb.decide_tier(policy, inp)
+    try:
+        return rb.decide_tier(policy, inp)
+    except rb.MissingTerms:
+        # e.g. a national scheme code (392, 510, ...) the local policy has no figures for: the
+        # referral goes ahead and the tier stays unrecorded, as with no policy in force
+        log.info("the reimbursement policy has no terms for this scheme; tier not recorded")
+        return None
 
 
 async def record_for(
@@ -253,6 +259,11 @@ async def quote(
             on_date=on,
         )
         with_ref, without = rb.quote(policy, inp)
+    except rb.MissingTerms as exc:
+        raise InvalidInput(
+            "The reimbursement policy in force gives no terms for this scheme.",
+            [{"loc": ["body", "scheme"], "msg": "no terms in the policy in force"}],
+        ) from exc
     except ValueError as exc:
         raise InvalidInput(
             "This combination cannot be quoted.", [{"loc": ["body"], "msg": str(exc)[:300]}]
