@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from app.domain.localtime import local_date
 from tests.factories import census, referral_body
 
 PROBLEM_JSON = "application/problem+json"
@@ -625,7 +626,7 @@ async def test_item10_census_occupied_above_total_and_loose_numbers_are_422(
     ch = world["institution_id"]
     url = f"/v1/institutions/{ch}/capacity"
     before = await _counts(app)
-    today = datetime.now(UTC).date()
+    today = local_date(datetime.now(UTC), "Asia/Shanghai")  # census and report days are local
     bad: list[tuple[dict[str, Any], list[str | int]]] = []
     for total, occupied, field in (
         (3, 5, "occupied"),
@@ -661,7 +662,7 @@ async def test_item10_census_is_written_in_bulk(client, auth, app, world) -> Non
     from sqlalchemy import event
 
     ch = world["institution_id"]
-    today = datetime.now(UTC).date()
+    today = local_date(datetime.now(UTC), "Asia/Shanghai")  # census and report days are local
     codes = ["01", "02", "03", "04", "05", "06", "07"]
     codes += [f"03.{n:02d}" for n in range(1, 12)] + [f"04.{n:02d}" for n in range(1, 5)]
     slots = [
@@ -839,7 +840,7 @@ async def test_item7_csv_cells_starting_like_formulas_are_neutralised(
         f"/v1/institutions/{world['institution_id']}", json={"name": formula}, headers=h
     )
     assert r.status_code == 200, r.text
-    today = datetime.now(UTC).date()
+    today = local_date(datetime.now(UTC), "Asia/Shanghai")  # census and report days are local
     r = await client.get(
         "/v1/reports/referrals",
         params={"from": today.replace(day=1).isoformat(), "to": (today + timedelta(days=1))},
