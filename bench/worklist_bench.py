@@ -36,7 +36,7 @@ from benchlib import percentile
 
 from app.db import migrate
 from app.db.models import Consortium, Institution, Referral
-from app.db.session import Database
+from app.db.session import Database, Timeouts
 from app.domain.enums import Role
 from app.main import create_app
 from app.services import auth, demo
@@ -78,7 +78,8 @@ async def main() -> None:
         await asyncio.to_thread(migrate.upgrade, url)
         settings = settings_for(url)
         pepper = settings.secret("api_key_pepper")
-        database = Database(url)
+        # bulk generation: no statement timeout (0 turns PostgreSQL's off)
+        database = Database(url, timeouts=Timeouts(command_s=3600, statement_ms=0))
         async with database.unit_of_work() as session:
             if not await session.scalar(select(func.count()).select_from(Consortium)):
                 await demo.load_demo(session, pepper=pepper, seed=SEED)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 
 from app.db.models import Referral
 from app.db.repositories.referrals import WORKLIST_ORDER, WorklistQuery, worklist_statement
-from app.db.session import Database
+from app.db.session import Database, Timeouts
 from tests import worklist_data
 
 pytestmark = pytest.mark.postgres_only
@@ -62,7 +62,7 @@ def _plain(q: WorklistQuery) -> Any:
 async def test_worklist_pages_use_an_index(db_url: str, backend: str) -> None:
     if backend != "postgresql":
         pytest.skip("query plans are checked on PostgreSQL (the production back end)")
-    database = Database(db_url)
+    database = Database(db_url, timeouts=Timeouts(statement_ms=0))  # bulk generation
     try:
         async with database.unit_of_work() as session:
             gen = await worklist_data.generate(session, "ZHENGHE", ROWS)
