@@ -13,19 +13,15 @@ from sqlalchemy import update
 from app.db.base import utcnow
 from app.db.models import Referral
 from app.services import lifecycle
-from tests.factories import census, referral_body
+from tests.factories import referral_body
+from tests.support import member_ids, set_beds
 
 PATHS = ("", "/events", "/tiers", "/follow-ups", "/milestones")
 
 
 async def _setup(client: httpx.AsyncClient, auth: Any) -> tuple[dict[str, str], dict[str, Any]]:
-    admin = auth("demo admin")
-    listed = await client.get("/v1/institutions", params={"limit": 200}, headers=admin)
-    ids = {i["code"]: i["id"] for i in listed.json()["items"]}
-    for code in ("ZH-CH", "ZH-TCM"):
-        await client.put(
-            f"/v1/institutions/{ids[code]}/capacity", json=census({"03": (40, 1)}), headers=admin
-        )
+    ids = await member_ids(client, auth)
+    await set_beds(client, auth, ids, "ZH-CH", "ZH-TCM")
     r = await client.post(
         "/v1/referrals",
         json=referral_body(),

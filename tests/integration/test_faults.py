@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 
 from app.db import migrate as migrations
 from app.main import create_app
-from tests.factories import census, referral_body
-from tests.support import pg_connect, secret_env, settings_for
+from tests.factories import referral_body
+from tests.support import member_ids, pg_connect, secret_env, set_beds, settings_for
 
 
 async def _client_for(app: Any) -> httpx.AsyncClient:
@@ -102,12 +102,7 @@ async def test_postgres_held_lock_answers_503_not_a_hang(
 ) -> None:
     if backend != "postgresql":
         pytest.skip("PostgreSQL lock_timeout")
-    admin = auth("demo admin")
-    listed = await client.get("/v1/institutions", params={"limit": 200}, headers=admin)
-    ids = {i["code"]: i["id"] for i in listed.json()["items"]}
-    await client.put(
-        f"/v1/institutions/{ids['ZH-CH']}/capacity", json=census({"03": (40, 1)}), headers=admin
-    )
+    await set_beds(client, auth, await member_ids(client, auth), "ZH-CH")
     holder = await pg_connect(db_url)
     try:
         tx = holder.transaction()

@@ -13,8 +13,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.factories import census, referral_body
-from tests.support import pg_connect
+from tests.factories import referral_body
+from tests.support import member_ids, pg_connect, set_beds
 
 WINDOW = 1  # REFERRAL_IDEMPOTENCY_IN_FLIGHT_SECONDS for this module
 
@@ -37,13 +37,8 @@ async def test_stalled_claim_is_fenced_one_referral(
 ) -> None:
     if backend != "postgresql":
         pytest.skip("needs a second writer while the first request waits; SQLite has one")
-    admin = auth("demo admin")
-    listed = await client.get("/v1/institutions", params={"limit": 200}, headers=admin)
-    ids = {i["code"]: i["id"] for i in listed.json()["items"]}
-    r = await client.put(
-        f"/v1/institutions/{ids['ZH-CH']}/capacity", json=census({"03": (40, 1)}), headers=admin
-    )
-    assert r.status_code == 200
+    ids = await member_ids(client, auth)
+    await set_beds(client, auth, ids, "ZH-CH")
     headers = {**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex}
     body = referral_body()
     lock = await pg_connect(db_url)

@@ -9,18 +9,16 @@ from typing import Any
 
 import httpx
 
-from tests.factories import census, referral_body
+from tests.factories import referral_body
+from tests.support import member_ids, set_beds
 
 
 async def test_scheme_without_terms_refers_and_quotes_clearly(
     client: httpx.AsyncClient, auth: Any
 ) -> None:
     admin = auth("demo admin")
-    listed = await client.get("/v1/institutions", params={"limit": 200}, headers=admin)
-    ids = {i["code"]: i["id"] for i in listed.json()["items"]}
-    await client.put(
-        f"/v1/institutions/{ids['ZH-CH']}/capacity", json=census({"03": (40, 1)}), headers=admin
-    )
+    ids = await member_ids(client, auth)
+    await set_beds(client, auth, ids, "ZH-CH")
     body = referral_body()
     body["patient"]["insurance_scheme"] = "392"
     r = await client.post(
