@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db.session import Database
-from app.domain.enums import Role
 from app.services import auth
+from app.services.context import Context
+from app.services.crypto import PatientDataProtector
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -93,15 +94,34 @@ async def get_principal(
 PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> object:
-    allowed = frozenset(roles)
+def get_protector(request: Request) -> PatientDataProtector:
+    protector: PatientDataProtector = request.app.state.protector
+    return protector
 
-    async def _check(principal: PrincipalDep) -> auth.Principal:
-        if principal.role not in allowed:
-            raise HTTPException(403, "This operation is not allowed for the key's role.")
-        return principal
 
-    return Depends(_check)
+ProtectorDep = Annotated[PatientDataProtector, Depends(get_protector)]
+
+
+def get_context(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    protector: ProtectorDep,
+) -> Context:
+    """The request's unit of work and caller, for a use case."""
+    return Context(
+        session=session,
+        database=get_database(request),
+        settings=settings,
+        protector=protector,
+        principal=principal,
+        path=request.url.path,
+        root_path=str(request.scope.get("root_path", "")),
+    )
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
-from app.db.base import Base, UTCDateTime, enum_values, new_id, utcnow
+from app.db.base import Base, StrEnumText, UTCDateTime, enum_values, new_id, utcnow
 from app.domain.enums import (
     CareType,
     Centre,
@@ -37,6 +37,7 @@ from app.domain.enums import (
     Urgency,
 )
 from app.domain.icd10 import CodeSystem
+from app.domain.lifecycle import Direction, Status
 from app.domain.localtime import DEFAULT_TIME_ZONE
 
 
@@ -281,8 +282,8 @@ class Referral(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     consortium_id: Mapped[str] = mapped_column(String(36), ForeignKey("consortium.id"))
-    direction: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[Direction] = mapped_column(StrEnumText(Direction, 8))
+    status: Mapped[Status] = mapped_column(StrEnumText(Status, 16))
     source_institution_id: Mapped[str] = mapped_column(String(36), ForeignKey("institution.id"))
     target_institution_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("institution.id")

@@ -8,7 +8,7 @@ lock upgrade; read-only transactions use a deferred ``BEGIN`` so they never wait
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +130,16 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, path: str | Non
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_AFTER_ROLLBACK = "after_rollback"
+
+
+def after_rollback(session: AsyncSession, step: Callable[[], Awaitable[None]]) -> None:
+    """Run ``step`` if the unit of work of ``session`` rolls back, once its transaction has
+    ended (on SQLite the write lock is free again by then). The idempotency claim uses it to
+    give its key back when the create fails or its commit does."""
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(step)
+
+
 class Database:
     """Owns the engine and hands out sessions for write and read-only units of work."""
 
@@ -156,10 +166,17 @@ class Database:
 
     @asynccontextmanager
     async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
-        """A transaction: committed when the block ends, rolled back on any exception."""
+        """A transaction: committed when the block ends, rolled back on any exception (a
+        failed commit included); then the steps registered with :func:`after_rollback` run."""
         maker = self._reader if read_only else self._writer
-        async with maker() as session, session.begin():
-            yield session
+        async with maker() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except BaseException:
+                for step in session.info.pop(_AFTER_ROLLBACK, ()):
+                    await step()
+                raise
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

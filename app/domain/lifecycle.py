@@ -31,6 +31,16 @@ class Status(StrEnum):
     WAITLISTED = "waitlisted"
 
 
+class Direction(StrEnum):
+    UP = "up"  # primary care to a hospital
+    DOWN = "down"  # a hospital back to primary care
+
+
+def routed(has_target: bool) -> Status:
+    """The state a (re-)routing leaves a referral in: pending at its target, else waitlisted."""
+    return Status.PENDING if has_target else Status.WAITLISTED
+
+
 class Action(StrEnum):
     ACCEPT = "accept"
     REJECT = "reject"
@@ -76,13 +86,13 @@ class Transition:
     hold: HoldEffect
     reroute: bool = False
     care_types: frozenset[CareType] = frozenset(CareType)
-    directions: frozenset[str] = frozenset({"up", "down"})
+    directions: frozenset[Direction] = frozenset(Direction)
 
 
 _INPATIENT = frozenset({CareType.INPATIENT})
 _AMBULATORY = frozenset({CareType.OUTPATIENT, CareType.EXAMINATION})
-_UP = frozenset({"up"})
-_DOWN = frozenset({"down"})
+_UP = frozenset({Direction.UP})
+_DOWN = frozenset({Direction.DOWN})
 
 # The whole state machine, one row per allowed transition.
 # fmt: off

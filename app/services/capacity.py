@@ -18,7 +18,7 @@ from app.domain.capacity import apply_census, free
 from app.domain.enums import Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.localtime import DEFAULT_TIME_ZONE, today
-from app.services import lifecycle
+from app.services import waitlist
 from app.services.auth import Principal
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -240,7 +240,7 @@ async def report_census(
     out: list[CapacityItem] = []
     rows: dict[str, list[dict[str, Any]]] = {"beds": [], "slots": []}
     changes: list[dict[str, Any]] = []
-    freed: list[lifecycle.FreedPlace] = []
+    freed: list[waitlist.FreedPlace] = []
     for w in writes:
         row, before, after, item = _apply(w, institution_id, as_of, now)
         rows[w.kind].append(row)
@@ -261,7 +261,7 @@ async def report_census(
         was_free = free(*w.stored[:3]) if w.stored else 0
         if item.free > was_free:
             freed.append(
-                lifecycle.FreedPlace(
+                waitlist.FreedPlace(
                     institution_id,
                     "bed" if w.kind == "beds" else "slot",
                     item.specialty_code,
@@ -274,5 +274,5 @@ async def report_census(
     await repo.upsert_census(session, SlotCapacity, rows["slots"])
     await repo.record_changes(session, changes)
     if consortium_id is not None and freed:
-        await lifecycle.retry_waitlist(session, settings, consortium_id, now, freed=freed)
+        await waitlist.retry_waitlist(session, settings, consortium_id, now, freed=freed)
     return out

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
+from app.api.schemas.referrals import DiagnosisIn
 from app.config import ConfigurationError, Settings
 from app.domain.errors import InvalidInput
 from app.domain.icd10 import (
@@ -82,11 +83,11 @@ def load_catalogues(settings: Settings) -> dict[CodeSystem, int]:
     return {system: len(c) for system, c in loaded.items() if c is not None}
 
 
-def validate(settings: Settings, diagnosis: dict[str, Any]) -> Diagnosis:
+def validate(settings: Settings, diagnosis: DiagnosisIn) -> Diagnosis:
     """The diagnosis of a request body, kept exactly as sent, or 422 naming the field."""
-    system = CodeSystem(diagnosis.get("code_system") or DEFAULT_CODE_SYSTEM)
+    system = CodeSystem(diagnosis.code_system or DEFAULT_CODE_SYSTEM)
     try:
-        code = parse_code(diagnosis["icd10"], system)
+        code = parse_code(diagnosis.icd10, system)
     except InvalidIcd10Code as exc:
         raise InvalidInput(
             "The diagnosis code is not a code of the claimed edition.",
@@ -101,7 +102,7 @@ def validate(settings: Settings, diagnosis: dict[str, Any]) -> Diagnosis:
                 "The diagnosis code is not in the edition's catalogue.",
                 [{"loc": CODE_LOC, "msg": "not in the loaded catalogue of this edition"}],
             )
-    morphology = diagnosis.get("morphology")
+    morphology = diagnosis.morphology
     if morphology is not None:
         try:
             morphology = validate_morphology(morphology, code)

@@ -3,120 +3,59 @@ plan and the medication list; and the escalation of a deterioration back up (clo
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.schemas.referrals import DiagnosisIn, DownReferralCreate, EscalateIn, ReferralCreate
 from app.config import Settings
 from app.db.base import new_id, utcnow
 from app.db.models import FollowUp, Referral
-from app.db.repositories import capacity as capacity_repo
 from app.db.repositories import episodes as episode_repo
 from app.db.repositories import referrals as repo
 from app.db.repositories import registry as registry_repo
-from app.db.repositories import tiers as tier_repo
 from app.domain import routing
 from app.domain.down_routing import DownRequest, route_down
-from app.domain.enums import CareType, InstitutionLevel, Role
-from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from app.domain.icd10 import DiagnosisCode, matches_prefix
+from app.domain.enums import InstitutionLevel, Role
+from app.domain.errors import Conflict, Forbidden, InvalidInput
+from app.domain.lifecycle import Direction, Status
 from app.domain.localtime import today
-from app.services import diagnoses, events, patients, referrals, service_levels, tiers
+from app.services import (
+    candidates,
+    diagnoses,
+    episodes,
+    patients,
+    placement,
+    service_levels,
+    up_referrals,
+)
 from app.services.access import can_see
 from app.services.auth import Principal
+from app.services.candidates import Candidates, RoutingInput
 from app.services.crypto import PatientDataProtector
-
-DATA = Path(__file__).resolve().parent.parent / "data"
-
-
-@lru_cache
-def stability_criteria() -> dict[str, list[str]]:
-    data = json.loads((DATA / "stability_criteria.json").read_text(encoding="utf-8"))
-    return {str(k): list(v) for k, v in data["criteria"].items()}
+from app.services.down_rules import check_stability, medication_list
+from app.services.numbering import Number, number_for
+from app.services.views import ReferralView, visible
 
 
-@lru_cache
-def chronic_catalogue() -> tuple[int, tuple[str, ...]]:
-    data = json.loads((DATA / "chronic_diseases.json").read_text(encoding="utf-8"))
-    return int(data["max_days"]), tuple(d["icd10_prefix"] for d in data["diseases"])
-
-
-def required_criteria(specialty: str) -> list[str]:
-    table = stability_criteria()
-    parts = specialty.split(".")
-    for i in range(len(parts), 0, -1):
-        code = ".".join(parts[:i])
-        if code in table:
-            return table[code]
-    return table["default"]
-
-
-def check_stability(specialty: str, stability: dict[str, Any] | None) -> None:
-    """A down-referral needs the attestation; the missing items are named."""
-    stability = stability or {}
-    errors = []
-    for flag in ("diagnosis_confirmed", "condition_stable"):
-        if stability.get(flag) is not True:
-            errors.append({"loc": ["body", "stability", flag], "msg": "must be attested (true)"})
-    checked = stability.get("criteria") or {}
-    for name in required_criteria(specialty):
-        if checked.get(name) is not True:
-            errors.append(
-                {"loc": ["body", "stability", "criteria", name], "msg": "criterion not checked"}
-            )
-    if errors:
-        raise InvalidInput("The stability attestation is incomplete.", errors)
-
-
-def medication_list(code: DiagnosisCode, medications: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Long prescriptions only for diseases in the consortium's chronic-disease catalogue
-    (its prefixes matched on the dagger code's category part, case-sensitive)."""
-    max_days, prefixes = chronic_catalogue()
-    chronic = any(matches_prefix(code, p) for p in prefixes)
-    out, errors = [], []
-    for i, med in enumerate(medications):
-        days = int(med.get("days") or 0)
-        long_rx = days > 30
-        if long_rx and not chronic:
-            errors.append(
-                {
-                    "loc": ["body", "medications", i, "days"],
-                    "msg": "over 30 days needs a disease in the chronic-disease catalogue",
-                }
-            )
-        if days > max_days:
-            errors.append(
-                {
-                    "loc": ["body", "medications", i, "days"],
-                    "msg": f"longer than the catalogue's {max_days} days",
-                }
-            )
-        out.append({**med, "long_prescription": long_rx})
-    if errors:
-        raise InvalidInput("The medication list has prescriptions the rules do not allow.", errors)
-    return out
-
-
-async def place_down(
+async def down_placement_inputs(
     session: AsyncSession,
     row: Referral,
     *,
     signed: tuple[str, ...],
     episode_origin: str | None,
     requested: str | None,
-) -> referrals.Placement:
-    source = await referrals.load_source(session, row.source_institution_id)
-    data = referrals.RoutingInput(
+) -> tuple[Candidates, placement.Decide, placement.Need]:
+    """The candidates, the down-routing rules and what is held, for ``placement``."""
+    source = await candidates.load_source(session, row.source_institution_id)
+    data = RoutingInput(
         specialty_code=row.specialty_code,
         care_type=row.care_type,
         wanted_day=None,
         signed_institution_ids=signed,
         patient_choice_id=None,
     )
-    cands = await referrals.candidates(session, source, data)
+    cands = await candidates.candidates(session, source, data)
     request = DownRequest(
         source_institution_id=source.id,
         source_lat=source.lat,
@@ -128,45 +67,49 @@ async def place_down(
         requested_id=requested,
         excluded_institution_ids=frozenset(row.declined_institution_ids or ()),
     )
-    for _ in range(referrals.MAX_HOLD_ATTEMPTS):
+
+    def decide(narrowed: Candidates) -> routing.RoutingDecision:
         try:
-            decision = route_down(request, cands.members)
+            return route_down(request, narrowed.members)
         except routing.PatientChoiceNotAllowed as exc:
             raise InvalidInput(
                 "The named institution cannot receive this down-referral.",
                 [{"loc": ["body", "target_institution_id"], "msg": str(exc.reason)}],
             ) from exc
-        target = decision.target
-        if target is None or row.care_type is not CareType.INPATIENT:
-            return referrals.Placement(decision, cands, held=False)
-        code = cands.capacity_code[target.institution_id]
-        if await capacity_repo.try_hold_bed(session, target.institution_id, code):
-            return referrals.Placement(decision, cands, held=True)
-        cands = referrals.without_capacity(cands, target.institution_id)
-    raise Conflict("Capacity kept changing while routing; retry the request.")
+
+    # a bed for a rehabilitation inpatient; outpatient follow-up has no day to hold
+    return cands, decide, placement.Need(row.care_type, None)
 
 
-async def create_down_referral(
+async def create(
     session: AsyncSession,
     settings: Settings,
     protector: PatientDataProtector,
     principal: Principal,
-    body: dict[str, Any],
+    body: DownReferralCreate,
     *,
-    number: referrals.Number | None = None,
-) -> referrals.ReferralView:
+    number: Number | None = None,
+) -> placement.Written[ReferralView]:
+    """Write the down-referral; its bed hold (if any) is returned to run last."""
     if principal.role is not Role.HOSPITAL or principal.institution_id is None:
         raise Forbidden("Down-referrals are sent by hospitals.")
     now = utcnow()
-    source = await referrals.load_source(session, principal.institution_id)
-    checked = referrals.validate_patient(body["patient"], today(now, source.time_zone))
-    diagnosis = diagnoses.validate(settings, body["diagnosis"])
-    check_stability(body["condition_specialty_code"], body.get("stability"))
-    medications = medication_list(diagnosis.code, body.get("medications") or [])
+    source = await candidates.load_source(session, principal.institution_id)
+    checked = patients.check_patient(body.patient, today(now, source.time_zone))
+    diagnosis = diagnoses.validate(settings, body.diagnosis)
+    check_stability(body.condition_specialty_code, body.stability)
+    medications = medication_list(diagnosis.code, body.medications)
     known = await registry_repo.existing_specialty_codes(
-        session, [body["service_code"], body["condition_specialty_code"]]
+        session, [body.service_code, body.condition_specialty_code]
     )
-    unknown = [f for f in ("service_code", "condition_specialty_code") if body[f] not in known]
+    unknown = [
+        name
+        for name, code in (
+            ("service_code", body.service_code),
+            ("condition_specialty_code", body.condition_specialty_code),
+        )
+        if code not in known
+    ]
     if unknown:
         raise InvalidInput(
             "Unknown specialty code.",
@@ -179,7 +122,7 @@ async def create_down_referral(
     resident_hmac = protector.identifier_hmac(checked.document.match_key())
     episode_origin = None
     episode_id = None
-    parent_id = body.get("up_referral_id")
+    parent_id = body.up_referral_id
     if parent_id:
         parent = await repo.get(session, parent_id)
         if parent is None or not can_see(principal, parent):
@@ -187,31 +130,46 @@ async def create_down_referral(
                 "Unknown up-referral.",
                 [{"loc": ["body", "up_referral_id"], "msg": "no such referral"}],
             )
-        if parent.resident_id_hmac != resident_hmac or parent.direction != "up":
+        if parent.resident_id_hmac != resident_hmac or parent.direction is not Direction.UP:
             raise InvalidInput(
                 "The up-referral is of another patient or not an up-referral.",
                 [{"loc": ["body", "up_referral_id"], "msg": "not this patient's up-referral"}],
             )
         episode_id, episode_origin = parent.episode_id, parent.source_institution_id
-    episode_id = await referrals.open_or_join_episode(
+    episode_id = await episodes.open_or_join(
         session, episode_id, source.consortium_id, resident_hmac, now
     )
-    consortium = await registry_repo.get_consortium(session, source.consortium_id)
-    assert consortium is not None
     referral_id = new_id()
-    signed = tuple(body["patient"].get("signed_institution_ids") or ())
+    signed = tuple(body.patient.signed_institution_ids)
+    sensitive = {
+        "patient": patients.sealed_patient(body.patient, checked, list(signed)),
+        "diagnosis_text": body.diagnosis.text,
+        "clinical_summary": body.discharge_summary,
+        "tests_done": [t.model_dump() for t in body.tests_done],
+        "down": {
+            "condition_specialty_code": body.condition_specialty_code,
+            "stability": body.stability.model_dump() if body.stability else None,
+            "discharge_summary": body.discharge_summary,
+            "rehabilitation_plan": body.rehabilitation_plan,
+            "medications": medications,
+            "follow_up_plan": [
+                {"due_date": str(v.due_date), "purpose": v.purpose} for v in body.follow_up_plan
+            ],
+        },
+    }
+    doctor = body.referring_doctor
     row = Referral(
         id=referral_id,
-        number="",
-        consortium_id=consortium.id,
-        direction="down",
-        status="pending",
+        number=await number_for(session, source.consortium_id, now, number),
+        consortium_id=source.consortium_id,
+        direction=Direction.DOWN,
+        status=Status.PENDING,
         source_institution_id=source.id,
-        specialty_code=body["service_code"],
-        care_type=CareType(body["care_type"]),
+        specialty_code=body.service_code,
+        care_type=body.care_type,
         wanted_day=None,
-        urgency=body.get("urgency") or "routine",
-        insurance_scheme=body["patient"]["insurance_scheme"],
+        urgency=body.urgency,
+        insurance_scheme=body.patient.insurance_scheme,
         diagnosis_code=diagnosis.code.code,
         diagnosis_code_system=diagnosis.code.system,
         diagnosis_name=diagnosis.name,
@@ -219,90 +177,55 @@ async def create_down_referral(
         patient_sex=checked.sex.code,
         patient_birth_date=checked.birth_date,
         resident_id_hmac=resident_hmac,
-        sensitive="",
-        referring_doctor=(body.get("referring_doctor") or {}).get("name"),
+        sensitive=protector.seal(sensitive, associated=referral_id),
+        referring_doctor=doctor.name if doctor else None,
         episode_id=episode_id,
         parent_referral_id=parent_id,
         signed_institution_ids=list(signed),
         declined_institution_ids=[],
         overflow=False,
-        priority=service_levels.priority(body.get("urgency") or "routine"),
+        priority=service_levels.priority(body.urgency),
         version=1,
         created_at=now,
         updated_at=now,
     )
-    placed = await place_down(
+    cands, decide, need = await down_placement_inputs(
         session,
         row,
         signed=signed,
         episode_origin=episode_origin,
-        requested=body.get("target_institution_id"),
+        requested=body.target_institution_id,
     )
-    row.number = await referrals.number_for(session, consortium.id, now, number)
-    sensitive = {
-        "patient": patients.sealed_patient(body["patient"], checked, list(signed)),
-        "diagnosis_text": body["diagnosis"].get("text"),
-        "clinical_summary": body.get("discharge_summary"),
-        "tests_done": body.get("tests_done") or [],
-        "down": {
-            "condition_specialty_code": body["condition_specialty_code"],
-            "stability": body.get("stability"),
-            "discharge_summary": body.get("discharge_summary"),
-            "rehabilitation_plan": body.get("rehabilitation_plan"),
-            "medications": medications,
-            "follow_up_plan": [
-                {**v, "due_date": str(v["due_date"])} for v in body["follow_up_plan"]
-            ],
-        },
-    }
-    row.sensitive = protector.seal(sensitive, associated=referral_id)
-    referrals.apply_placement(row, placed, settings, now)
+    placed, hold = placement.plan(session, cands, decide, need)
     repo.add(session, row)
-    await session.flush()
-    for visit in body["follow_up_plan"]:
+    await session.flush()  # the referral row before the rows that refer to it
+    for visit in body.follow_up_plan:
         episode_repo.add_follow_up(
             session,
             FollowUp(
                 referral_id=row.id,
                 kind="planned",
-                due_date=visit["due_date"],
-                content=protector.seal({"purpose": visit.get("purpose")}, associated=row.id),
+                due_date=visit.due_date,
+                content=protector.seal({"purpose": visit.purpose}, associated=row.id),
                 author_institution_id=source.id,
                 created_at=now,
             ),
         )
-    decision = routing.decision_to_dict(placed.decision)
-    repo.add_attempt(
-        session,
-        referral_id=row.id,
-        attempt=1,
-        outcome=str(placed.decision.outcome),
-        target_institution_id=row.target_institution_id,
-        decision=decision,
-        created_at=now,
-    )
-    events.record(
+    decision, tier = await placement.record(
         session,
         row,
-        "created",
-        None,
-        at=now,
+        placed,
+        settings,
+        now,
+        attempt=1,
+        event_type="created",
+        from_status=None,
         actor_institution_id=source.id,
-        actor_user=(body.get("referring_doctor") or {}).get("id"),
-        reason=placed.decision.explanation,
+        actor_user=doctor.id if doctor else None,
     )
-    await tiers.record_for(session, row, now)
-    tier = await tier_repo.latest_of(session, row.id)
-    return referrals.ReferralView(
-        row, sensitive, decision, show_full_identity=True, tier=tier, time_zone=source.time_zone
-    )
-
-
-async def visible(session: AsyncSession, principal: Principal, referral_id: str) -> Referral:
-    row = await repo.get(session, referral_id)
-    if row is None or not can_see(principal, row):
-        raise NotFound("No referral with this id.")
-    return row
+    await session.flush()
+    view = ReferralView(row, sensitive, decision, True, tier, time_zone=source.time_zone)
+    return placement.Written(view, hold)
 
 
 async def escalate(
@@ -311,41 +234,48 @@ async def escalate(
     protector: PatientDataProtector,
     principal: Principal,
     referral_id: str,
-    body: dict[str, Any],
+    body: EscalateIn,
     *,
-    number: referrals.Number | None = None,
-) -> referrals.ReferralView:
+    number: Number | None = None,
+) -> placement.Written[ReferralView]:
     """A deterioration during follow-up: a new up-referral in the same episode, pre-filled."""
     down = await visible(session, principal, referral_id)
-    if down.direction != "down" or principal.institution_id != down.target_institution_id:
+    if (
+        down.direction is not Direction.DOWN
+        or principal.institution_id != down.target_institution_id
+    ):
         raise Forbidden("Only the primary institution following the patient escalates.")
-    if down.status not in ("accepted", "arrived", "in_follow_up", "completed"):
+    if down.status not in (Status.ACCEPTED, Status.ARRIVED, Status.IN_FOLLOW_UP, Status.COMPLETED):
         raise Conflict(
             "Only a down-referral the primary institution took over escalates.",
             current_status=down.status,
         )
     sealed = protector.open(down.sensitive, associated=down.id)
     condition = (sealed.get("down") or {}).get("condition_specialty_code") or down.specialty_code
-    up_body = {
-        "patient": patients.escalation_patient(
+    command = ReferralCreate.model_construct(
+        patient=patients.escalation_patient(
             sealed["patient"], down.patient_birth_date, down.patient_sex.word, down.insurance_scheme
         ),
-        "diagnosis": {
-            "icd10": down.diagnosis_code,
-            "code_system": down.diagnosis_code_system,
-            "morphology": down.diagnosis_morphology,
-            "text": sealed.get("diagnosis_text"),
-        },
-        "specialty_code": body.get("specialty_code") or condition,
-        "care_type": body.get("care_type") or "inpatient",
-        "wanted_day": body.get("wanted_day"),
-        "urgency": body.get("urgency") or "urgent",
-        "clinical_summary": body.get("clinical_summary"),
-        "tests_done": body.get("tests_done") or [],
-        "referring_doctor": body.get("referring_doctor"),
-        "episode_id": down.episode_id,
-        "pathway": body.get("pathway"),
-    }
-    return await referrals.create_up_referral(
-        session, settings, protector, principal, up_body, parent_referral_id=down.id, number=number
+        # the stored diagnosis, as recorded (its edition may predate today's claims)
+        diagnosis=DiagnosisIn.model_construct(
+            icd10=down.diagnosis_code,
+            code_system=cast(Any, down.diagnosis_code_system),
+            morphology=down.diagnosis_morphology,
+            text=sealed.get("diagnosis_text"),
+        ),
+        specialty_code=body.specialty_code or condition,
+        care_type=body.care_type,
+        wanted_day=body.wanted_day,
+        urgency=body.urgency,
+        clinical_summary=body.clinical_summary,
+        tests_done=body.tests_done,
+        referring_doctor=body.referring_doctor,
+        episode_id=down.episode_id,
+        pathway=body.pathway,
+        patient_choice_institution_id=None,
+        reason=cast(Any, None),  # an escalation states no reason of its own
+        direction="up",
+    )
+    return await up_referrals.create(
+        session, settings, protector, principal, command, parent_referral_id=down.id, number=number
     )

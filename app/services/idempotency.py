@@ -1,8 +1,14 @@
 """Idempotent creates: the same key and body replay the first answer (the same referral).
 
-The claim is committed in a transaction of its own before the work starts, so a retry that
-arrives while the first request is still running sees it (409) instead of waiting for it.
-The stored answer is written in the same transaction as the work itself.
+This module is the one exception to "the request's unit of work owns the transaction":
+
+- the **claim** is committed in a short transaction of its own before the work starts, so a
+  retry that arrives while the first request is still running sees it (409) instead of
+  waiting for it; the referral number is taken there too (``numbering.take_number``);
+- the **completion** (the stored answer) is written in the create's own transaction, by
+  :func:`create_once`, just before the hold, and so commits with the referral or not at all;
+- if that transaction rolls back (the create failed, or its commit did), the unit of work
+  gives the key back (``after_rollback``), so the client may retry with the same key.
 """
 
 from __future__ import annotations
@@ -19,8 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.db.repositories import referrals as repo
-from app.db.session import Database
-from app.domain.errors import Conflict, InvalidInput
+from app.db.session import Database, after_rollback
+from app.domain.enums import Role
+from app.domain.errors import Conflict, Forbidden, InvalidInput
+from app.services.context import Context
+from app.services.numbering import Number, take_number
+from app.services.placement import Written, hold_last
+from app.services.views import ReferralView, get_referral
 
 
 class RequestInFlight(Conflict):
@@ -136,3 +147,75 @@ async def complete(
 async def release(database: Database, claim: Claim) -> None:
     async with database.unit_of_work() as session:
         await repo.release_idempotency(session, claim.scope_id, claim.key, claim.token)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A create's answer: the referral, and the status and headers of the first answer."""
+
+    view: ReferralView
+    status: int
+    headers: dict[str, str]
+    replayed: bool = False
+
+
+async def create_once(
+    ctx: Context,
+    key: str,
+    body_json: dict[str, Any],
+    write: Callable[[Number | None], Awaitable[Written[ReferralView]]],
+) -> Created:
+    """Run a create once per key: a repeated request gets the referral the first one made.
+
+    The record keeps no patient data: the status, ``Location``, ``ETag`` and the referral id;
+    a replay renders the referral again for the caller (who may see less by now). Keys are
+    scoped by the API key; the role is checked before the claim, so a refused create neither
+    claims a key nor takes a number. ``write`` runs in ``placement.hold_last``: the stored
+    answer, then the hold, are the last statements before COMMIT. The claim is fenced: if it
+    stalled past ``REFERRAL_IDEMPOTENCY_IN_FLIGHT_SECONDS`` and a retry took it over, this
+    request cannot mark it done and rolls back (exactly one referral)."""
+    principal = ctx.principal
+    if principal.institution_id is None or principal.role not in (Role.CLINIC, Role.HOSPITAL):
+        raise Forbidden("Only a clinic or hospital key sends referrals.")
+    institution_id = principal.institution_id
+    taken: list[Number | None] = []
+
+    async def take(claim_session: AsyncSession) -> None:
+        taken.append(await take_number(claim_session, institution_id, utcnow()))
+
+    claimed = await claim(
+        ctx.database,
+        scope_id=principal.key_id,
+        key=key,
+        body_hash=request_hash({"path": ctx.path, "body": body_json}),
+        ttl=ctx.settings.idempotency_ttl,
+        in_flight_timeout=ctx.settings.idempotency_in_flight,
+        on_claim=take,
+    )
+    if isinstance(claimed, Replay):
+        view = await get_referral(ctx.session, ctx.protector, principal, claimed.referral_id)
+        return Created(view, claimed.status, claimed.headers, replayed=True)
+
+    async def give_back() -> None:
+        await release(ctx.database, claimed)
+
+    after_rollback(ctx.session, give_back)
+    number = taken[0] if taken else None
+    headers: dict[str, str] = {}
+
+    async def store_answer(view: ReferralView) -> None:
+        headers.clear()
+        headers.update(
+            {
+                "Location": f"{ctx.root_path}/v1/referrals/{view.row.id}",
+                "ETag": view.etag,
+                "Content-Type": "application/json",
+            }
+        )
+        await complete(ctx.session, claimed, status=201, headers=headers, referral_id=view.row.id)
+
+    async def attempt() -> Written[ReferralView]:
+        return await write(number)
+
+    view = await hold_last(ctx.session, attempt, before_hold=store_answer)
+    return Created(view, 201, dict(headers))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
+from app.api.schemas.referrals import PatientIn
 from app.domain.enums import Sex, SexCode
 from app.domain.errors import InvalidInput
 from app.domain.identity_documents import (
@@ -80,10 +81,10 @@ def _document(raw: dict[str, Any], loc: list[str | int], today: date) -> Identit
         ) from exc
 
 
-def check_patient(patient: dict[str, Any], today: date) -> CheckedPatient:
+def check_patient(patient: PatientIn, today: date) -> CheckedPatient:
     """One document (``identity_document``, or ``resident_id`` as before), checked by its type;
     birth date and sex from the document where it carries them, else from the body."""
-    legacy, given = patient.get("resident_id"), patient.get("identity_document")
+    legacy, given = patient.resident_id, patient.identity_document
     if (legacy is None) == (given is None):
         raise _invalid(
             "Give exactly one of resident_id and identity_document.",
@@ -99,9 +100,10 @@ def check_patient(patient: dict[str, Any], today: date) -> CheckedPatient:
             ) from exc
         source = "resident_id"
     else:
-        doc = _document(dict(given or {}), ["identity_document"], today)
+        assert given is not None
+        doc = _document(given.model_dump(), ["identity_document"], today)
         source = "identity_document"
-    birth, sex = patient.get("birth_date"), parse_sex(patient.get("sex"))
+    birth, sex = patient.birth_date, parse_sex(patient.sex)
     errors = []
     if doc.birth_date is not None:
         if birth is not None and birth != doc.birth_date:
@@ -125,15 +127,13 @@ def check_patient(patient: dict[str, Any], today: date) -> CheckedPatient:
     return CheckedPatient(doc, birth, sex or Sex.UNKNOWN)
 
 
-def sealed_patient(
-    body: dict[str, Any], checked: CheckedPatient, signed: list[str]
-) -> dict[str, Any]:
+def sealed_patient(body: PatientIn, checked: CheckedPatient, signed: list[str]) -> dict[str, Any]:
     """The patient part of ``referral.sensitive``. ``resident_id`` is kept for that type, as
     referrals written before other documents existed hold only it."""
     out: dict[str, Any] = {
-        "name": body["name"],
+        "name": body.name,
         "identity_document": checked.document.to_dict(),
-        "insurance_number": body.get("insurance_number"),
+        "insurance_number": body.insurance_number,
         "signed_institution_ids": list(signed),
     }
     if checked.document.type is DocumentType.RESIDENT_ID:
@@ -187,14 +187,16 @@ def shown_patient(patient: dict[str, Any], full: bool) -> dict[str, Any]:
 
 def escalation_patient(
     patient: dict[str, Any], birth_date: date, sex: Sex, insurance_scheme: str
-) -> dict[str, Any]:
+) -> PatientIn:
     """The patient of an up-referral pre-filled from a down-referral's sealed data."""
-    return {
-        "name": patient["name"],
-        "identity_document": document_dict(patient),
-        "birth_date": birth_date,
-        "sex": sex.value,
-        "insurance_scheme": insurance_scheme,
-        "insurance_number": patient.get("insurance_number"),
-        "signed_institution_ids": [],
-    }
+    return PatientIn.model_validate(
+        {
+            "name": patient["name"],
+            "identity_document": document_dict(patient),
+            "birth_date": birth_date,
+            "sex": sex.value,
+            "insurance_scheme": insurance_scheme,
+            "insurance_number": patient.get("insurance_number"),
+            "signed_institution_ids": [],
+        }
+    )

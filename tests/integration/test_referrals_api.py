@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from app.db.models import BedCapacity, Referral, ReferralEvent
 from app.db.session import Database
-from app.services import referrals
+from app.services import placement
 from tests.factories import census, referral_body
 
 PROBLEM = "application/problem+json"
@@ -223,13 +223,17 @@ async def test_a_hold_lost_to_another_request_routes_again(
     await _set_beds(client, auth, ids, "ZH-CH", {"03": (4, 3)})  # the last bed
     await _set_beds(client, auth, ids, "ZH-TCM", {"03": (4, 0)})
     database: Database = app.state.database
-    original = referrals.route_for_create
+    original = placement.plan
     raced = []
 
-    async def route_then_lose_the_bed(*args: Any, **kwargs: Any) -> Any:
-        placed, hold = await original(*args, **kwargs)
-        if not raced:  # another transaction takes ZH-CH's last bed and commits
-            raced.append(placed.target.code if placed.target else None)
+    def route_then_lose_the_bed(*args: Any, **kwargs: Any) -> Any:
+        placed, hold = original(*args, **kwargs)
+        if raced or hold is None:
+            return placed, hold
+        raced.append(placed.target.code if placed.target else None)
+
+        async def lose_the_bed_then_hold() -> bool:
+            # another transaction takes ZH-CH's last bed and commits before the hold
             async with database.unit_of_work() as other:
                 await other.execute(
                     update(BedCapacity)
@@ -239,9 +243,11 @@ async def test_a_hold_lost_to_another_request_routes_again(
                     )
                     .values(occupied=BedCapacity.total)
                 )
-        return placed, hold
+            return await hold()
 
-    monkeypatch.setattr(referrals, "route_for_create", route_then_lose_the_bed)
+        return placed, lose_the_bed_then_hold
+
+    monkeypatch.setattr(placement, "plan", route_then_lose_the_bed)
     r = await _create(client, auth("demo clinic ZH-THC-TS"))
     assert r.status_code == 201, r.text
     body = r.json()

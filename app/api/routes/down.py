@@ -6,10 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from app.api.deps import PrincipalDep, SessionDep, SettingsDep, get_database
+from app.api.deps import ContextDep, PrincipalDep, SessionDep
 from app.api.errors import problem_responses
+from app.api.presenters import created_response
 from app.api.routes.lifecycle import UserId
-from app.api.routes.referrals import IdempotencyKey, idempotent_create
+from app.api.routes.referrals import IdempotencyKey
 from app.api.schemas.follow_ups import (
     EpisodeOut,
     EpisodeReferral,
@@ -18,7 +19,7 @@ from app.api.schemas.follow_ups import (
     OverdueOut,
 )
 from app.api.schemas.referrals import EscalateIn, ReferralOut
-from app.services import down_referrals, follow_ups, referrals
+from app.services import creates, follow_ups
 from app.services.crypto import PatientDataProtector
 
 router = APIRouter(prefix="/v1", tags=["down-referral"], responses=problem_responses(401, 422, 429))
@@ -118,30 +119,11 @@ async def list_overdue_follow_ups(
     responses=problem_responses(403, 404, 409),
 )
 async def escalate_referral(
-    referral_id: str,
-    body: EscalateIn,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKey,
+    referral_id: str, body: EscalateIn, ctx: ContextDep, idempotency_key: IdempotencyKey
 ) -> Response:
     """A deterioration during follow-up: a new up-referral in the same episode, pre-filled
     from the down-referral (patient, diagnosis, specialty). Idempotent like POST /v1/referrals."""
-    protector = _protector(request)
-    # 404 before anything else, in a read-only transaction of its own: the request's write
-    # transaction must not start before the idempotency claim (SQLite's write lock)
-    async with get_database(request).unit_of_work(read_only=True) as check:
-        await down_referrals.visible(check, principal, referral_id)
-
-    async def work(number: referrals.Number | None) -> referrals.ReferralView:
-        return await down_referrals.escalate(
-            session, settings, protector, principal, referral_id, body.model_dump(), number=number
-        )
-
-    return await idempotent_create(
-        request, session, settings, principal, idempotency_key, body.model_dump(mode="json"), work
-    )
+    return created_response(await creates.escalate(ctx, referral_id, body, idempotency_key))
 
 
 @router.get("/episodes/{episode_id}", response_model=EpisodeOut, responses=problem_responses(404))

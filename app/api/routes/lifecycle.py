@@ -17,7 +17,7 @@ from app.api.deps import (
     invalid_cursor,
 )
 from app.api.errors import problem_responses
-from app.api.routes.referrals import ETAG_HEADER, referral_links, referral_out
+from app.api.presenters import ETAG_HEADER, referral_links, referral_out
 from app.api.schemas.common import Instant, PageOf
 from app.api.schemas.lifecycle import (
     AcceptIn,
@@ -97,7 +97,7 @@ def _transition_route(action: Action, body_model: type[Any], summary: str) -> No
             actor_user=user,
             details=details,
         )
-        response.headers["ETag"] = lifecycle.etag_of(view.row)
+        response.headers["ETag"] = view.etag
         return referral_out(view)
 
     endpoint.__annotations__["body"] = body_model if required else body_model | None

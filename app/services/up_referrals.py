@@ -1,0 +1,179 @@
+"""Up-referral create: a clinic (or a hospital escalating a follow-up) sends a patient up;
+routed by specialty and free capacity, the bed or slot held last (``placement``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.schemas.referrals import ReferralCreate
+from app.config import Settings
+from app.db.base import new_id, utcnow
+from app.db.models import Referral
+from app.db.repositories import referrals as repo
+from app.domain.enums import CareType, Role
+from app.domain.errors import Forbidden
+from app.domain.lifecycle import Direction, Status
+from app.domain.localtime import today
+from app.services import (
+    candidates,
+    diagnoses,
+    episodes,
+    pathways,
+    patients,
+    placement,
+    service_levels,
+    tiers,
+)
+from app.services.auth import Principal
+from app.services.candidates import Candidates, RoutingInput, Source
+from app.services.crypto import PatientDataProtector
+from app.services.numbering import Number, number_for
+from app.services.views import ReferralView
+
+
+async def _waitlist_goes_first(
+    session: AsyncSession,
+    settings: Settings,
+    consortium_id: str,
+    data: RoutingInput,
+    placed: placement.Placement,
+    priority: int,
+    now: datetime,
+) -> bool:
+    """A new referral never takes a place that a waitlisted one (at least as urgent) fits."""
+    from app.services import waitlist  # the waitlist places through the lifecycle
+
+    target = placed.target
+    code = placed.hold_code()
+    if target is None or code is None:
+        return False
+    inpatient = data.care_type is CareType.INPATIENT
+    place_ = waitlist.FreedPlace(
+        target.institution_id,
+        "bed" if inpatient else "slot",
+        code,
+        None if inpatient else data.wanted_day,
+        max(1, target.capacity_free or 0),
+    )
+    return await waitlist.waitlist_first(session, settings, consortium_id, place_, priority, now)
+
+
+def _decider(settings: Settings, source: Source, data: RoutingInput, now: datetime) -> Any:
+    def decide(cands: Candidates) -> Any:
+        return candidates.decide(settings, source, data, cands, now)
+
+    return decide
+
+
+async def create(
+    session: AsyncSession,
+    settings: Settings,
+    protector: PatientDataProtector,
+    principal: Principal,
+    body: ReferralCreate,
+    *,
+    parent_referral_id: str | None = None,
+    number: Number | None = None,
+) -> placement.Written[ReferralView]:
+    """Write the referral for its routing decision; the hold is returned for
+    :func:`placement.hold_last` to run last."""
+    if principal.role not in (Role.CLINIC, Role.HOSPITAL):
+        raise Forbidden("Only a clinic or hospital key sends referrals.")
+    now = utcnow()
+    source = await candidates.source_for(session, principal, None)
+    checked = patients.check_patient(body.patient, today(now, source.time_zone))
+    diagnosis = diagnoses.validate(settings, body.diagnosis)
+    data = await candidates.routing_input(session, body, body.patient.signed_institution_ids)
+    candidates.check_wanted_day(data, source)
+    consortium_id = source.consortium_id
+    # the targets the referral keeps: its consortium's own, or the shared defaults
+    pathway = await pathways.for_referral(session, body.pathway, consortium_id)
+    resident_hmac = protector.identifier_hmac(checked.document.match_key())
+    episode_id = await episodes.open_or_join(
+        session, body.episode_id, consortium_id, resident_hmac, now
+    )
+    referral_number = await number_for(session, consortium_id, now, number)
+    referral_id = new_id()
+    sensitive = {
+        "patient": patients.sealed_patient(
+            body.patient, checked, list(data.signed_institution_ids)
+        ),
+        "diagnosis_text": body.diagnosis.text,
+        "clinical_summary": body.clinical_summary,
+        "tests_done": [t.model_dump() for t in body.tests_done],
+    }
+    sealed = protector.seal(sensitive, associated=referral_id)
+    priority = service_levels.priority(body.urgency, green_channel=pathway is not None)
+    need = placement.Need(data.care_type, data.wanted_day, green_channel=data.centre is not None)
+    decide = _decider(settings, source, data, now)
+    placed, hold = placement.plan(
+        session, await candidates.candidates(session, source, data), decide, need
+    )
+    if hold is not None and await _waitlist_goes_first(
+        session, settings, consortium_id, data, placed, priority, now
+    ):  # the waitlisted took the place: the new referral routes on (or waits)
+        placed, hold = placement.plan(
+            session, await candidates.candidates(session, source, data), decide, need
+        )
+    doctor = body.referring_doctor
+    row = Referral(
+        id=referral_id,
+        number=referral_number,
+        consortium_id=consortium_id,
+        direction=Direction.UP,
+        status=Status.PENDING,
+        source_institution_id=source.id,
+        specialty_code=data.specialty_code,
+        care_type=data.care_type,
+        wanted_day=data.wanted_day,
+        urgency=body.urgency,
+        insurance_scheme=body.patient.insurance_scheme,
+        diagnosis_code=diagnosis.code.code,
+        diagnosis_code_system=diagnosis.code.system,
+        diagnosis_name=diagnosis.name,
+        diagnosis_morphology=diagnosis.morphology,
+        patient_sex=checked.sex.code,
+        patient_birth_date=checked.birth_date,
+        resident_id_hmac=resident_hmac,
+        sensitive=sealed,
+        referring_doctor=doctor.name if doctor else None,
+        episode_id=episode_id,
+        parent_referral_id=parent_referral_id,
+        reason=body.reason,
+        signed_institution_ids=list(data.signed_institution_ids),
+        patient_choice_id=data.patient_choice_id,
+        declined_institution_ids=[],
+        pathway_code=pathway.code if pathway else None,
+        pathway_version=pathway.version if pathway else None,
+        pathway_targets=pathway.targets if pathway else None,
+        overflow=False,
+        priority=priority,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    repo.add(session, row)
+    await session.flush()  # the referral row before the rows that refer to it
+    actor_user = doctor.id if doctor else None
+    decision, _ = await placement.record(
+        session,
+        row,
+        placed,
+        settings,
+        now,
+        attempt=1,
+        event_type="created",
+        from_status=None,
+        actor_institution_id=source.id,
+        actor_user=actor_user,
+        tier=False,  # after the green channel's milestones, as the events are read
+    )
+    if pathway is not None:
+        await pathways.on_green_channel_created(session, row, source.id, actor_user, now)
+    tier = await tiers.record_for(session, row, now, new_episode=body.episode_id is None)
+    await session.flush()  # ids and defaults of what was added, for the answer
+    view = ReferralView(row, sensitive, decision, True, tier, time_zone=source.time_zone)
+    return placement.Written(view, hold)

@@ -1,0 +1,88 @@
+"""A referral as one caller may see it: the row, its opened patient data, its last routing
+decision and its tier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Referral, TierRecord
+from app.db.repositories import referrals as repo
+from app.db.repositories import registry as registry_repo
+from app.db.repositories import tiers as tier_repo
+from app.domain.enums import Role
+from app.domain.errors import NotFound
+from app.domain.localtime import DEFAULT_TIME_ZONE, local_date
+from app.services import patients
+from app.services.access import can_see
+from app.services.auth import Principal
+from app.services.crypto import PatientDataProtector
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralView:
+    row: Referral
+    sensitive: dict[str, Any]
+    decision: dict[str, Any] | None
+    show_full_identity: bool
+    tier: TierRecord | None = None
+    time_zone: str = DEFAULT_TIME_ZONE  # the consortium's: the local date of its days
+
+    @property
+    def created_local_date(self) -> date:
+        return local_date(self.row.created_at, self.time_zone)
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.row.id}.{self.row.version}"'
+
+    def patient(self) -> dict[str, Any]:
+        """The patient as this caller may see it (masked unless source or target)."""
+        return patients.shown_patient(self.sensitive["patient"], self.show_full_identity)
+
+
+async def get_referral(
+    session: AsyncSession,
+    protector: PatientDataProtector,
+    principal: Principal,
+    referral_id: str,
+    *,
+    just_declined: bool = False,
+) -> ReferralView:
+    """The referral as ``principal`` may see it. ``just_declined``: the answer to the hospital
+    whose rejection just sent the referral on; it has lost access to the patient's data, so it
+    gets the referral without clinical text, the name reduced to its first character and the
+    identity masked."""
+    row = await repo.get(session, referral_id)
+    declined = (
+        row is not None
+        and just_declined
+        and principal.institution_id in (row.declined_institution_ids or ())
+    )
+    if row is None or not (declined or can_see(principal, row)):
+        raise NotFound("No referral with this id.")
+    attempt = await repo.latest_attempt(session, row.id)
+    sensitive = protector.open(row.sensitive, associated=row.id)
+    if declined and not can_see(principal, row):
+        patient = dict(sensitive["patient"])
+        patient["name"] = patient["name"][:1] + "*" * max(0, len(patient["name"]) - 1)
+        sensitive = {"patient": patient}
+    full = principal.role in (Role.CLINIC, Role.HOSPITAL) and principal.institution_id in (
+        row.source_institution_id,
+        row.target_institution_id,
+    )
+    tier = await tier_repo.latest_of(session, row.id)
+    zone = await registry_repo.consortium_time_zone(session, row.consortium_id)
+    decision = attempt.decision if attempt else None
+    return ReferralView(row, sensitive, decision, full, tier, time_zone=zone)
+
+
+async def visible(session: AsyncSession, principal: Principal, referral_id: str) -> Referral:
+    """The referral row if ``principal`` may see it, else 404."""
+    row = await repo.get(session, referral_id)
+    if row is None or not can_see(principal, row):
+        raise NotFound("No referral with this id.")
+    return row
