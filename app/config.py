@@ -234,10 +234,6 @@ class Settings(BaseSettings):
     def idempotency_in_flight(self) -> timedelta:
         return timedelta(seconds=self.idempotency_in_flight_seconds)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
 
 def decode_secret(value: bytes) -> bytes | None:
     """The key bytes of a hex or base64 (standard or URL-safe, padding optional) secret."""

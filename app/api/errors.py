@@ -206,15 +206,6 @@ def _allowed_methods(request: Request) -> str | None:
     return ", ".join(sorted(m.upper() for m in operations if m in HTTP_METHODS))
 
 
-class ServiceUnavailable(Exception):
-    """The database or another dependency is not reachable right now."""
-
-    def __init__(self, detail: str, retry_after: int = 1) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.retry_after = retry_after
-
-
 # SQLSTATEs meaning "the database is not there right now": class 08 (connection exception),
 # 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now), 53300 (too many connections)
 UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
@@ -325,12 +316,6 @@ def install(app: FastAPI) -> None:
             headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(request, exc.status_code, detail, headers=headers)
-
-    @app.exception_handler(ServiceUnavailable)
-    async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
-        return problem_response(
-            request, 503, exc.detail, headers={"Retry-After": str(exc.retry_after)}
-        )
 
     @app.exception_handler(OperationalError)
     async def _db_operational(request: Request, exc: OperationalError) -> JSONResponse:

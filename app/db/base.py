@@ -126,9 +126,5 @@ def new_id() -> str:
     return str(uuid.UUID(int=value))
 
 
-def id_column_type() -> String:
-    return String(36)
-
-
 def enum_values(enum_cls: Any) -> list[str]:
     return [member.value for member in enum_cls]

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -177,10 +177,6 @@ class Database:
                 for step in session.info.pop(_AFTER_ROLLBACK, ()):
                     await step()
                 raise
-
-    async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
 
     async def ready(self) -> str | None:
         """None when the service can work on this database, else why not: it answers, it can

@@ -112,7 +112,8 @@ class Rule(StrEnum):
     RATIO_BOUNDS = "ratio_bounds"
 
 
-#: Used when a policy gives no source for a rule (see /work/shared/domain.md and the seeds).
+#: Used when a policy gives no source for a rule: the policy document (000-004, as numbered in
+#: these texts) that each rule comes from.
 DEFAULT_SOURCES: Final[Mapping[str, str]] = MappingProxyType(
     {
         Rule.SELF_PAY: "002: the basic medical insurance schemes (self-pay is outside them)",
@@ -299,10 +300,6 @@ class TierInput:
             raise ValueError("an up-referral goes to a higher level than its source")
         if self.direction == "down" and self.target_level.rank >= self.source_level.rank:
             raise ValueError("a down-referral goes to a lower level than its source")
-
-    @property
-    def emergency(self) -> bool:
-        return self.urgency is Urgency.EMERGENCY or bool(self.pathway)
 
 
 @dataclass(frozen=True, slots=True)

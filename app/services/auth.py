@@ -25,10 +25,6 @@ class Principal:
     consortium_id: str | None
     name: str
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role is Role.ADMIN
-
 
 @dataclass(frozen=True, slots=True)
 class IssuedKey:

@@ -166,13 +166,6 @@ async def release_idempotency(session: AsyncSession, scope_id: str, key: str, to
     )
 
 
-async def purge_expired_idempotency(session: AsyncSession, now: datetime) -> int:
-    result = await session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
 # --- lifecycle ---------------------------------------------------------------------------
 
 
