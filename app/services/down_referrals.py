@@ -197,6 +197,7 @@ async def create(
         requested=body.target_institution_id,
     )
     placed, hold = placement.plan(session, cands, decide, need)
+    placement.apply(row, placed, settings, now)  # before the INSERT: no UPDATE after it
     repo.add(session, row)
     await session.flush()  # the referral row before the rows that refer to it
     for visit in body.follow_up_plan:
@@ -218,6 +219,7 @@ async def create(
         settings,
         now,
         attempt=1,
+        applied=True,
         event_type="created",
         from_status=None,
         actor_institution_id=source.id,

@@ -209,10 +209,13 @@ async def record(
     previous_target: str | None = None,
     tier: bool = True,
     new_episode: bool = False,
+    applied: bool = False,
 ) -> tuple[dict[str, object], TierRecord | None]:
-    """Apply the placement to ``row`` and write its routing attempt, its event and (when
-    ``tier``) its reimbursement tier. Returns the decision as stored and the tier."""
-    apply(row, placed, settings, now)
+    """Apply the placement to ``row`` (unless a create ``applied`` it before inserting the
+    row) and write its routing attempt, its event and (when ``tier``) its reimbursement tier.
+    Returns the decision as stored and the tier."""
+    if not applied:
+        apply(row, placed, settings, now)
     decision = routing.decision_to_dict(placed.decision)
     repo.add_attempt(
         session,

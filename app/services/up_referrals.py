@@ -155,6 +155,7 @@ async def create(
         created_at=now,
         updated_at=now,
     )
+    placement.apply(row, placed, settings, now)  # before the INSERT: no UPDATE after it
     repo.add(session, row)
     await session.flush()  # the referral row before the rows that refer to it
     actor_user = doctor.id if doctor else None
@@ -165,6 +166,7 @@ async def create(
         settings,
         now,
         attempt=1,
+        applied=True,
         event_type="created",
         from_status=None,
         actor_institution_id=source.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,8 +69,19 @@ async def upsert_specialties(session: AsyncSession, rows: Sequence[dict[str, str
 # --- consortia ---------------------------------------------------------------------------
 
 
+_T = TypeVar("_T")
+
+
+def _pinned(session: AsyncSession, found: _T) -> _T:
+    """Keep ``found`` referenced for the session's life: the identity map holds objects weakly,
+    so a row read once per request (the source, its consortium) is read again otherwise."""
+    if found is not None:
+        session.info.setdefault("pinned", []).append(found)
+    return found
+
+
 async def get_consortium(session: AsyncSession, consortium_id: str) -> Consortium | None:
-    return await session.get(Consortium, consortium_id)
+    return _pinned(session, await session.get(Consortium, consortium_id))
 
 
 async def consortium_prefix_of(
@@ -87,7 +99,7 @@ async def consortium_prefix_of(
 
 async def consortium_time_zone(session: AsyncSession, consortium_id: str) -> str:
     """The consortium's IANA time zone (from the identity map when already loaded)."""
-    consortium = await session.get(Consortium, consortium_id)
+    consortium = await get_consortium(session, consortium_id)
     assert consortium is not None, "an institution's consortium exists (foreign key)"
     return consortium.time_zone
 
@@ -198,7 +210,7 @@ async def get_institution(session: AsyncSession, institution_id: str) -> Institu
 async def get_institution_row(session: AsyncSession, institution_id: str) -> Institution | None:
     """The institution without its specialty and centre links (from the session's identity
     map when already loaded): for callers that read only its own columns."""
-    return await session.get(Institution, institution_id)
+    return _pinned(session, await session.get(Institution, institution_id))
 
 
 async def get_institutions(session: AsyncSession, ids: Sequence[str]) -> Sequence[Institution]:
