@@ -45,7 +45,7 @@ HoldStep = Callable[[], Awaitable[bool]]
 
 
 class CapacityKeptChanging(Conflict):
-    kind = "capacity-kept-changing"
+    """409: every place routing chose was taken by other requests first."""
 
     def __init__(self) -> None:
         super().__init__("Capacity kept changing while routing; retry the request.")
