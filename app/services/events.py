@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Referral
 from app.db.repositories import referrals as repo
-from app.services import webhooks
+from app.services import webhook_events as webhooks
 
 
 def record(

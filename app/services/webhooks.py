@@ -1,10 +1,8 @@
 """Push notifications to HIS systems: signed webhooks through a transactional outbox.
 
-``enqueue`` runs inside the transaction of every referral change (through
-``app.services.events.record``) and only adds an outbox row: the event, its thin payload
-and the institutions concerned. The relay (``app.services.relay``) fans the rows out to the
-matching subscriptions and delivers them. This module also manages subscriptions, their
-secrets (sealed with AES-GCM at rest), the delivery log and replays.
+This module manages subscriptions, their secrets (sealed with AES-GCM at rest) and the
+signature; the outbox rows are written by ``webhook_events``, delivered by ``relay``, and the
+delivery log and replays are ``webhook_deliveries``.
 """
 
 from __future__ import annotations
@@ -17,8 +15,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,91 +25,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db.base import new_id, utcnow
-from app.db.models import Referral
 from app.db.repositories import webhooks as repo
-from app.db.webhook_models import WebhookDelivery, WebhookEvent, WebhookSubscription
+from app.db.webhook_models import WebhookSubscription
 from app.domain.enums import Role
-from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.domain.errors import Forbidden, InvalidInput, NotFound
 from app.services import registry as registry_service
 from app.services.auth import Principal
 from app.services.egress import EgressDenied, EgressPolicy, Resolver, default_port, system_resolve
+from app.services.webhook_events import WebhookEventType
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 SECRET_BYTES = 32
 SEALED_VERSION = "v1"
 MANAGERS = frozenset({Role.CLINIC, Role.HOSPITAL, Role.COUNCIL, Role.ADMIN})
-
-
-class WebhookEventType(StrEnum):
-    """The event types a subscription can ask for."""
-
-    CREATED = "referral.created"
-    ROUTED = "referral.routed"
-    ACCEPTED = "referral.accepted"
-    REJECTED = "referral.rejected"
-    REROUTED = "referral.rerouted"
-    EXPIRED = "referral.expired"
-    WAITLISTED = "referral.waitlisted"
-    ARRIVED = "referral.arrived"
-    ADMITTED = "referral.admitted"
-    SEEN = "referral.seen"
-    COMPLETED = "referral.completed"
-    CANCELLED = "referral.cancelled"
-    NO_SHOW = "referral.no_show"
-    MILESTONE = "referral.milestone"
-    FOLLOW_UP_DUE = "referral.follow_up_due"
-
-
-# internal event types (referral_event.type) whose public name is not "referral.<type>"
-_PUBLIC_NAMES = {"target_notified": WebhookEventType.MILESTONE.value}
-
-
-def public_type(internal: str) -> str:
-    """The webhook type of an internal event type: ``accepted`` → ``referral.accepted``."""
-    return _PUBLIC_NAMES.get(internal, f"referral.{internal}")
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def enqueue(
-    session: AsyncSession,
-    row: Referral,
-    event_type: str,
-    at: datetime,
-    *,
-    previous_target: str | None = None,
-) -> None:
-    """Queue the event for the institutions concerned, in the caller's transaction.
-
-    Recipients: the source, the current target and, on a re-route, the previous target.
-    The payload is thin on purpose (no patient data): receivers fetch details with their key.
-    """
-    candidates = (row.source_institution_id, row.target_institution_id, previous_target)
-    recipients = list(dict.fromkeys(i for i in candidates if i))
-    event_id = new_id()
-    type_ = public_type(event_type)
-    payload: dict[str, Any] = {
-        "id": event_id,
-        "type": type_,
-        "timestamp": _iso(at),
-        "data": {"referral_id": row.id, "number": row.number, "status": row.status},
-    }
-    repo.add_event(
-        session,
-        WebhookEvent(
-            id=event_id,
-            referral_id=row.id,
-            type=type_,
-            payload=payload,
-            recipients=recipients,
-            occurred_at=at,
-        ),
-    )
-
-
-# --- secrets and signatures --------------------------------------------------------------
 
 
 class SecretBox:
@@ -188,7 +113,7 @@ async def _may_manage(session: AsyncSession, principal: Principal, institution_i
     return False
 
 
-async def _owned(
+async def owned(
     session: AsyncSession, principal: Principal, subscription_id: str, *, lock: bool = False
 ) -> WebhookSubscription:
     """The subscription, if the caller manages it; otherwise the same 404 as a missing id."""
@@ -314,14 +239,14 @@ async def list_subscriptions(
 async def get_subscription(
     session: AsyncSession, principal: Principal, subscription_id: str
 ) -> WebhookSubscription:
-    return await _owned(session, principal, subscription_id)
+    return await owned(session, principal, subscription_id)
 
 
 async def delete_subscription(
     session: AsyncSession, principal: Principal, subscription_id: str
 ) -> None:
     """Deletes the subscription with its delivery log; nothing more is sent to it."""
-    row = await _owned(session, principal, subscription_id, lock=True)
+    row = await owned(session, principal, subscription_id, lock=True)
     await repo.delete_subscription(session, row)
 
 
@@ -334,7 +259,7 @@ async def rotate_secret(
     overlap: timedelta,
 ) -> IssuedSecret:
     """A new secret; the current one keeps signing too until the overlap ends."""
-    row = await _owned(session, principal, subscription_id, lock=True)
+    row = await owned(session, principal, subscription_id, lock=True)
     now = utcnow()
     secret = new_secret()
     if overlap > timedelta(0):
@@ -348,63 +273,3 @@ async def rotate_secret(
     row.updated_at = now
     await session.flush()
     return IssuedSecret(row, secret)
-
-
-# --- delivery log and replays ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryView:
-    delivery: WebhookDelivery
-    event: WebhookEvent
-
-
-async def list_deliveries(
-    session: AsyncSession,
-    principal: Principal,
-    subscription_id: str,
-    *,
-    state: str | None,
-    before: str | None,
-    limit: int,
-) -> list[DeliveryView]:
-    await _owned(session, principal, subscription_id)
-    rows = await repo.list_deliveries(
-        session, subscription_id, state=state, before=before, limit=limit
-    )
-    return [DeliveryView(d, e) for d, e in rows]
-
-
-async def replay_delivery(
-    session: AsyncSession,
-    settings: Settings,
-    principal: Principal,
-    subscription_id: str,
-    delivery_id: str,
-) -> DeliveryView:
-    """Send a dead (or delivered) delivery again, same webhook-id, with a new give-up time."""
-    await _owned(session, principal, subscription_id, lock=True)
-    row = await repo.get_delivery(session, subscription_id, delivery_id)
-    if row is None:
-        raise NotFound("No delivery with this id for this subscription.")
-    if row.state == repo.PENDING:
-        raise Conflict("The delivery is still pending; it is retried on its own.")
-    now = utcnow()
-    row.state = repo.PENDING
-    row.attempts = 0
-    row.next_attempt_at = now
-    row.give_up_at = now + timedelta(seconds=settings.webhook_give_up_after_seconds)
-    row.delivered_at = row.dead_at = None
-    await session.flush()
-    event = (await repo.events_by_seq(session, [row.event_seq]))[row.event_seq]
-    return DeliveryView(row, event)
-
-
-async def replay_dead(
-    session: AsyncSession, settings: Settings, principal: Principal, subscription_id: str
-) -> int:
-    """Every dead-lettered delivery of the subscription goes back to pending, in event order."""
-    await _owned(session, principal, subscription_id, lock=True)
-    now = utcnow()
-    give_up_at = now + timedelta(seconds=settings.webhook_give_up_after_seconds)
-    return await repo.replay_dead(session, subscription_id, now, give_up_at)

@@ -20,8 +20,8 @@ from app.api.schemas.webhooks import (
     SubscriptionIn,
     SubscriptionOut,
 )
-from app.services import webhooks
-from app.services.webhooks import DeliveryView
+from app.services import webhook_deliveries, webhooks
+from app.services.webhook_deliveries import DeliveryView
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401, 422, 429))
 
@@ -154,7 +154,7 @@ async def list_webhook_deliveries(
     state: DeliveryState | None = None,
 ) -> PageOf[DeliveryOut]:
     """The delivery log, newest first: state, attempts, last status code, next retry."""
-    views = await webhooks.list_deliveries(
+    views = await webhook_deliveries.list_deliveries(
         session,
         principal,
         subscription_id,
@@ -180,7 +180,7 @@ async def replay_webhook_delivery(
     principal: PrincipalDep,
 ) -> DeliveryOut:
     """Send a dead-lettered (or delivered) delivery again, with the same webhook-id."""
-    view = await webhooks.replay_delivery(
+    view = await webhook_deliveries.replay_delivery(
         session, settings, principal, subscription_id, delivery_id
     )
     return _delivery_out(view)
@@ -193,5 +193,5 @@ async def replay_dead_webhook_deliveries(
     subscription_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
 ) -> ReplayedOut:
     """Queue every dead-lettered delivery of the subscription again (sent in event order)."""
-    count = await webhooks.replay_dead(session, settings, principal, subscription_id)
+    count = await webhook_deliveries.replay_dead(session, settings, principal, subscription_id)
     return ReplayedOut(replayed=count)

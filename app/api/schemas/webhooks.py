@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from app.api.schemas.common import ResponseModel, StrictModel
-from app.services.webhooks import WebhookEventType
+from app.services.webhook_events import WebhookEventType
 
 
 class DeliveryState(StrEnum):
