@@ -32,6 +32,7 @@ from app.api.routes import (
     tiers,
 )
 from app.api.routes import webhooks as webhook_routes
+from app.api.routes import worklist as worklist_routes
 from app.config import Settings, get_settings
 from app.db.session import Database, Timeouts
 from app.logging_setup import JSON_LOGS_ENV, configure_logging, pin_library_loggers
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(capacity.router)
     app.include_router(referrals.router)
     app.include_router(lifecycle.router)
+    app.include_router(worklist_routes.router)
     app.include_router(pathways.router)
     app.include_router(webhook_routes.router)
     app.include_router(down.router)

@@ -6,9 +6,11 @@ Every change happens in one transaction with its hold effect and its events.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -30,7 +32,7 @@ from app.domain.lifecycle import Action, HoldEffect, Party, Status
 from app.services import events, views, waitlist
 from app.services.access import can_see
 from app.services.auth import Principal
-from app.services.crypto import PatientDataProtector
+from app.services.context import Context
 from app.services.waitlist import SYSTEM, Actor, FreedPlace
 
 
@@ -115,18 +117,47 @@ def _decline_current_target(row: Referral) -> None:
         ]
 
 
-async def transition(
-    session: AsyncSession,
-    settings: Settings,
-    protector: PatientDataProtector,
-    principal: Principal,
-    referral_id: str,
-    action: Action,
-    *,
-    if_match: str | None,
-    actor_user: str | None,
-    details: dict[str, Any],
-) -> views.ReferralView:
+@dataclass(frozen=True, slots=True)
+class TransitionCommand:
+    """One action on one referral, as its endpoint received it."""
+
+    referral_id: str
+    action: Action
+    if_match: str | None
+    actor_user: str | None = None
+    note: str | None = None
+    reason_code: str | None = None  # a rejection's RejectReason
+    reason_text: str | None = None
+    #: an acceptance's ward, bed and appointment time (and note), as given
+    acceptance: dict[str, str] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        referral_id: str,
+        action: Action,
+        if_match: str | None,
+        actor_user: str | None,
+        body: BaseModel | None,
+    ) -> TransitionCommand:
+        given = body.model_dump(mode="json", exclude_none=True) if body is not None else {}
+        return cls(
+            referral_id,
+            action,
+            if_match,
+            actor_user,
+            note=given.get("note"),
+            reason_code=given.get("reason_code"),
+            reason_text=given.get("reason_text"),
+            acceptance=(given or None) if action is Action.ACCEPT else None,
+        )
+
+
+async def transition(ctx: Context, command: TransitionCommand) -> views.ReferralView:
+    """Take ``command.action`` on the referral: the lifecycle table decides the new state,
+    the hold effect and whether it is routed on; its events and waitlist retries follow."""
+    session, settings, principal = ctx.session, ctx.settings, ctx.principal
+    action, if_match, referral_id = command.action, command.if_match, command.referral_id
     row = await repo.get_for_update(session, referral_id)
     if row is None or not can_see(principal, row):
         raise NotFound("No referral with this id.")
@@ -148,21 +179,19 @@ async def transition(
     if step.party not in parties_of(principal, row):
         who = "the current target" if step.party is Party.TARGET else "the source or its council"
         raise Forbidden(f"Only {who} may {action} this referral.")
-    if action is Action.REJECT:
-        code = details.get("reason_code")
-        if code == "other" and not details.get("reason_text"):
-            raise InvalidInput(
-                "A rejection with reason 'other' needs a reason_text.",
-                [{"loc": ["body", "reason_text"], "msg": "required when reason_code is other"}],
-            )
+    if action is Action.REJECT and command.reason_code == "other" and not command.reason_text:
+        raise InvalidInput(
+            "A rejection with reason 'other' needs a reason_text.",
+            [{"loc": ["body", "reason_text"], "msg": "required when reason_code is other"}],
+        )
     now = utcnow()
-    actor = Actor(principal.institution_id, actor_user)
+    actor = Actor(principal.institution_id, command.actor_user)
     released = await _apply_hold(session, row, step.hold)
     previous = row.status
     row.status = step.to
     if action is Action.ACCEPT:
         row.accepted_at = now
-        row.acceptance = {k: v for k, v in details.items() if v is not None} or None
+        row.acceptance = command.acceptance
         row.respond_by = None
     if step.to in lifecycle.FINAL:
         row.closed_at = now
@@ -174,8 +203,8 @@ async def transition(
         previous,
         actor,
         now,
-        reason=details.get("reason_text") or details.get("note"),
-        reason_code=details.get("reason_code"),
+        reason=command.reason_text or command.note,
+        reason_code=command.reason_code,
     )
     if step.reroute:
         _decline_current_target(row)
@@ -186,7 +215,7 @@ async def transition(
             actor,
             now,
             event_type="rerouted",
-            cause=details.get("reason_code") or str(action),
+            cause=command.reason_code or str(action),
         )
     row.version += 1
     row.updated_at = now
@@ -195,7 +224,7 @@ async def transition(
         await waitlist.retry_waitlist(
             session, settings, row.consortium_id, now, freed=[released], exclude=[row.id]
         )
-    return await views.get_referral(session, protector, principal, row.id, just_declined=True)
+    return await views.get_referral(session, ctx.protector, principal, row.id, just_declined=True)
 
 
 async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50) -> int:

@@ -1,38 +1,24 @@
-"""Referral transitions, worklists and the audit trail."""
+"""Referral transitions and the audit trail."""
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Response
 
-from app.api.deps import (
-    CURSOR_ID,
-    PrincipalDep,
-    SessionDep,
-    SettingsDep,
-    decode_cursor_text,
-    invalid_cursor,
-)
+from app.api.deps import ContextDep, PrincipalDep, SessionDep
 from app.api.errors import problem_responses
 from app.api.presenters import ETAG_HEADER, referral_links, referral_out
-from app.api.schemas.common import Instant, PageOf
 from app.api.schemas.lifecycle import (
     AcceptIn,
     EventOut,
-    LastEventOut,
     NoteIn,
-    ReferralSummary,
     RejectIn,
 )
 from app.api.schemas.referrals import ReferralOut
-from app.db.repositories.referrals import WorklistQuery
-from app.domain.enums import Urgency
-from app.domain.lifecycle import Action, Status
-from app.services import lifecycle, worklist
-from app.services.crypto import PatientDataProtector
+from app.domain.lifecycle import Action
+from app.services import lifecycle
+from app.services.lifecycle import TransitionCommand
 
 router = APIRouter(prefix="/v1", tags=["lifecycle"], responses=problem_responses(401, 422, 429))
 
@@ -45,28 +31,6 @@ UserId = Annotated[
 ]
 
 
-def _encode(row: Any) -> str:
-    raw = f"{row.priority}|{row.created_at.isoformat()}|{row.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-PRIORITY_MAX = 2**31 - 1  # an INTEGER column
-
-
-def _decode(cursor: str) -> tuple[int, datetime, str]:
-    parts = decode_cursor_text(cursor).split("|")
-    if len(parts) != 3 or not CURSOR_ID.fullmatch(parts[2]) or not parts[0].isdigit():
-        raise invalid_cursor()
-    try:
-        priority, created_at = int(parts[0]), datetime.fromisoformat(parts[1])
-        if created_at.tzinfo is None or priority > PRIORITY_MAX:
-            raise ValueError("not a cursor this service made")
-        created_at = created_at.astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise invalid_cursor() from exc
-    return priority, created_at, parts[2]
-
-
 def _transition_route(action: Action, body_model: type[Any], summary: str) -> None:
     """One POST /v1/referrals/{id}/<action> endpoint; each has its own operation id."""
     name = f"{action.value.replace('-', '_')}_referral"
@@ -75,28 +39,14 @@ def _transition_route(action: Action, body_model: type[Any], summary: str) -> No
 
     async def endpoint(
         referral_id: str,
-        request: Request,
         response: Response,
-        session: SessionDep,
-        settings: SettingsDep,
-        principal: PrincipalDep,
+        ctx: ContextDep,
         if_match: IfMatch,
         user: UserId = None,
         body: Any = body_default,
     ) -> ReferralOut:
-        protector: PatientDataProtector = request.app.state.protector
-        details = body.model_dump(mode="json") if body is not None else {}
-        view = await lifecycle.transition(
-            session,
-            settings,
-            protector,
-            principal,
-            referral_id,
-            action,
-            if_match=if_match,
-            actor_user=user,
-            details=details,
-        )
+        command = TransitionCommand.of(referral_id, action, if_match, user, body)
+        view = await lifecycle.transition(ctx, command)
         response.headers["ETag"] = view.etag
         return referral_out(view)
 
@@ -131,86 +81,6 @@ for _action, _model, _summary in (
     (Action.NO_SHOW, NoteIn, "No-show after acceptance (current target): releases the hold"),
 ):
     _transition_route(_action, _model, _summary)
-
-
-@router.get(
-    "/referrals",
-    response_model=PageOf[ReferralSummary],
-    responses={200: {"links": referral_links("$response.body#/items/0/id")}},
-)
-async def list_referrals(
-    session: SessionDep,
-    principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=200, description="Page size (1 to 200).")] = 50,
-    box: Literal["all", "incoming", "outgoing"] = "all",
-    direction: Literal["up", "down"] | None = None,
-    status: Annotated[list[Status] | None, Query(max_length=11)] = None,
-    urgency: Urgency | None = None,
-    specialty: Annotated[str | None, Query(max_length=8)] = None,
-    created_from: Annotated[
-        Instant | None, Query(description="Created at or after (with a UTC offset).")
-    ] = None,
-    created_to: Annotated[
-        Instant | None, Query(description="Created before (with a UTC offset).")
-    ] = None,
-    counterpart: Annotated[str | None, Query(max_length=36)] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-    ] = None,
-) -> PageOf[ReferralSummary]:
-    """Worklist: most urgent first (green channel, emergency, urgent, routine), then oldest.
-
-    Hospitals and clinics see the referrals they sent or that were sent to them (`box`
-    narrows it); the council sees its consortium; admins and insurers see all.
-    """
-    query = WorklistQuery(
-        box=box,
-        direction=direction,
-        statuses=tuple(status or ()),
-        urgency=urgency,
-        specialty=specialty,
-        created_from=created_from,
-        created_to=created_to,
-        counterpart=counterpart,
-        after=_decode(cursor) if cursor else None,
-        limit=limit,
-    )
-    result = await worklist.list_referrals(session, principal, query)
-    items = []
-    for row in result.rows:
-        last = result.last_events.get(row.id)
-        items.append(
-            ReferralSummary(
-                id=row.id,
-                number=row.number,
-                direction=row.direction,
-                status=row.status,
-                urgency=row.urgency,
-                priority=row.priority,
-                care_type=row.care_type,
-                specialty_code=row.specialty_code,
-                consortium_id=row.consortium_id,
-                source_institution_id=row.source_institution_id,
-                target_institution_id=row.target_institution_id,
-                out_of_consortium=row.out_of_consortium,
-                respond_by=row.respond_by,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-                last_event=(
-                    LastEventOut(
-                        type=last.type,
-                        to_status=last.to_status,
-                        at=last.at,
-                        reason_code=last.reason_code,
-                    )
-                    if last
-                    else None
-                ),
-                allowed_actions=lifecycle.allowed_actions(principal, row),
-            )
-        )
-    next_cursor = _encode(result.rows[-1]) if len(result.rows) == limit else None
-    return PageOf[ReferralSummary](items=items, next_cursor=next_cursor)
 
 
 @router.get(
