@@ -106,6 +106,7 @@ class Rule(StrEnum):
     PRIMARY_DIRECT = "primary_direct"
     SELF_REFERRAL_RATIO_CUT = "self_referral_ratio_cut"
     PRIMARY_RATE_FOR_REFERRED_UP = "primary_rate_for_referred_up"
+    PATIENT_REQUEST = "patient_request"
     DEDUCTIBLE_ONCE_PER_EPISODE = "deductible_once_per_episode"
     TCM_DECOCTION_RATIO = "tcm_decoction_ratio"
     TCM_NON_DRUG_NO_DEDUCTIBLE = "tcm_non_drug_no_deductible"
@@ -135,6 +136,10 @@ DEFAULT_SOURCES: Final[Mapping[str, str]] = MappingProxyType(
         Rule.PRIMARY_RATE_FOR_REFERRED_UP: (
             "003 policy support item 2: reimbursed in accordance with the township health "
             "centre policy"
+        ),
+        Rule.PATIENT_REQUEST: (
+            "003 policy support item 2: the township rate is for conditions outside primary "
+            "care's scope and emergencies; a referral at the patient's own request is neither"
         ),
         Rule.DEDUCTIBLE_ONCE_PER_EPISODE: (
             "003: cancel the second starting line; 004: continuous calculation within the alliance"
@@ -284,6 +289,9 @@ class TierInput:
     deductible_paid_in_episode: bool
     item_kind: ItemKind = "general"
     on_date: date
+    #: referred up at the patient's own request (``reason: patient_request``), so not for a
+    #: condition outside primary care's scope: said in the rules when it costs the primary rate
+    patient_request: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in _DIRECTIONS:
@@ -423,12 +431,19 @@ def decide_tier(policy: Policy, inp: TierInput) -> TierDecision:
             reasons.append("an emergency")
         if inp.pathway:
             reasons.append(f"green-channel pathway {inp.pathway}")
-        if (
+        eligible = (
             policy.primary_rate_for_referred_up
             and inp.source_level in _PRIMARY_LEVELS
             and inp.in_county
-            and reasons
-        ):
+        )
+        if eligible and not reasons and inp.patient_request:
+            fire(
+                Rule.PATIENT_REQUEST,
+                "Referred up at the patient's own request (reason patient_request), not for a "
+                "condition outside primary care's scope or an emergency: the primary level's "
+                "rate for referred-up patients does not apply.",
+            )
+        if eligible and reasons:
             primary = policy.terms_for(inp.scheme, InstitutionLevel.PRIMARY)
             if primary.ratio > ratio:
                 ratio = primary.ratio

@@ -105,6 +105,7 @@ async def decide_for(
         in_consortium=not row.out_of_consortium,
         in_county=_same_county(source, target),
         outside_primary_scope=(row.reason or "outside_primary_scope") != "patient_request",
+        patient_request=row.reason == "patient_request",
         deductible_paid_in_episode=False
         if new_episode
         else await repo.deductible_paid_in_episode(session, row.episode_id, row.id),

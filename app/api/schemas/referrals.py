@@ -135,8 +135,9 @@ class ReferralCreate(RoutingFields):
         "outside_primary_scope", "emergency", "critical", "difficult", "major", "patient_request"
     ] = Field(
         "outside_primary_scope",
-        description="Why the patient is referred up (003); patient_request counts as self-choice "
-        "for the reimbursement tier.",
+        description="Why the patient is referred up (003). patient_request: at the patient's own "
+        "request, not for a condition outside primary care's scope, so the tier never gets the "
+        "primary level's rate for referred-up patients (rule patient_request).",
     )
     patient: PatientIn
     diagnosis: DiagnosisIn

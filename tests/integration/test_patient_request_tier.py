@@ -1,0 +1,38 @@
+"""`reason: patient_request` counts as the patient's own choice for the tier: a patient referred
+up only because they asked does not get the primary rate that a referral for a condition outside
+primary care's scope gets (the example policy's `primary_rate_for_referred_up`). Both directions:
+the same patient and route, with and without the reason."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.factories import referral_body
+from tests.support import member_ids, set_beds
+
+
+async def _tier(client: Any, auth: Any, **overrides: Any) -> dict[str, Any]:
+    r = await client.post(
+        "/v1/referrals",
+        json=referral_body(**overrides),
+        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+    tier = r.json()["tier"]
+    assert tier is not None
+    return dict(tier)
+
+
+async def test_patient_request_loses_the_primary_rate(client, auth) -> None:
+    ids = await member_ids(client, auth)
+    await set_beds(client, auth, ids, "ZH-CH", "ZH-TCM")
+    needed = await _tier(client, auth)  # the default reason: outside primary care's scope
+    asked = await _tier(client, auth, reason="patient_request")
+    assert needed["tier"] == "in_consortium_referral_primary_rate", needed
+    assert asked["tier"] == "in_consortium_referral", asked
+    assert float(asked["ratio"]) < float(needed["ratio"])
+    assert [r["rule"] for r in asked["rules"]][-1] == "patient_request"
+    assert "patient's own request" in asked["rules"][-1]["words"]
+    assert "patient_request" not in [r["rule"] for r in needed["rules"]]
+    assert "primary_rate_for_referred_up" in [r["rule"] for r in needed["rules"]]
