@@ -557,6 +557,8 @@ class TierRecord(Base):
     policy_code: Mapped[str] = mapped_column(String(64))
     policy_version: Mapped[int] = mapped_column(Integer)
     rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # TCM care: the terms of its TCM items (decoctions, non-drug therapies), each as a tier
+    item_terms: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -78,11 +79,21 @@ def _same_county(a: Institution, b: Institution) -> bool:
     return a.region_code[:6] == b.region_code[:6]
 
 
-async def decide_for(
-    session: AsyncSession, row: Referral, now: datetime, *, new_episode: bool = False
-) -> rb.TierDecision | None:
-    """The tier for the referral's current target under the policy in force now
-    (``new_episode``: the episode was opened with this referral, so nothing was paid in it)."""
+#: the specialty of TCM care (GB/T catalogue 50 中医科) and its sub-specialties
+TCM_SPECIALTY = "50"
+#: the item kinds whose own terms a TCM referral's tier carries beside its general terms
+TCM_ITEM_KINDS: tuple[rb.ItemKind, ...] = ("tcm_decoction", "tcm_non_drug")
+
+
+def is_tcm_care(specialty_code: str) -> bool:
+    return specialty_code == TCM_SPECIALTY or specialty_code.startswith(TCM_SPECIALTY + ".")
+
+
+async def _tier_input(
+    session: AsyncSession, row: Referral, now: datetime, *, new_episode: bool
+) -> tuple[rb.Policy, rb.TierInput] | None:
+    """The policy in force and the tier input for the referral's current target, or None
+    (no target, no policy in force)."""
     if row.target_institution_id is None:
         return None
     source = await registry_repo.get_institution_row(session, row.source_institution_id)
@@ -111,6 +122,10 @@ async def decide_for(
         else await repo.deductible_paid_in_episode(session, row.episode_id, row.id),
         on_date=day,
     )
+    return policy, inp
+
+
+def _decide(policy: rb.Policy, inp: rb.TierInput) -> rb.TierDecision | None:
     try:
         return rb.decide_tier(policy, inp)
     except rb.MissingTerms:
@@ -120,12 +135,34 @@ async def decide_for(
         return None
 
 
+async def decide_for(
+    session: AsyncSession, row: Referral, now: datetime, *, new_episode: bool = False
+) -> rb.TierDecision | None:
+    """The tier for the referral's current target under the policy in force now
+    (``new_episode``: the episode was opened with this referral, so nothing was paid in it)."""
+    found = await _tier_input(session, row, now, new_episode=new_episode)
+    return None if found is None else _decide(*found)
+
+
+def item_terms(policy: rb.Policy, inp: rb.TierInput) -> list[dict[str, Any]]:
+    """For TCM care, the terms of decoctions and of the non-drug therapies, each decided like
+    the tier with that item kind (the same rules the quote applies)."""
+    out = []
+    for kind in TCM_ITEM_KINDS:
+        decision = _decide(policy, replace(inp, item_kind=kind))
+        if decision is not None:
+            out.append({"item_kind": kind, **rb.decision_to_dict(decision)})
+    return out
+
+
 async def record_for(
     session: AsyncSession, row: Referral, now: datetime, *, new_episode: bool = False
 ) -> TierRecord | None:
-    """Record the tier (a new row, history kept) and say so in the referral's events."""
-    decision = await decide_for(session, row, now, new_episode=new_episode)
-    if decision is None:
+    """Record the tier (a new row, history kept) and say so in the referral's events. A
+    referral for TCM care records the terms of its TCM items too (``item_terms``)."""
+    found = await _tier_input(session, row, now, new_episode=new_episode)
+    decision = None if found is None else _decide(*found)
+    if found is None or decision is None:
         return None
     data = rb.decision_to_dict(decision)
     record = TierRecord(
@@ -138,6 +175,7 @@ async def record_for(
         policy_code=decision.policy_code,
         policy_version=decision.policy_version,
         rules=data["rules"],
+        item_terms=item_terms(*found) if is_tcm_care(row.specialty_code) else None,
         decided_at=now,
     )
     repo.add_record(session, record)

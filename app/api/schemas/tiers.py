@@ -40,6 +40,12 @@ class TierOut(ResponseModel):
     policy_code: str
     policy_version: int
     rules: list[dict[str, Any]] = Field(description="The rules that fired, in words, with sources.")
+    item_terms: list[dict[str, Any]] | None = Field(
+        None,
+        description="TCM care (specialty 50 and its sub-specialties): the terms of decoctions "
+        "(tcm_decoction) and of the non-drug TCM therapies (tcm_non_drug), each decided as a "
+        "tier (tier, deductible, ratio, annual_cap, rules), as POST /v1/tiers/quote decides them.",
+    )
     target_institution_id: str | None
     decided_at: datetime
 
