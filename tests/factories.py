@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from app.domain.identity import make_resident_id
@@ -40,3 +40,39 @@ def census(beds: dict[str, tuple[int, int]], as_of: datetime | None = None) -> d
         "as_of": (as_of or datetime.now(UTC)).isoformat(),
         "beds": [{"specialty_code": c, "total": t, "occupied": o} for c, (t, o) in beds.items()],
     }
+
+
+#: the stability criteria of cardiology (03.04), all met (app/data/stability_criteria.json)
+CRITERIA_0304 = {
+    "vital_signs_stable_48h": True,
+    "no_angina_at_rest": True,
+    "heart_failure_compensated": True,
+    "secondary_prevention_started": True,
+}
+
+
+def down_body(up: dict[str, Any], patient: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """A down-referral of the cardiology patient of ``up`` (admitted), stable, to follow up."""
+    today = date.today()
+    body = {
+        "direction": "down",
+        "up_referral_id": up["id"],
+        "patient": patient,
+        "diagnosis": {"icd10": "I25.1", "text": "冠心病（测试）"},
+        "condition_specialty_code": "03.04",
+        "service_code": "02",
+        "care_type": "outpatient",
+        "stability": {
+            "diagnosis_confirmed": True,
+            "condition_stable": True,
+            "criteria": CRITERIA_0304,
+        },
+        "discharge_summary": "PCI done, stable.",
+        "follow_up_plan": [
+            {"due_date": str(today + timedelta(days=14)), "purpose": "BP and lipids"},
+            {"due_date": str(today + timedelta(days=28)), "purpose": "ECG"},
+        ],
+        "medications": [{"name": "阿司匹林", "dose": "100 mg", "frequency": "qd", "days": 84}],
+    }
+    body.update(kw)
+    return body
