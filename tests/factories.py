@@ -35,6 +35,10 @@ def referral_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+#: the fields of a stroke green-channel referral: referral_body(**STROKE), api.create(who, **STROKE)
+STROKE: dict[str, Any] = {"pathway": "stroke", "urgency": "emergency", "specialty_code": None}
+
+
 def census(beds: dict[str, tuple[int, int]], as_of: datetime | None = None) -> dict[str, Any]:
     return {
         "as_of": (as_of or datetime.now(UTC)).isoformat(),

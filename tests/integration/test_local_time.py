@@ -17,7 +17,7 @@ from sqlalchemy import update
 
 from app.db.base import clock_at
 from app.db.models import BedCapacity, SlotCapacity
-from tests.factories import down_body, referral_body
+from tests.factories import STROKE, down_body, referral_body
 
 
 def at(text: str) -> datetime:
@@ -263,9 +263,7 @@ async def test_tier_listing_and_green_channel_report_use_local_days(api, client,
     when = "2026-11-30T17:00:00Z"
     with clock_at(at(when)):
         await api.set_beds("HZ-FPH", {"03.03": (9, 1)}, as_of=at(when))
-    r = await _refer(
-        api, when, clinic="HZ-THC-XB", pathway="stroke", urgency="emergency", specialty_code=None
-    )
+    r = await _refer(api, when, clinic="HZ-THC-XB", **STROKE)
     assert r.status_code == 201, r.text
     ref = r.json()
     insurer = auth("demo insurer")
@@ -317,9 +315,7 @@ async def test_every_timestamp_input_needs_an_offset(api, client, auth) -> None:
             api,
             "2026-11-21T10:00:00Z",
             clinic="HZ-THC-XB",
-            pathway="stroke",
-            urgency="emergency",
-            specialty_code=None,
+            **STROKE,
         )
     ).json()
     plain = (await _refer(api, "2026-11-21T10:00:00Z")).json()
