@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from app.db.base import clock_at
 from app.db.models import BedCapacity, SlotCapacity
+from tests.driver import ApiDriver
 from tests.factories import STROKE, down_body, referral_body
 
 
@@ -38,7 +39,7 @@ async def _consortia(client: httpx.AsyncClient, auth: Any) -> dict[str, dict[str
     return {c["code"]: c for c in r.json()["items"]}
 
 
-async def _refer(api, when: str, clinic: str = "ZH-THC-TS", **kw: Any) -> httpx.Response:
+async def _refer(api: ApiDriver, when: str, clinic: str = "ZH-THC-TS", **kw: Any) -> httpx.Response:
     with clock_at(at(when)):
         return await api.create(f"demo clinic {clinic}", expect=None, **kw)
 

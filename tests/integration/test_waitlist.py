@@ -8,11 +8,13 @@ from typing import Any
 
 from sqlalchemy import text
 
+from tests.driver import ApiDriver
+
 CLINIC = "demo clinic ZH-THC-TS"
 HOSPITALS = ("ZH-CH", "ZH-TCM", "ZH-MCH", "NP-FH")  # every member and the partner with beds
 
 
-async def _status(api, referral: dict[str, Any]) -> tuple[str, str | None]:
+async def _status(api: ApiDriver, referral: dict[str, Any]) -> tuple[str, str | None]:
     body = (await api.get("demo admin", referral, expect=None)).json()
     return body["status"], body["target_institution_id"]
 

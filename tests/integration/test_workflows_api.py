@@ -12,17 +12,19 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.driver import ApiDriver
+
 VILLAGE = "ZH-VC-TS-01"
 
 
-async def _fresh_census(api) -> None:
+async def _fresh_census(api: ApiDriver) -> None:
     for code, beds in (("ZH-CH", {"03": (120, 10), "03.04": (40, 10)}),
                        ("ZH-THC-TS", {"03": (12, 2)}), ("ZH-THC-LY", {"03": (12, 2)})):  # fmt: skip
         await api.set_beds(code, beds)
 
 
 async def test_cardiology_inpatient_never_lands_in_a_township_internal_medicine_ward(
-    api, client: httpx.AsyncClient, auth: Any
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
 ) -> None:
     ids = await api.ids()
     await _fresh_census(api)
@@ -45,7 +47,7 @@ async def test_cardiology_inpatient_never_lands_in_a_township_internal_medicine_
 
 
 async def test_cardiology_outpatient_counts_a_township_but_after_cardiology(
-    api, client: httpx.AsyncClient, auth: Any
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
 ) -> None:
     day = (date.today() + timedelta(days=2)).isoformat()
     for code, slots in (("ZH-CH", {"03.04": (10, 0)}), ("ZH-THC-TS", {"03": (10, 0)})):
@@ -78,7 +80,7 @@ def settings_overrides(request: pytest.FixtureRequest, tmp_path: Path) -> dict[s
 
 
 async def test_consortium_policy_can_count_parent_only_inpatient_beds(
-    api, client: httpx.AsyncClient, auth: Any
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
 ) -> None:
     await _fresh_census(api)
     ref = (
@@ -92,7 +94,7 @@ async def test_consortium_policy_can_count_parent_only_inpatient_beds(
 
 
 async def test_worklist_last_event_is_the_reroute_with_its_reason(
-    api, client: httpx.AsyncClient, auth: Any
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
 ) -> None:
     ids = await api.ids()
     for code in ("ZH-CH", "ZH-TCM"):
