@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -55,7 +56,7 @@ CRITERIA_0304 = {
 }
 
 
-def down_body(up: dict[str, Any], patient: dict[str, Any], **kw: Any) -> dict[str, Any]:
+def down_body(up: Mapping[str, Any], patient: Mapping[str, Any], **kw: Any) -> dict[str, Any]:
     """A down-referral of the cardiology patient of ``up`` (admitted), stable, to follow up."""
     today = date.today()
     body = {
