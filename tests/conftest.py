@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.main import create_app
+from tests.driver import ApiDriver
 from tests.support import Template, build_template, drop_template, pg_url, settings_for
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -75,3 +76,9 @@ def auth(keys: dict[str, str]) -> Any:
         return {"Authorization": f"Bearer {keys[name]}"}
 
     return headers
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient, auth: Any) -> ApiDriver:
+    """The API steps tests repeat: ids, create, act, get, census (tests/driver.py)."""
+    return ApiDriver(client, auth)

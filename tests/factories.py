@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from app.domain.identity import make_resident_id
@@ -35,8 +36,48 @@ def referral_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+#: the fields of a stroke green-channel referral: referral_body(**STROKE), api.create(who, **STROKE)
+STROKE: dict[str, Any] = {"pathway": "stroke", "urgency": "emergency", "specialty_code": None}
+
+
 def census(beds: dict[str, tuple[int, int]], as_of: datetime | None = None) -> dict[str, Any]:
     return {
         "as_of": (as_of or datetime.now(UTC)).isoformat(),
         "beds": [{"specialty_code": c, "total": t, "occupied": o} for c, (t, o) in beds.items()],
     }
+
+
+#: the stability criteria of cardiology (03.04), all met (app/data/stability_criteria.json)
+CRITERIA_0304 = {
+    "vital_signs_stable_48h": True,
+    "no_angina_at_rest": True,
+    "heart_failure_compensated": True,
+    "secondary_prevention_started": True,
+}
+
+
+def down_body(up: Mapping[str, Any], patient: Mapping[str, Any], **kw: Any) -> dict[str, Any]:
+    """A down-referral of the cardiology patient of ``up`` (admitted), stable, to follow up."""
+    today = date.today()
+    body = {
+        "direction": "down",
+        "up_referral_id": up["id"],
+        "patient": patient,
+        "diagnosis": {"icd10": "I25.1", "text": "冠心病（测试）"},
+        "condition_specialty_code": "03.04",
+        "service_code": "02",
+        "care_type": "outpatient",
+        "stability": {
+            "diagnosis_confirmed": True,
+            "condition_stable": True,
+            "criteria": CRITERIA_0304,
+        },
+        "discharge_summary": "PCI done, stable.",
+        "follow_up_plan": [
+            {"due_date": str(today + timedelta(days=14)), "purpose": "BP and lipids"},
+            {"due_date": str(today + timedelta(days=28)), "purpose": "ECG"},
+        ],
+        "medications": [{"name": "阿司匹林", "dose": "100 mg", "frequency": "qd", "days": 84}],
+    }
+    body.update(kw)
+    return body

@@ -145,22 +145,3 @@ async def pg_connect(db_url: str) -> Any:
 
     u = make_url(db_url)
     return await asyncpg.connect(host=u.host, port=u.port, user=u.username, database=u.database)
-
-
-async def member_ids(client: Any, auth: Any) -> dict[str, str]:
-    """Institution code -> id, as the admin lists them."""
-    listed = await client.get("/v1/institutions", params={"limit": 200}, headers=auth("demo admin"))
-    return {i["code"]: i["id"] for i in listed.json()["items"]}
-
-
-async def set_beds(client: Any, auth: Any, ids: dict[str, str], *codes: str) -> None:
-    """A fresh census of 40 internal-medicine (03) beds, 1 occupied, at each named member."""
-    from tests.factories import census
-
-    for code in codes:
-        r = await client.put(
-            f"/v1/institutions/{ids[code]}/capacity",
-            json=census({"03": (40, 1)}),
-            headers=auth("demo admin"),
-        )
-        assert r.status_code == 200, r.text

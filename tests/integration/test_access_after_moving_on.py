@@ -4,7 +4,6 @@ rejection carries no clinical text and a masked identity."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
@@ -13,20 +12,16 @@ from sqlalchemy import update
 from app.db.base import utcnow
 from app.db.models import Referral
 from app.services import lifecycle
-from tests.factories import referral_body
-from tests.support import member_ids, set_beds
+from tests.driver import ApiDriver
 
 PATHS = ("", "/events", "/tiers", "/follow-ups", "/milestones")
 
 
-async def _setup(client: httpx.AsyncClient, auth: Any) -> tuple[dict[str, str], dict[str, Any]]:
-    ids = await member_ids(client, auth)
-    await set_beds(client, auth, ids, "ZH-CH", "ZH-TCM")
-    r = await client.post(
-        "/v1/referrals",
-        json=referral_body(),
-        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
-    )
+async def _setup(api: ApiDriver) -> tuple[dict[str, str], dict[str, Any]]:
+    ids = await api.ids()
+    for code in ("ZH-CH", "ZH-TCM"):
+        await api.set_beds(code, {"03": (40, 1)})
+    r = await api.create("demo clinic ZH-THC-TS", expect=None)
     assert r.status_code == 201 and r.json()["target_institution_id"] == ids["ZH-CH"]
     return ids, r.json()
 
@@ -41,16 +36,13 @@ async def _no_access(client: httpx.AsyncClient, h: dict[str, str], ref: dict[str
         assert ref["id"] not in {i["id"] for i in items["items"]}
 
 
-async def test_a_hospital_that_rejected_loses_access(client: httpx.AsyncClient, auth: Any) -> None:
-    ids, ref = await _setup(client, auth)
+async def test_a_hospital_that_rejected_loses_access(
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
+) -> None:
+    ids, ref = await _setup(api)
     hospital = auth("demo hospital ZH-CH")
     assert (await client.get(f"/v1/referrals/{ref['id']}", headers=hospital)).status_code == 200
-    r = await client.post(
-        f"/v1/referrals/{ref['id']}/reject",
-        json={"reason_code": "no_bed"},
-        headers={**hospital, "If-Match": f'"{ref["id"]}.{ref["version"]}"'},
-    )
-    assert r.status_code == 200, r.text
+    r = await api.act(hospital, ref, "reject", {"reason_code": "no_bed"})
     answer = r.json()
     assert answer["target_institution_id"] == ids["ZH-TCM"]
     assert answer["diagnosis"]["text"] is None and answer["clinical_summary"] is None
@@ -63,9 +55,9 @@ async def test_a_hospital_that_rejected_loses_access(client: httpx.AsyncClient, 
 
 
 async def test_a_hospital_that_let_it_expire_loses_access(
-    client: httpx.AsyncClient, auth: Any, app: Any
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any, app: Any
 ) -> None:
-    _ids, ref = await _setup(client, auth)
+    _ids, ref = await _setup(api)
     async with app.state.database.unit_of_work() as session:
         await session.execute(
             update(Referral).where(Referral.id == ref["id"]).values(respond_by=utcnow())

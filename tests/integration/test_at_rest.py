@@ -6,7 +6,6 @@ every table. The idempotency record kept the whole 201 body in clear before."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tests.factories import census, referral_body
+from tests.driver import ApiDriver
+from tests.factories import referral_body
 from tests.integration import test_down_referral_api as down_flow
 
 NAME = "测试患者甲"
@@ -22,33 +22,12 @@ INSURANCE = "INS-000123456"
 DIAGNOSIS_TEXT = "脑梗死（测试诊断文字）"
 
 
-async def _create_and_reject(client: httpx.AsyncClient, auth: Any) -> str:
-    admin = auth("demo admin")
-    ids = {
-        i["code"]: i["id"]
-        for i in (
-            await client.get("/v1/institutions", params={"limit": 200}, headers=admin)
-        ).json()["items"]
-    }
+async def _create_and_reject(api: ApiDriver) -> str:
     for code in ("ZH-CH", "ZH-TCM"):
-        r = await client.put(
-            f"/v1/institutions/{ids[code]}/capacity", json=census({"03": (40, 1)}), headers=admin
-        )
-        assert r.status_code == 200
+        await api.set_beds(code, {"03": (40, 1)})
     body = referral_body()
-    r = await client.post(
-        "/v1/referrals",
-        json=body,
-        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    ref = r.json()
-    r = await client.post(
-        f"/v1/referrals/{ref['id']}/reject",
-        json={"reason_code": "no_bed"},
-        headers={**auth("demo hospital ZH-CH"), "If-Match": f'"{ref["id"]}.{ref["version"]}"'},
-    )
-    assert r.status_code == 200, r.text
+    ref = (await api.create("demo clinic ZH-THC-TS", body)).json()
+    await api.act("demo hospital ZH-CH", ref, "reject", {"reason_code": "no_bed"})
     resident_id: str = body["patient"]["resident_id"]
     return resident_id
 
@@ -92,10 +71,10 @@ def _file_hits(db_url: str, values: list[str]) -> list[tuple[str, str]]:
 
 
 async def test_no_patient_data_in_clear_at_rest(
-    client: httpx.AsyncClient, auth: Any, app: Any, db_url: str, backend: str
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any, app: Any, db_url: str, backend: str
 ) -> None:
-    first = await _create_and_reject(client, auth)
-    await down_flow.test_closed_loop_up_down_follow_up_escalate(client, auth, app)
+    first = await _create_and_reject(api)
+    await down_flow.test_closed_loop_up_down_follow_up_escalate(api, client, auth, app)
     rows = await _pg_hits(app, [first]) if backend == "postgresql" else []
     # the down-referral flow's patient: the up-referral its hospital sent
     async with app.state.database.unit_of_work(read_only=True) as session:

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.factories import referral_body
-
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
@@ -44,18 +42,13 @@ VALID_BODIES = {
 }
 
 
-async def test_every_id_operation_is_guarded(client, auth, app) -> None:
+async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
     spec = app.openapi()
     admin = auth("demo admin")
-    items = (await client.get("/v1/institutions", params={"limit": 200}, headers=admin)).json()
-    ids = {i["code"]: i["id"] for i in items["items"]}
+    ids = await api.ids()
     consortia = (await client.get("/v1/consortia", headers=admin)).json()["items"]
     zhenghe = next(c["id"] for c in consortia if c["code"] == "ZHENGHE")
-    created = await client.post(
-        "/v1/referrals",
-        json=referral_body(),
-        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
-    )
+    created = await api.create("demo clinic ZH-THC-TS", expect=None)
     referral = created.json()
     assert referral["target_institution_id"] == ids["ZH-CH"]
     sub = await client.post(

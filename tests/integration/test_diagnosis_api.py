@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import func, select, text
 
@@ -17,22 +15,14 @@ from app.db.models import Referral
 from app.domain.icd10 import CodeSystem
 from app.main import create_app
 from app.services import diagnoses
-from tests.factories import referral_body
-from tests.integration.test_down_referral_api import _act, _admitted_up, _ids, down_body
+from tests.factories import down_body
+from tests.integration.test_down_referral_api import _admitted_up
 from tests.support import settings_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "app/data/icd10/example-clinical-2.0.csv"
 CLINIC = "demo clinic ZH-THC-TS"
 CODE = ["body", "diagnosis", "icd10"]
 SYSTEM = ["body", "diagnosis", "code_system"]
-
-
-async def _create(client: httpx.AsyncClient, h: dict[str, str], diagnosis: dict[str, Any]):
-    return await client.post(
-        "/v1/referrals",
-        json=referral_body(diagnosis=diagnosis),
-        headers={**h, "Idempotency-Key": uuid.uuid4().hex},
-    )
 
 
 async def _count(app) -> int:
@@ -52,12 +42,12 @@ async def _count(app) -> int:
         ("I63.9", None),  # a subcategory, the default edition
     ],
 )
-async def test_codes_kept_exactly_as_sent(client, auth, code: str, system: str | None) -> None:
+async def test_codes_kept_exactly_as_sent(api, client, auth, code: str, system: str | None) -> None:
     h = auth(CLINIC)
     diagnosis: dict[str, Any] = {"icd10": code, "text": "诊断"}
     if system is not None:
         diagnosis["code_system"] = system
-    r = await _create(client, h, diagnosis)
+    r = await api.create(h, diagnosis=diagnosis, expect=None)
     assert r.status_code == 201, r.text
     expected = {
         "code": code,
@@ -72,12 +62,12 @@ async def test_codes_kept_exactly_as_sent(client, auth, code: str, system: str |
     assert read.json()["diagnosis"] == expected
 
 
-async def test_morphology_with_a_tumour(client, auth) -> None:
+async def test_morphology_with_a_tumour(api, client, auth) -> None:
     h = auth(CLINIC)
-    r = await _create(client, h, {"icd10": "C34.900", "morphology": "M81400/3"})
+    r = await api.create(h, diagnosis={"icd10": "C34.900", "morphology": "M81400/3"}, expect=None)
     assert r.status_code == 201, r.text
     assert r.json()["diagnosis"]["morphology"] == "M81400/3"
-    r = await _create(client, h, {"icd10": "I63.900", "morphology": "M8140/3"})
+    r = await api.create(h, diagnosis={"icd10": "I63.900", "morphology": "M8140/3"}, expect=None)
     assert r.status_code == 422
     assert r.json()["errors"][0]["loc"] == ["body", "diagnosis", "morphology"]
 
@@ -96,10 +86,10 @@ async def test_morphology_with_a_tumour(client, auth) -> None:
     ],
 )
 async def test_refusals_name_the_field_and_change_nothing(
-    client, auth, app, diagnosis: dict[str, Any], loc: list[str], msg: str
+    api, client, auth, app, diagnosis: dict[str, Any], loc: list[str], msg: str
 ) -> None:
     before = await _count(app)
-    r = await _create(client, auth(CLINIC), diagnosis)
+    r = await api.create(CLINIC, diagnosis=diagnosis, expect=None)
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"
     errors = r.json()["errors"]
@@ -109,32 +99,26 @@ async def test_refusals_name_the_field_and_change_nothing(
     assert await _count(app) == before
 
 
-async def test_down_referral_chronic_catalogue_matches_extension_codes(client, auth) -> None:
+async def test_down_referral_chronic_catalogue_matches_extension_codes(api, client, auth) -> None:
     """Long prescriptions follow the category of a code kept as sent; escalation keeps it."""
-    ids = await _ids(client, auth)
-    up, patient = await _admitted_up(client, auth, ids)
+    ids = await api.ids()
+    up, patient = await _admitted_up(api, ids)
     hospital = auth("demo hospital HZ-FPH")
     diabetes = {"icd10": "E11.900x001", "code_system": "insurance_2_0"}
     body = down_body(up, patient, diagnosis=diabetes)
-    r = await client.post(
-        "/v1/referrals", json=body, headers={**hospital, "Idempotency-Key": uuid.uuid4().hex}
-    )
+    r = await api.create(hospital, body, expect=None)
     assert r.status_code == 201, r.text
     down = r.json()
     assert down["diagnosis"]["code"] == "E11.900x001"
     assert down["diagnosis"]["code_system"] == "insurance_2_0"
     fracture = down_body(up, patient, diagnosis={"icd10": "S72.000x001"})
-    r = await client.post(
-        "/v1/referrals", json=fracture, headers={**hospital, "Idempotency-Key": uuid.uuid4().hex}
-    )
+    r = await api.create(hospital, fracture, expect=None)
     assert r.status_code == 422 and r.json()["errors"][0]["loc"][:2] == ["body", "medications"]
     clinic = auth("demo clinic HZ-THC-SXZ")
     for action in ("accept", "arrive", "start-follow-up"):
-        down = await _act(client, clinic, down, action)
-    r = await client.post(
-        f"/v1/referrals/{down['id']}/escalate",
-        json={"urgency": "urgent"},
-        headers={**clinic, "Idempotency-Key": uuid.uuid4().hex},
+        down = (await api.act(clinic, down, action)).json()
+    r = await api.post(
+        clinic, f"/v1/referrals/{down['id']}/escalate", {"urgency": "urgent"}, expect=None
     )
     assert r.status_code == 201, r.text
     assert r.json()["diagnosis"]["code"] == "E11.900x001"
@@ -146,20 +130,22 @@ class TestCatalogueLoaded:
     def settings_overrides(self) -> dict[str, Any]:
         return {"icd10_catalogue_clinical_2": EXAMPLE}
 
-    async def test_known_code_returns_its_name(self, client, auth) -> None:
+    async def test_known_code_returns_its_name(self, api, client, auth) -> None:
         h = auth(CLINIC)
-        r = await _create(client, h, {"icd10": "I63.900", "code_system": "clinical_2_0"})
+        r = await api.create(
+            h, diagnosis={"icd10": "I63.900", "code_system": "clinical_2_0"}, expect=None
+        )
         assert r.status_code == 201, r.text
         assert r.json()["diagnosis"]["name"] == "脑梗死"
-        pair = await _create(client, h, {"icd10": "A17.000+G01*"})
+        pair = await api.create(h, diagnosis={"icd10": "A17.000+G01*"}, expect=None)
         assert pair.json()["diagnosis"]["name"] == "结核性脑膜炎"
         read = await client.get(f"/v1/referrals/{r.json()['id']}", headers=h)
         assert read.json()["diagnosis"]["name"] == "脑梗死"
 
-    async def test_unknown_code_is_refused(self, client, auth, app) -> None:
+    async def test_unknown_code_is_refused(self, api, client, auth, app) -> None:
         before = await _count(app)
         for code in ("I63.901", "I63.9", "A17.0†G01*"):  # the right structure, not listed
-            r = await _create(client, auth(CLINIC), {"icd10": code})
+            r = await api.create(CLINIC, diagnosis={"icd10": code}, expect=None)
             assert r.status_code == 422, r.text
             [error] = r.json()["errors"]
             assert error["loc"] == CODE
@@ -168,10 +154,10 @@ class TestCatalogueLoaded:
         assert await _count(app) == before
 
     async def test_other_editions_without_catalogue_check_structure_only(
-        self, client, auth
+        self, api, client, auth
     ) -> None:
         gb = {"icd10": "I63.901", "code_system": "gb_t_14396_2016"}
-        r = await _create(client, auth(CLINIC), gb)
+        r = await api.create(CLINIC, diagnosis=gb, expect=None)
         assert r.status_code == 201, r.text
         assert r.json()["diagnosis"]["name"] is None
 
@@ -182,10 +168,10 @@ async def _stored(app, sql: str) -> list[tuple[Any, ...]]:
 
 
 async def test_migration_keeps_stored_codes_and_marks_them_unspecified(
-    client, auth, app, db_url
+    api, client, auth, app, db_url
 ) -> None:
     h = auth(CLINIC)
-    old = await _create(client, h, {"icd10": "I63.9"})
+    old = await api.create(h, diagnosis={"icd10": "I63.9"}, expect=None)
     assert old.status_code == 201
     events = f"/v1/referrals/{old.json()['id']}/events"
     before = (await client.get(events, headers=h)).json()
@@ -198,7 +184,7 @@ async def test_migration_keeps_stored_codes_and_marks_them_unspecified(
     assert read.json()["diagnosis"]["code"] == "I63.9"
     assert read.json()["diagnosis"]["code_system"] == "unspecified"
     # a code 0008 cannot hold stops the downgrade, and nothing is lost
-    long = await _create(client, h, {"icd10": "E11.400x031+G63.2*"})
+    long = await api.create(h, diagnosis={"icd10": "E11.400x031+G63.2*"}, expect=None)
     await app.state.database.dispose()
     with pytest.raises(RuntimeError, match="longer than 16"):
         await asyncio.to_thread(migrations.downgrade, db_url, "0008")

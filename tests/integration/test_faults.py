@@ -19,8 +19,9 @@ from sqlalchemy.engine import make_url
 
 from app.db import migrate as migrations
 from app.main import create_app
+from tests.driver import ApiDriver
 from tests.factories import referral_body
-from tests.support import member_ids, pg_connect, secret_env, set_beds, settings_for
+from tests.support import pg_connect, secret_env, settings_for
 
 
 async def _client_for(app: Any) -> httpx.AsyncClient:
@@ -98,11 +99,11 @@ def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 async def test_postgres_held_lock_answers_503_not_a_hang(
-    client: httpx.AsyncClient, auth: Any, db_url: str, backend: str
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any, db_url: str, backend: str
 ) -> None:
     if backend != "postgresql":
         pytest.skip("PostgreSQL lock_timeout")
-    await set_beds(client, auth, await member_ids(client, auth), "ZH-CH")
+    await api.set_beds("ZH-CH", {"03": (40, 1)})
     holder = await pg_connect(db_url)
     try:
         tx = holder.transaction()

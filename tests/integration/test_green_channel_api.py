@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
@@ -8,23 +7,7 @@ from sqlalchemy import update
 from app.db.models import Referral
 from app.domain.localtime import local_date
 from app.services.sweeper import sweep_once
-from tests.factories import census, referral_body
-
-
-async def _ids(client, auth) -> dict[str, str]:
-    r = await client.get("/v1/institutions", params={"limit": 200}, headers=auth("demo admin"))
-    return {i["code"]: i["id"] for i in r.json()["items"]}
-
-
-async def _stroke(client, auth, clinic: str = "HZ-THC-XB") -> dict:
-    body = referral_body(pathway="stroke", urgency="emergency", specialty_code=None)
-    r = await client.post(
-        "/v1/referrals",
-        json=body,
-        headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
+from tests.factories import STROKE
 
 
 async def _milestone(client, h, ref_id: str, code: str, at: datetime):
@@ -35,15 +18,10 @@ async def _milestone(client, h, ref_id: str, code: str, at: datetime):
     )
 
 
-async def test_stroke_goes_to_nearest_centre_even_when_full(client, auth) -> None:
-    ids = await _ids(client, auth)
-    r = await client.put(
-        f"/v1/institutions/{ids['HZ-FPH']}/capacity",
-        json=census({"03": (40, 40), "03.03": (10, 10)}),
-        headers=auth("demo admin"),
-    )
-    assert r.status_code == 200
-    ref = await _stroke(client, auth)
+async def test_stroke_goes_to_nearest_centre_even_when_full(api, client, auth) -> None:
+    ids = await api.ids()
+    await api.set_beds("HZ-FPH", {"03": (40, 40), "03.03": (10, 10)})
+    ref = (await api.create("demo clinic HZ-THC-XB", **STROKE)).json()
     assert ref["status"] == "pending" and ref["target_institution_id"] == ids["HZ-FPH"]
     assert ref["overflow"] is True and ref["hold"] is None
     assert ref["routing"]["overflow"] is True
@@ -52,21 +30,17 @@ async def test_stroke_goes_to_nearest_centre_even_when_full(client, auth) -> Non
     events = await client.get(f"/v1/referrals/{ref['id']}/events", headers=auth("demo admin"))
     assert [e["type"] for e in events.json()] == ["created", "target_notified", "tier_decided"]
     # with a free bed, the bed is still held
-    await client.put(
-        f"/v1/institutions/{ids['HZ-FPH']}/capacity",
-        json=census({"03.03": (10, 9)}),
-        headers=auth("demo admin"),
-    )
-    second = await _stroke(client, auth)
+    await api.set_beds("HZ-FPH", {"03.03": (10, 9)}, expect=None)
+    second = (await api.create("demo clinic HZ-THC-XB", **STROKE)).json()
     assert second["overflow"] is False and second["hold"]["specialty_code"] == "03.03"
 
 
-async def test_milestones_met_and_missed(client, auth) -> None:
+async def test_milestones_met_and_missed(api, client, auth) -> None:
     hospital = auth("demo hospital HZ-FPH")
     door = datetime.now(UTC) - timedelta(hours=2)
     results = {}
     for minutes in (40, 75):
-        ref = await _stroke(client, auth)
+        ref = (await api.create("demo clinic HZ-THC-XB", **STROKE)).json()
         assert (await _milestone(client, hospital, ref["id"], "door", door)).status_code == 201
         r = await _milestone(
             client, hospital, ref["id"], "treatment_start", door + timedelta(minutes=minutes)
@@ -76,7 +50,7 @@ async def test_milestones_met_and_missed(client, auth) -> None:
         results[minutes] = (dnt["status"], dnt["actual_minutes"])
     assert results == {40: ("met", 40.0), 75: ("missed", 75.0)}
     # rules: no future time, no double recording, the source records departure only
-    ref = await _stroke(client, auth)
+    ref = (await api.create("demo clinic HZ-THC-XB", **STROKE)).json()
     future = datetime.now(UTC) + timedelta(hours=1)
     assert (await _milestone(client, hospital, ref["id"], "door", future)).status_code == 422
     assert (await _milestone(client, hospital, ref["id"], "door", door)).status_code == 201
@@ -93,8 +67,8 @@ async def test_milestones_met_and_missed(client, auth) -> None:
     }
 
 
-async def test_past_referrals_keep_their_targets(client, auth) -> None:
-    ref = await _stroke(client, auth)
+async def test_past_referrals_keep_their_targets(api, client, auth) -> None:
+    ref = (await api.create("demo clinic HZ-THC-XB", **STROKE)).json()
     new_targets = [
         {
             "code": "door_to_needle",
@@ -124,26 +98,17 @@ async def test_past_referrals_keep_their_targets(client, auth) -> None:
     dnt = next(t for t in body["targets"] if t["code"] == "door_to_needle")
     assert body["pathway_version"] == 1 and dnt["target_minutes"] == 60
     assert dnt["status"] == "met"  # 50 min: met against 60, would miss against 45
-    later = await _stroke(client, auth)
+    later = (await api.create("demo clinic HZ-THC-XB", **STROKE)).json()
     view = await client.get(f"/v1/referrals/{later['id']}/milestones", headers=hospital)
     assert view.json()["pathway_version"] == 2
     assert [t["target_minutes"] for t in view.json()["targets"]] == [45]
 
 
-async def test_green_channel_heads_worklist_and_reroutes_quickly(client, auth, app) -> None:
-    ids = await _ids(client, auth)
-    await client.put(
-        f"/v1/institutions/{ids['HZ-FPH']}/capacity",
-        json=census({"03": (40, 0)}),
-        headers=auth("demo admin"),
-    )
-    routine = await client.post(
-        "/v1/referrals",
-        json=referral_body(urgency="emergency"),
-        headers={**auth("demo clinic HZ-THC-XB"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert routine.status_code == 201
-    green = await _stroke(client, auth)
+async def test_green_channel_heads_worklist_and_reroutes_quickly(api, client, auth, app) -> None:
+    ids = await api.ids()
+    await api.set_beds("HZ-FPH", {"03": (40, 0)}, expect=None)
+    await api.create("demo clinic HZ-THC-XB", urgency="emergency")
+    green = (await api.create("demo clinic HZ-THC-XB", **STROKE)).json()
     listed = await client.get(
         "/v1/referrals", params={"box": "incoming"}, headers=auth("demo hospital HZ-FPH")
     )
@@ -167,11 +132,11 @@ async def test_green_channel_heads_worklist_and_reroutes_quickly(client, auth, a
     assert after["status"] == "pending"
 
 
-async def test_green_channel_figures(client, auth) -> None:
+async def test_green_channel_figures(api, client, auth) -> None:
     hospital = auth("demo hospital HZ-FPH")
     door = datetime.now(UTC) - timedelta(hours=3)
     for minutes in (30, 50, 70, 90):
-        ref = await _stroke(client, auth)
+        ref = (await api.create("demo clinic HZ-THC-XB", **STROKE)).json()
         await _milestone(client, hospital, ref["id"], "door", door)
         await _milestone(
             client, hospital, ref["id"], "treatment_start", door + timedelta(minutes=minutes)

@@ -16,8 +16,7 @@ from app import cli
 from app.config import ConfigurationError, Settings, get_settings
 from app.main import create_app
 from app.services import relay
-from tests.factories import census
-from tests.integration.test_webhooks import _ids, serve_receiver
+from tests.integration.test_webhooks import serve_receiver
 from tests.support import TEST_SECRETS
 
 MARKER = "PX-" + uuid.uuid4().hex[:10]
@@ -100,7 +99,7 @@ class _Collect(logging.Handler):
     "settings_overrides",
     [{"log_level": "debug", "webhook_allow": "127.0.0.1", "webhook_relay_interval_seconds": 0}],
 )
-async def test_debug_logs_carry_no_sql_parameters_nor_webhook_urls(client, auth, app) -> None:
+async def test_debug_logs_carry_no_sql_parameters_nor_webhook_urls(api, client, auth, app) -> None:
     from app.logging_setup import PINNED_LOGGERS
 
     root = logging.getLogger()
@@ -109,13 +108,7 @@ async def test_debug_logs_carry_no_sql_parameters_nor_webhook_urls(client, auth,
     root.addHandler(collect)
     root.setLevel(logging.DEBUG)  # as REFERRAL_LOG_LEVEL=debug
     try:
-        ids = await _ids(client, auth)
-        r = await client.put(
-            f"/v1/institutions/{ids['ZH-CH']}/capacity",
-            json=census({"03": (20, 5)}),
-            headers=auth("demo admin"),
-        )
-        assert r.status_code == 200
+        await api.set_beds("ZH-CH", {"03": (20, 5)})
         with serve_receiver() as receiver:
             sub = await client.post(
                 "/v1/webhook-subscriptions",
@@ -123,10 +116,8 @@ async def test_debug_logs_carry_no_sql_parameters_nor_webhook_urls(client, auth,
                 headers=auth("demo hospital ZH-CH"),
             )
             assert sub.status_code == 201
-            from tests.integration.test_webhooks import _act, _create
-
-            ref = await _create(client, auth)
-            await _act(client, auth("demo hospital ZH-CH"), ref, "accept", {"note": f"ID {MARKER}"})
+            ref = (await api.create("demo clinic ZH-THC-TS")).json()
+            await api.act("demo hospital ZH-CH", ref, "accept", {"note": f"ID {MARKER}"})
             assert await relay.relay_once(app.state.database, app.state.settings) == 1
             assert len(receiver.on(f"/{MARKER}/his")) == 1
     finally:

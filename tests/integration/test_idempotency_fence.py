@@ -13,8 +13,9 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.driver import ApiDriver
 from tests.factories import referral_body
-from tests.support import member_ids, pg_connect, set_beds
+from tests.support import pg_connect
 
 WINDOW = 1  # REFERRAL_IDEMPOTENCY_IN_FLIGHT_SECONDS for this module
 
@@ -33,12 +34,12 @@ async def _until(conn: asyncpg.Connection, sql: str, deadline_s: float = 20) -> 
 
 
 async def test_stalled_claim_is_fenced_one_referral(
-    client: httpx.AsyncClient, auth: Any, db_url: str, backend: str
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any, db_url: str, backend: str
 ) -> None:
     if backend != "postgresql":
         pytest.skip("needs a second writer while the first request waits; SQLite has one")
-    ids = await member_ids(client, auth)
-    await set_beds(client, auth, ids, "ZH-CH")
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (40, 1)})
     headers = {**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex}
     body = referral_body()
     lock = await pg_connect(db_url)

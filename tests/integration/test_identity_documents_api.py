@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import calendar
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from app.domain.identity import check_character, make_resident_id
@@ -43,17 +41,11 @@ def _with(doc: dict[str, Any], **patient: Any) -> dict[str, Any]:
     return body
 
 
-async def _post(client: httpx.AsyncClient, h: dict[str, str], body: dict[str, Any]):
-    return await client.post(
-        "/v1/referrals", json=body, headers={**h, "Idempotency-Key": uuid.uuid4().hex}
-    )
-
-
 @pytest.mark.parametrize("name", sorted(VALID))
-async def test_each_document_type_is_accepted_sealed_and_masked(client, auth, name) -> None:
+async def test_each_document_type_is_accepted_sealed_and_masked(api, client, auth, name) -> None:
     doc = VALID[name]
     extra = {} if name in CARRIES_BIRTH else {"birth_date": str(BIRTH), "sex": "2"}
-    r = await _post(client, auth(CLINIC), _with(doc, **extra))
+    r = await api.create(CLINIC, _with(doc, **extra), expect=None)
     assert r.status_code == 201, r.text
     created = r.json()
     sent_back = {k: v for k, v in created["patient"]["identity_document"].items() if v is not None}
@@ -98,8 +90,8 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("doc", "field"), INVALID)
-async def test_each_format_is_checked_naming_the_field(client, auth, doc, field) -> None:
-    r = await _post(client, auth(CLINIC), _with(doc, birth_date=str(BIRTH)))
+async def test_each_format_is_checked_naming_the_field(api, client, auth, doc, field) -> None:
+    r = await api.create(CLINIC, _with(doc, birth_date=str(BIRTH)), expect=None)
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     locs = [e["loc"] for e in r.json()["errors"]]
@@ -108,7 +100,7 @@ async def test_each_format_is_checked_naming_the_field(client, auth, doc, field)
         assert doc["number"] not in r.text
 
 
-async def test_newborn_document_rules(client, auth) -> None:
+async def test_newborn_document_rules(api, client, auth) -> None:
     mother = {"identity_document": VALID["resident_id"]}
     h = auth(CLINIC)
     for doc, loc in (
@@ -127,24 +119,26 @@ async def test_newborn_document_rules(client, auth) -> None:
             None,
         ),
     ):
-        r = await _post(client, h, _with(doc, birth_date=str(date.today())))
+        r = await api.create(h, _with(doc, birth_date=str(date.today())), expect=None)
         assert r.status_code == 422, r.text
         if loc:
             assert ["body", "patient", *loc] in [e["loc"] for e in r.json()["errors"]]
     # without a birth date the body must give it: a newborn's document carries none
-    r = await _post(client, h, _with({"type": "newborn", "mother": mother, "birth_order": 1}))
+    r = await api.create(
+        h, _with({"type": "newborn", "mother": mother, "birth_order": 1}), expect=None
+    )
     assert r.status_code == 422
     assert ["body", "patient", "birth_date"] in [e["loc"] for e in r.json()["errors"]]
 
 
-async def test_exactly_one_document_and_body_checks(client, auth) -> None:
+async def test_exactly_one_document_and_body_checks(api, client, auth) -> None:
     h = auth(CLINIC)
     both = referral_body()
     both["patient"]["identity_document"] = VALID["passport"]
     neither = referral_body()
     neither["patient"].pop("resident_id")
     for body in (both, neither):
-        r = await _post(client, h, body)
+        r = await api.create(h, body, expect=None)
         assert r.status_code == 422
         assert ["body", "patient", "identity_document"] in [e["loc"] for e in r.json()["errors"]]
     cases = [
@@ -157,7 +151,7 @@ async def test_exactly_one_document_and_body_checks(client, auth) -> None:
         (_with(VALID["passport"], birth_date=str(BIRTH), sex=1), "sex"),
     ]
     for body, field in cases:
-        r = await _post(client, h, body)
+        r = await api.create(h, body, expect=None)
         assert r.status_code == 422, (field, r.text)
         assert ["body", "patient", field] in [e["loc"] for e in r.json()["errors"]], r.text
 
@@ -174,40 +168,44 @@ async def test_exactly_one_document_and_body_checks(client, auth) -> None:
         (None, "unknown", "0"),
     ],
 )
-async def test_sex_gb_t_2261_1_codes(client, auth, sex, word, code) -> None:
+async def test_sex_gb_t_2261_1_codes(api, client, auth, sex, word, code) -> None:
     extra = {"birth_date": str(BIRTH)} | ({"sex": sex} if sex is not None else {})
-    r = await _post(client, auth(CLINIC), _with(VALID["passport"], **extra))
+    r = await api.create(CLINIC, _with(VALID["passport"], **extra), expect=None)
     assert r.status_code == 201, r.text
     assert (r.json()["patient_sex"], r.json()["patient_sex_code"]) == (word, code)
     # a document that carries the sex wins over "unknown"/"unstated", and agrees with "1"
     for given in ("0", "9", "1", "male"):
-        r = await _post(client, auth(CLINIC), _with(VALID["resident_id"], sex=given))
+        r = await api.create(CLINIC, _with(VALID["resident_id"], sex=given), expect=None)
         assert r.status_code == 201 and r.json()["patient_sex_code"] == "1"
 
 
-async def test_episodes_match_on_type_and_number(client, auth) -> None:
+async def test_episodes_match_on_type_and_number(api, client, auth) -> None:
     h = auth(CLINIC)
     legacy = referral_body()
     number = legacy["patient"]["resident_id"]
-    first = (await _post(client, h, legacy)).json()
+    first = (await api.create(h, legacy, expect=None)).json()
     # the same resident ID sent as a typed document joins the episode stored before
     again = {**_with({"type": "resident_id", "number": number}), "episode_id": first["episode_id"]}
-    r = await _post(client, h, again)
+    r = await api.create(h, again, expect=None)
     assert r.status_code == 201, r.text
     assert r.json()["episode_id"] == first["episode_id"]
     # an 8-digit permit and the older 10-digit card of the same person
     doc = {"type": "hk_macao_travel_permit", "number": "H55443322"}
-    one = (await _post(client, h, _with(doc, birth_date=str(BIRTH)))).json()
+    one = (await api.create(h, _with(doc, birth_date=str(BIRTH)), expect=None)).json()
     old = {"type": "hk_macao_travel_permit", "number": "H5544332201"}
-    r = await _post(
-        client, h, {**_with(old, birth_date=str(BIRTH)), "episode_id": one["episode_id"]}
+    r = await api.create(
+        h, {**_with(old, birth_date=str(BIRTH)), "episode_id": one["episode_id"]}, expect=None
     )
     assert r.status_code == 201 and r.json()["episode_id"] == one["episode_id"]
     # the same characters as another type are another person
-    cert = (await _post(client, h, _with(VALID["birth_certificate"], birth_date=str(BIRTH)))).json()
+    cert = (
+        await api.create(h, _with(VALID["birth_certificate"], birth_date=str(BIRTH)), expect=None)
+    ).json()
     same_chars = {"type": "passport", "number": "Q350012345", "issuing_country": "CHN"}
-    r = await _post(
-        client, h, {**_with(same_chars, birth_date=str(BIRTH)), "episode_id": cert["episode_id"]}
+    r = await api.create(
+        h,
+        {**_with(same_chars, birth_date=str(BIRTH)), "episode_id": cert["episode_id"]},
+        expect=None,
     )
     assert r.status_code == 422
     assert ["body", "episode_id"] in [e["loc"] for e in r.json()["errors"]]
@@ -227,10 +225,10 @@ def _candidates(masked: str, region: str, year: int, male: bool) -> int:
     return count
 
 
-async def test_masked_resident_id_cannot_be_rebuilt(client, auth) -> None:
+async def test_masked_resident_id_cannot_be_rebuilt(api, client, auth) -> None:
     body = referral_body()
     number = body["patient"]["resident_id"]
-    created = (await _post(client, auth(CLINIC), body)).json()
+    created = (await api.create(CLINIC, body, expect=None)).json()
     seen = (
         await client.get(f"/v1/referrals/{created['id']}", headers=auth("demo council ZHENGHE"))
     ).json()
@@ -244,7 +242,7 @@ async def test_masked_resident_id_cannot_be_rebuilt(client, auth) -> None:
     assert count >= 10**4, count
 
 
-async def test_newborn_critical_neonatal_green_channel_end_to_end(client, auth) -> None:
+async def test_newborn_critical_neonatal_green_channel_end_to_end(api, client, auth) -> None:
     born = datetime.now(UTC) - timedelta(hours=3)
     mother = make_resident_id("350725", date(1996, 7, 1), 22)
     body = referral_body(pathway="critical_neonatal", urgency="emergency", specialty_code=None)
@@ -260,7 +258,7 @@ async def test_newborn_critical_neonatal_green_channel_end_to_end(client, auth) 
         "insurance_scheme": "urban_rural_resident",
     }
     body["diagnosis"] = {"icd10": "P22.0", "text": "新生儿呼吸窘迫综合征（测试）"}
-    r = await _post(client, auth("demo clinic HZ-THC-XB"), body)
+    r = await api.create("demo clinic HZ-THC-XB", body, expect=None)
     assert r.status_code == 201, r.text
     ref = r.json()
     assert ref["pathway_code"] == "critical_neonatal" and ref["status"] == "pending"
@@ -311,23 +309,23 @@ async def test_newborn_critical_neonatal_green_channel_end_to_end(client, auth) 
     assert current["status"] == "completed"
     # the baby's second referral joins the same episode; another birth order does not
     again = {**body, "episode_id": current["episode_id"]}
-    r = await _post(client, auth("demo clinic HZ-THC-XB"), again)
+    r = await api.create("demo clinic HZ-THC-XB", again, expect=None)
     assert r.status_code == 201 and r.json()["episode_id"] == current["episode_id"]
     twin = {**body, "episode_id": current["episode_id"]}
     twin["patient"] = {
         **body["patient"],
         "identity_document": {**body["patient"]["identity_document"], "birth_order": 1},
     }
-    r = await _post(client, auth("demo clinic HZ-THC-XB"), twin)
+    r = await api.create("demo clinic HZ-THC-XB", twin, expect=None)
     assert r.status_code == 422
 
 
-async def test_documents_are_sealed_at_rest(client, auth, app) -> None:
+async def test_documents_are_sealed_at_rest(api, client, auth, app) -> None:
     from sqlalchemy import text
 
     h = auth(CLINIC)
     for doc in (VALID["passport"], VALID["birth_certificate"], VALID["taiwan_travel_permit"]):
-        r = await _post(client, h, _with(doc, birth_date=str(BIRTH)))
+        r = await api.create(h, _with(doc, birth_date=str(BIRTH)), expect=None)
         assert r.status_code == 201
     async with app.state.database.unit_of_work(read_only=True) as session:
         rows = (await session.execute(text("SELECT * FROM referral"))).all()
@@ -337,38 +335,32 @@ async def test_documents_are_sealed_at_rest(client, auth, app) -> None:
     assert resident_id()  # the factory still builds resident IDs for other tests
 
 
-async def test_down_referral_and_escalation_carry_the_document(client, auth) -> None:
-    from tests.factories import census
-    from tests.integration.test_down_referral_api import _act, _ids, down_body
-    from tests.integration.test_down_referral_api import _post as post
+async def test_down_referral_and_escalation_carry_the_document(api, client, auth) -> None:
 
-    ids = await _ids(client, auth)
-    await client.put(
-        f"/v1/institutions/{ids['HZ-FPH']}/capacity",
-        json=census({"03": (40, 10)}),
-        headers=auth("demo admin"),
-    )
+    await api.set_beds("HZ-FPH", {"03": (40, 10)}, expect=None)
     doc = {"type": "passport", "number": "X9988776", "issuing_country": "FRA"}
     body = {**_with(doc, birth_date=str(BIRTH), sex="9"), "specialty_code": "03.04"}
-    r = await post(client, auth("demo clinic HZ-THC-SXZ"), "/v1/referrals", body)
+    r = await api.create("demo clinic HZ-THC-SXZ", body, expect=None)
     assert r.status_code == 201, r.text
     hospital = auth("demo hospital HZ-FPH")
     up = r.json()
     for action in ("accept", "arrive", "admit"):
-        up = await _act(client, hospital, up, action)
+        up = (await api.act(hospital, up, action)).json()
     # another person's document (same characters, other country) is not this up-referral's
     other = {**body["patient"], "identity_document": {**doc, "issuing_country": "BEL"}}
-    r = await post(client, hospital, "/v1/referrals", down_body(up, other))
+    r = await api.create_down(hospital, up, other, expect=None)
     assert r.status_code == 422
     assert ["body", "up_referral_id"] in [e["loc"] for e in r.json()["errors"]]
-    r = await post(client, hospital, "/v1/referrals", down_body(up, body["patient"]))
+    r = await api.create_down(hospital, up, body["patient"], expect=None)
     assert r.status_code == 201, r.text
     down = r.json()
     assert down["episode_id"] == up["episode_id"] and down["patient_sex_code"] == "9"
     clinic = auth("demo clinic HZ-THC-SXZ")
     for action in ("accept", "arrive", "start-follow-up"):
-        down = await _act(client, clinic, down, action)
-    r = await post(client, clinic, f"/v1/referrals/{down['id']}/escalate", {"urgency": "urgent"})
+        down = (await api.act(clinic, down, action)).json()
+    r = await api.post(
+        clinic, f"/v1/referrals/{down['id']}/escalate", {"urgency": "urgent"}, expect=None
+    )
     assert r.status_code == 201, r.text
     again = r.json()
     assert again["episode_id"] == up["episode_id"]

@@ -1,33 +1,16 @@
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text, update
 
 from app.db.models import Referral
 from app.db.session import Database
-from tests.factories import census, referral_body
 
 PROBLEM = "application/problem+json"
-
-
-async def _ids(client: httpx.AsyncClient, h: dict[str, str]) -> dict[str, str]:
-    body = (await client.get("/v1/institutions", params={"limit": 200}, headers=h)).json()
-    return {i["code"]: i["id"] for i in body["items"]}
-
-
-async def _beds(client, auth, ids, code: str, total: int, occupied: int) -> None:
-    r = await client.put(
-        f"/v1/institutions/{ids[code]}/capacity",
-        json=census({"03": (total, occupied)}),
-        headers=auth("demo admin"),
-    )
-    assert r.status_code == 200, r.text
 
 
 async def _figures(client, auth, ids, code: str) -> dict[str, int]:
@@ -35,44 +18,23 @@ async def _figures(client, auth, ids, code: str) -> dict[str, int]:
     return next(i for i in cap.json()["items"] if i["specialty_code"] == "03")
 
 
-async def _create(client, auth, clinic: str = "ZH-THC-TS", **kw: Any) -> httpx.Response:
-    r = await client.post(
-        "/v1/referrals",
-        json=referral_body(**kw),
-        headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    return r
-
-
-async def _act(
-    client, h, ref: httpx.Response | dict[str, Any], action: str, body=None, etag=None
-) -> httpx.Response:
-    data = ref.json() if isinstance(ref, httpx.Response) else ref
-    tag = etag if etag is not None else f'"{data["id"]}.{data["version"]}"'
-    headers = {**h, "X-User-ID": "his-user-7"}
-    if tag:
-        headers["If-Match"] = tag
-    return await client.post(f"/v1/referrals/{data['id']}/{action}", json=body, headers=headers)
-
-
-async def test_happy_path_accept_arrive_admit_complete(client, auth) -> None:
-    ids = await _ids(client, auth("demo admin"))
-    await _beds(client, auth, ids, "ZH-CH", 10, 5)
-    created = await _create(client, auth)
+async def test_happy_path_accept_arrive_admit_complete(api, client, auth) -> None:
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (10, 5)})
+    created = await api.create("demo clinic ZH-THC-TS")
     assert created.json()["target_institution_id"] == ids["ZH-CH"]
-    hospital = auth("demo hospital ZH-CH")
-    r = await _act(client, hospital, created, "accept", {"ward": "内科三病区", "bed": "12"})
+    hospital = {**auth("demo hospital ZH-CH"), "X-User-ID": "his-user-7"}
+    r = await api.act(hospital, created, "accept", {"ward": "内科三病区", "bed": "12"}, expect=None)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "accepted" and r.headers["etag"] != created.headers["etag"]
     assert (await _figures(client, auth, ids, "ZH-CH"))["held"] == 1
-    r = await _act(client, hospital, r, "arrive")
+    r = await api.act(hospital, r, "arrive", expect=None)
     assert r.json()["status"] == "arrived"
-    r = await _act(client, hospital, r, "admit")
+    r = await api.act(hospital, r, "admit", expect=None)
     assert r.json()["status"] == "admitted"
     fig = await _figures(client, auth, ids, "ZH-CH")
     assert (fig["held"], fig["occupied"]) == (0, 6)
-    r = await _act(client, hospital, r, "complete")
+    r = await api.act(hospital, r, "complete", expect=None)
     assert r.json()["status"] == "completed"
     events = await client.get(
         f"/v1/referrals/{created.json()['id']}/events", headers=auth("demo clinic ZH-THC-TS")
@@ -89,18 +51,18 @@ async def test_happy_path_accept_arrive_admit_complete(client, auth) -> None:
     assert events.json()[2]["actor_institution_id"] == ids["ZH-CH"]
 
 
-async def test_reject_reroutes_to_next_member_then_accept(client, auth) -> None:
-    ids = await _ids(client, auth("demo admin"))
-    await _beds(client, auth, ids, "ZH-CH", 10, 5)
-    await _beds(client, auth, ids, "ZH-TCM", 10, 5)
-    created = await _create(client, auth)
+async def test_reject_reroutes_to_next_member_then_accept(api, client, auth) -> None:
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (10, 5)})
+    await api.set_beds("ZH-TCM", {"03": (10, 5)})
+    created = await api.create("demo clinic ZH-THC-TS")
     number = created.json()["number"]
-    r = await _act(
-        client,
-        auth("demo hospital ZH-CH"),
+    r = await api.act(
+        "demo hospital ZH-CH",
         created,
         "reject",
         {"reason_code": "no_specialist_on_duty"},
+        expect=None,
     )
     assert r.status_code == 200, r.text
     # the rejecting hospital may still read what it was sent; the referral moved on
@@ -114,7 +76,7 @@ async def test_reject_reroutes_to_next_member_then_accept(client, auth) -> None:
     assert (await _figures(client, auth, ids, "ZH-TCM"))["held"] == 1
     excluded = {x["code"]: x["reason"] for x in body["routing"]["excluded"]}
     assert excluded["ZH-CH"] == "previously_declined"
-    r = await _act(client, auth("demo hospital ZH-TCM"), body, "accept")
+    r = await api.act("demo hospital ZH-TCM", body, "accept", expect=None)
     assert r.status_code == 200 and r.json()["status"] == "accepted"
     types = [
         e["type"]
@@ -127,62 +89,66 @@ async def test_reject_reroutes_to_next_member_then_accept(client, auth) -> None:
     assert types == ["created", "tier_decided", "rejected", "rerouted", "tier_decided", "accepted"]
 
 
-async def test_reject_needs_a_catalogued_reason(client, auth) -> None:
-    created = await _create(client, auth)
+async def test_reject_needs_a_catalogued_reason(api, client, auth) -> None:
+    created = await api.create("demo clinic ZH-THC-TS")
     h = auth("demo hospital ZH-CH")
-    assert (await _act(client, h, created, "reject", {"reason_code": "tired"})).status_code == 422
-    assert (await _act(client, h, created, "reject", None)).status_code == 422
-    r = await _act(client, h, created, "reject", {"reason_code": "other"})
+    assert (
+        await api.act(h, created, "reject", {"reason_code": "tired"}, expect=None)
+    ).status_code == 422
+    assert (await api.act(h, created, "reject", None, expect=None)).status_code == 422
+    r = await api.act(h, created, "reject", {"reason_code": "other"}, expect=None)
     assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
 
 
-async def test_etag_required_and_checked(client, auth) -> None:
-    created = await _create(client, auth)
+async def test_etag_required_and_checked(api, client, auth) -> None:
+    created = await api.create("demo clinic ZH-THC-TS")
     h = auth("demo hospital ZH-CH")
-    r = await _act(client, h, created, "accept", etag="")
+    r = await api.act(h, created, "accept", etag="", expect=None)
     assert r.status_code == 428 and r.headers["content-type"] == PROBLEM
-    first = await _act(client, h, created, "accept")
+    first = await api.act(h, created, "accept", expect=None)
     assert first.status_code == 200
-    stale = await _act(client, h, created, "accept")  # the old ETag again
+    stale = await api.act(h, created, "accept", expect=None)  # the old ETag again
     assert stale.status_code == 412 and stale.json()["type"].endswith("/precondition-failed")
 
 
-async def test_wrong_state_is_409_naming_allowed_actions(client, auth) -> None:
-    created = await _create(client, auth)
-    r = await _act(client, auth("demo hospital ZH-CH"), created, "admit")
+async def test_wrong_state_is_409_naming_allowed_actions(api, client, auth) -> None:
+    created = await api.create("demo clinic ZH-THC-TS")
+    r = await api.act("demo hospital ZH-CH", created, "admit", expect=None)
     assert r.status_code == 409
     body = r.json()
     assert body["status"] == 409 and body["type"].endswith("/transition-not-allowed")
     assert set(body["allowed_actions"]) == {"accept", "reject", "cancel"}
 
 
-async def test_roles_403_and_404(client, auth) -> None:
-    created = await _create(client, auth)
+async def test_roles_403_and_404(api, client, auth) -> None:
+    created = await api.create("demo clinic ZH-THC-TS")
     # the source may not accept; the target may not cancel: 403 (they can see it)
-    assert (await _act(client, auth("demo clinic ZH-THC-TS"), created, "accept")).status_code == 403
-    assert (await _act(client, auth("demo hospital ZH-CH"), created, "cancel")).status_code == 403
+    assert (
+        await api.act("demo clinic ZH-THC-TS", created, "accept", expect=None)
+    ).status_code == 403
+    assert (await api.act("demo hospital ZH-CH", created, "cancel", expect=None)).status_code == 403
     # an unrelated institution gets the same 404 as a missing id
-    r = await _act(client, auth("demo hospital ZH-TCM"), created, "accept")
+    r = await api.act("demo hospital ZH-TCM", created, "accept", expect=None)
     assert r.status_code == 404
     # the council may cancel for the clinic
-    r = await _act(client, auth("demo council ZHENGHE"), created, "cancel")
+    r = await api.act("demo council ZHENGHE", created, "cancel", expect=None)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     cancelled = r.json()
-    again = await _act(client, auth("demo clinic ZH-THC-TS"), cancelled, "cancel")
+    again = await api.act("demo clinic ZH-THC-TS", cancelled, "cancel", expect=None)
     assert again.status_code == 409
 
 
-async def test_cancel_and_no_show_release_and_retry_waitlist(client, auth) -> None:
-    ids = await _ids(client, auth("demo admin"))
-    await _beds(client, auth, ids, "ZH-CH", 4, 3)  # one bed
-    await _beds(client, auth, ids, "ZH-TCM", 4, 4)
-    await _beds(client, auth, ids, "NP-FH", 4, 4)
-    first = await _create(client, auth)
-    second = await _create(client, auth, clinic="ZH-THC-LY", urgency="routine")
-    third = await _create(client, auth, clinic="ZH-THC-DP", urgency="emergency")
+async def test_cancel_and_no_show_release_and_retry_waitlist(api, client, auth) -> None:
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (4, 3)})  # one bed
+    await api.set_beds("ZH-TCM", {"03": (4, 4)})
+    await api.set_beds("NP-FH", {"03": (4, 4)})
+    first = await api.create("demo clinic ZH-THC-TS")
+    second = await api.create("demo clinic ZH-THC-LY", urgency="routine")
+    third = await api.create("demo clinic ZH-THC-DP", urgency="emergency")
     assert first.json()["status"] == "pending"
     assert second.json()["status"] == third.json()["status"] == "waitlisted"
-    r = await _act(client, auth("demo clinic ZH-THC-TS"), first, "cancel")
+    r = await api.act("demo clinic ZH-THC-TS", first, "cancel", expect=None)
     assert r.status_code == 200
     # the freed bed goes to the most urgent waitlisted referral, not the oldest
     third_now = (
@@ -198,8 +164,8 @@ async def test_cancel_and_no_show_release_and_retry_waitlist(client, auth) -> No
     assert third_now["status"] == "pending" and second_now["status"] == "waitlisted"
     # accept, then no-show: the bed is released and the next waitlisted one gets it
     h = auth("demo hospital ZH-CH")
-    accepted = await _act(client, h, third_now, "accept")
-    r = await _act(client, h, accepted.json(), "no-show")
+    accepted = await api.act(h, third_now, "accept", expect=None)
+    r = await api.act(h, accepted.json(), "no-show", expect=None)
     assert r.status_code == 200 and r.json()["status"] == "no_show"
     second_now = (
         await client.get(
@@ -208,9 +174,9 @@ async def test_cancel_and_no_show_release_and_retry_waitlist(client, auth) -> No
     ).json()
     assert second_now["status"] == "pending"
     # a census with room retries the waitlist too
-    fourth = await _create(client, auth, clinic="ZH-THC-TS")
+    fourth = await api.create("demo clinic ZH-THC-TS")
     assert fourth.json()["status"] == "waitlisted"
-    await _beds(client, auth, ids, "ZH-TCM", 4, 3)
+    await api.set_beds("ZH-TCM", {"03": (4, 3)})
     fourth_now = (
         await client.get(
             f"/v1/referrals/{fourth.json()['id']}", headers=auth("demo clinic ZH-THC-TS")
@@ -220,13 +186,13 @@ async def test_cancel_and_no_show_release_and_retry_waitlist(client, auth) -> No
     assert fourth_now["target_institution_id"] == ids["ZH-TCM"]
 
 
-async def test_expiry_sweep_reroutes(client, auth, app) -> None:
+async def test_expiry_sweep_reroutes(api, client, auth, app) -> None:
     from app.services.sweeper import sweep_once
 
-    ids = await _ids(client, auth("demo admin"))
-    await _beds(client, auth, ids, "ZH-CH", 10, 5)
-    await _beds(client, auth, ids, "ZH-TCM", 10, 5)
-    created = (await _create(client, auth)).json()
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (10, 5)})
+    await api.set_beds("ZH-TCM", {"03": (10, 5)})
+    created = (await api.create("demo clinic ZH-THC-TS")).json()
     database: Database = app.state.database
     async with database.unit_of_work() as session:  # its answer time has passed
         await session.execute(
@@ -255,12 +221,11 @@ async def test_expiry_sweep_reroutes(client, auth, app) -> None:
     ]
 
 
-async def test_worklist_order_filters_and_actions(client, auth) -> None:
-    ids = await _ids(client, auth("demo admin"))
-    await _beds(client, auth, ids, "ZH-CH", 50, 0)
+async def test_worklist_order_filters_and_actions(api, client, auth) -> None:
+    await api.set_beds("ZH-CH", {"03": (50, 0)})
     made = []
     for urgency in ("routine", "emergency", "urgent", "routine"):
-        made.append((await _create(client, auth, urgency=urgency)).json())
+        made.append((await api.create("demo clinic ZH-THC-TS", urgency=urgency)).json())
     h = auth("demo hospital ZH-CH")
     r = await client.get("/v1/referrals", params={"box": "incoming", "limit": 2}, headers=h)
     assert r.status_code == 200, r.text
@@ -290,8 +255,8 @@ async def test_worklist_order_filters_and_actions(client, auth) -> None:
     assert hz.json()["items"] == []
 
 
-async def test_events_are_append_only(client, auth, app) -> None:
-    created = (await _create(client, auth)).json()
+async def test_events_are_append_only(api, client, auth, app) -> None:
+    created = (await api.create("demo clinic ZH-THC-TS")).json()
     database: Database = app.state.database
     for sql in ("UPDATE referral_event SET reason = 'x'", "DELETE FROM referral_event"):
         with pytest.raises(Exception, match="append-only"):
@@ -303,13 +268,13 @@ async def test_events_are_append_only(client, auth, app) -> None:
     assert [e["type"] for e in events.json()] == ["created", "tier_decided"]
 
 
-async def test_invariant_after_random_transitions(client, auth) -> None:
+async def test_invariant_after_random_transitions(api, client, auth) -> None:
     """held = referrals holding a bed; free never below 0; after random steps."""
     rng = random.Random(20261122)
-    ids = await _ids(client, auth("demo admin"))
+    ids = await api.ids()
     for code in ("ZH-CH", "ZH-TCM"):
-        await _beds(client, auth, ids, code, 6, 2)
-    refs = [(await _create(client, auth)).json() for _ in range(10)]
+        await api.set_beds(code, {"03": (6, 2)})
+    refs = [(await api.create("demo clinic ZH-THC-TS")).json() for _ in range(10)]
     hospital_key = {ids["ZH-CH"]: "demo hospital ZH-CH", ids["ZH-TCM"]: "demo hospital ZH-TCM"}
     for _ in range(40):
         ref = rng.choice(refs)
@@ -325,7 +290,7 @@ async def test_invariant_after_random_transitions(client, auth) -> None:
             ]
         who, action = rng.choice(options)
         body = {"reason_code": "no_bed"} if action == "reject" else None
-        r = await _act(client, auth(who), current, action, body)
+        r = await api.act(auth(who), current, action, body, expect=None)
         assert r.status_code in (200, 409), r.text
         await _check_invariant(client, auth, ids)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,14 +17,8 @@ from sqlalchemy import update
 
 from app.db.base import clock_at
 from app.db.models import BedCapacity, SlotCapacity
-from tests.factories import referral_body
-
-CRITERIA_0304 = {
-    "vital_signs_stable_48h": True,
-    "no_angina_at_rest": True,
-    "heart_failure_compensated": True,
-    "secondary_prevention_started": True,
-}
+from tests.driver import ApiDriver
+from tests.factories import STROKE, down_body, referral_body
 
 
 def at(text: str) -> datetime:
@@ -41,35 +34,14 @@ async def old_demo_census(app) -> None:
             await session.execute(update(model).values(as_of=datetime(2000, 1, 1, tzinfo=UTC)))
 
 
-async def _ids(client: httpx.AsyncClient, auth: Any) -> dict[str, str]:
-    r = await client.get("/v1/institutions", params={"limit": 200}, headers=auth("demo admin"))
-    return {i["code"]: i["id"] for i in r.json()["items"]}
-
-
 async def _consortia(client: httpx.AsyncClient, auth: Any) -> dict[str, dict[str, Any]]:
     r = await client.get("/v1/consortia", params={"limit": 200}, headers=auth("demo admin"))
     return {c["code"]: c for c in r.json()["items"]}
 
 
-async def _refer(
-    client: httpx.AsyncClient, auth: Any, when: str, clinic: str = "ZH-THC-TS", **kw: Any
-) -> httpx.Response:
+async def _refer(api: ApiDriver, when: str, clinic: str = "ZH-THC-TS", **kw: Any) -> httpx.Response:
     with clock_at(at(when)):
-        return await client.post(
-            "/v1/referrals",
-            json=referral_body(**kw),
-            headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
-        )
-
-
-async def _act(client, h, ref: dict[str, Any], action: str, body=None) -> dict[str, Any]:
-    r = await client.post(
-        f"/v1/referrals/{ref['id']}/{action}",
-        json=body,
-        headers={**h, "If-Match": f'"{ref["id"]}.{ref["version"]}"'},
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
+        return await api.create(f"demo clinic {clinic}", expect=None, **kw)
 
 
 async def test_consortia_carry_their_time_zone(client, auth) -> None:
@@ -129,8 +101,8 @@ class TestDefaultTimeZoneSetting:
         ("2026-12-31T16:00:00+00:00", "20270101", "2027-01-01"),
     ],
 )
-async def test_number_takes_the_local_day(client, auth, when, number_day, local_day) -> None:
-    r = await _refer(client, auth, when)
+async def test_number_takes_the_local_day(api, client, auth, when, number_day, local_day) -> None:
+    r = await _refer(api, when)
     assert r.status_code == 201, r.text
     ref = r.json()
     assert ref["number"] == f"ZH-{number_day}-0001"
@@ -140,15 +112,15 @@ async def test_number_takes_the_local_day(client, auth, when, number_day, local_
     assert read.json()["created_local_date"] == local_day
 
 
-async def test_a_zone_change_moves_the_day_of_new_numbers(client, auth) -> None:
+async def test_a_zone_change_moves_the_day_of_new_numbers(api, client, auth) -> None:
     zh = (await _consortia(client, auth))["ZHENGHE"]
-    first = (await _refer(client, auth, "2026-11-21T16:00:00+00:00")).json()
+    first = (await _refer(api, "2026-11-21T16:00:00+00:00")).json()
     assert first["number"] == "ZH-20261122-0001"
     r = await client.patch(
         f"/v1/consortia/{zh['id']}", json={"time_zone": "UTC"}, headers=auth("demo admin")
     )
     assert r.status_code == 200, r.text
-    second = (await _refer(client, auth, "2026-11-21T16:00:01+00:00")).json()
+    second = (await _refer(api, "2026-11-21T16:00:01+00:00")).json()
     assert second["number"] == "ZH-20261121-0001"
     assert second["created_local_date"] == "2026-11-21"
 
@@ -180,8 +152,8 @@ async def _slot_days(client, auth, ids, when: str) -> list[str]:
     return sorted(days & {"2026-11-21", "2026-11-22"})
 
 
-async def test_slot_days_and_wanted_day_are_local_days(client, auth) -> None:
-    ids = await _ids(client, auth)
+async def test_slot_days_and_wanted_day_are_local_days(api, client, auth) -> None:
+    ids = await api.ids()
     await _slots_census(client, auth, ids, "2026-11-21T15:00:00Z", ["2026-11-21", "2026-11-22"])
     # today's slots: the Beijing day, which starts at 16:00 UTC
     assert await _slot_days(client, auth, ids, "2026-11-21T15:59:59Z") == [
@@ -191,14 +163,14 @@ async def test_slot_days_and_wanted_day_are_local_days(client, auth) -> None:
     assert await _slot_days(client, auth, ids, "2026-11-21T16:00:00Z") == ["2026-11-22"]
     outpatient = {"care_type": "outpatient", "specialty_code": "04"}
     # before midnight in Beijing, today is still the 21st
-    r = await _refer(client, auth, "2026-11-21T15:59:59Z", wanted_day="2026-11-21", **outpatient)
+    r = await _refer(api, "2026-11-21T15:59:59Z", wanted_day="2026-11-21", **outpatient)
     assert r.status_code == 201, r.text
     assert r.json()["hold"] == {"kind": "slot", "specialty_code": "04", "day": "2026-11-21"}
     # at 16:30 UTC it is the 22nd in Beijing: the 21st is past, the 22nd is today
-    r = await _refer(client, auth, "2026-11-21T16:30:00Z", wanted_day="2026-11-21", **outpatient)
+    r = await _refer(api, "2026-11-21T16:30:00Z", wanted_day="2026-11-21", **outpatient)
     assert r.status_code == 422, r.text
     assert [e["loc"] for e in r.json()["errors"]] == [["body", "wanted_day"]]
-    r = await _refer(client, auth, "2026-11-21T16:30:00Z", wanted_day="2026-11-22", **outpatient)
+    r = await _refer(api, "2026-11-21T16:30:00Z", wanted_day="2026-11-22", **outpatient)
     assert r.status_code == 201, r.text
     ref = r.json()
     assert ref["target_institution_id"] == ids["ZH-CH"]
@@ -207,61 +179,28 @@ async def test_slot_days_and_wanted_day_are_local_days(client, auth) -> None:
     assert ref["number"] == "ZH-20261122-0002"
 
 
-async def _in_follow_up(client, auth, ids, when: str) -> dict[str, Any]:
+async def _in_follow_up(api, ids, when: str) -> dict[str, Any]:
     """An up-referral to HZ-FPH admitted, then sent down to the clinic and followed up."""
     with clock_at(at(when)):
-        r = await client.put(
-            f"/v1/institutions/{ids['HZ-FPH']}/capacity",
-            json={
-                "as_of": when,
-                "beds": [
-                    {"specialty_code": c, "total": 40, "occupied": 1} for c in ("03", "03.04")
-                ],
-            },
-            headers=auth("demo admin"),
-        )
-        assert r.status_code == 200, r.text
+        await api.set_beds("HZ-FPH", {"03": (40, 1), "03.04": (40, 1)}, as_of=at(when))
         body = referral_body(specialty_code="03.04")
-        clinic, hospital = auth("demo clinic HZ-THC-SXZ"), auth("demo hospital HZ-FPH")
-        r = await client.post(
-            "/v1/referrals", json=body, headers={**clinic, "Idempotency-Key": uuid.uuid4().hex}
-        )
-        assert r.status_code == 201, r.text
-        up = r.json()
+        clinic, hospital = "demo clinic HZ-THC-SXZ", "demo hospital HZ-FPH"
+        up = (await api.create(clinic, body)).json()
         assert up["target_institution_id"] == ids["HZ-FPH"]
         for action in ("accept", "arrive", "admit"):
-            up = await _act(client, hospital, up, action)
-        down_body = {
-            "direction": "down",
-            "up_referral_id": up["id"],
-            "patient": body["patient"],
-            "diagnosis": {"icd10": "I25.1", "text": "冠心病（测试）"},
-            "condition_specialty_code": "03.04",
-            "service_code": "02",
-            "care_type": "outpatient",
-            "stability": {
-                "diagnosis_confirmed": True,
-                "condition_stable": True,
-                "criteria": CRITERIA_0304,
-            },
-            "discharge_summary": "PCI done, stable.",
-            "follow_up_plan": [{"due_date": "2026-12-06", "purpose": "BP and lipids"}],
-        }
-        r = await client.post(
-            "/v1/referrals",
-            json=down_body,
-            headers={**hospital, "Idempotency-Key": uuid.uuid4().hex},
-        )
-        assert r.status_code == 201, r.text
-        down = r.json()
+            up = (await api.act(hospital, up, action)).json()
+        plan = [{"due_date": "2026-12-06", "purpose": "BP and lipids"}]
+        down = down_body(up, body["patient"], follow_up_plan=plan)
+        del down["medications"]
+        down = (await api.create(hospital, down)).json()
         for action in ("accept", "arrive", "start-follow-up"):
-            down = await _act(client, clinic, down, action)
+            down = (await api.act(clinic, down, action)).json()
     return down
 
 
-async def test_follow_up_visit_today_is_the_local_day(client, auth) -> None:
-    ids = await _ids(client, auth)
-    down = await _in_follow_up(client, auth, ids, "2026-11-21T16:10:00Z")
+async def test_follow_up_visit_today_is_the_local_day(api, client, auth) -> None:
+    ids = await api.ids()
+    down = await _in_follow_up(api, ids, "2026-11-21T16:10:00Z")
     clinic = auth("demo clinic HZ-THC-SXZ")
 
     async def visit(when: str, day: str) -> httpx.Response:
@@ -293,14 +232,14 @@ async def _month_rows(client, auth, first: str, end: str, **params: str) -> list
     return list(r.json())
 
 
-async def test_monthly_figures_count_in_the_local_month(client, auth) -> None:
+async def test_monthly_figures_count_in_the_local_month(api, client, auth) -> None:
     for when in (
         "2026-11-30T15:59:59Z",  # 23:59:59 on 30 November in Beijing
         "2026-11-30T17:00:00Z",  # 01:00 on 1 December
         "2026-12-31T15:59:59Z",  # the last second of 2026
         "2026-12-31T16:00:00Z",  # the first of 2027
     ):
-        assert (await _refer(client, auth, when)).status_code == 201
+        assert (await _refer(api, when)).status_code == 201
     rows = await _month_rows(client, auth, "2026-11-01", "2027-02-01")
     assert {r["month"]: r["up_sent"] for r in rows} == {
         "2026-11": 1,
@@ -321,25 +260,11 @@ async def test_monthly_figures_count_in_the_local_month(client, auth) -> None:
     assert [(x["month"], x["up_sent"]) for x in table] == [("2026-12", "2")]
 
 
-async def test_tier_listing_and_green_channel_report_use_local_days(client, auth) -> None:
-    ids = await _ids(client, auth)
+async def test_tier_listing_and_green_channel_report_use_local_days(api, client, auth) -> None:
     when = "2026-11-30T17:00:00Z"
     with clock_at(at(when)):
-        r = await client.put(
-            f"/v1/institutions/{ids['HZ-FPH']}/capacity",
-            json={"as_of": when, "beds": [{"specialty_code": "03.03", "total": 9, "occupied": 1}]},
-            headers=auth("demo admin"),
-        )
-        assert r.status_code == 200, r.text
-    r = await _refer(
-        client,
-        auth,
-        when,
-        clinic="HZ-THC-XB",
-        pathway="stroke",
-        urgency="emergency",
-        specialty_code=None,
-    )
+        await api.set_beds("HZ-FPH", {"03.03": (9, 1)}, as_of=at(when))
+    r = await _refer(api, when, clinic="HZ-THC-XB", **STROKE)
     assert r.status_code == 201, r.text
     ref = r.json()
     insurer = auth("demo insurer")
@@ -382,22 +307,19 @@ def _refused(r: httpx.Response, loc: list[str], value: str) -> None:
     assert value not in r.text
 
 
-async def test_every_timestamp_input_needs_an_offset(client, auth) -> None:
-    ids = await _ids(client, auth)
+async def test_every_timestamp_input_needs_an_offset(api, client, auth) -> None:
+    ids = await api.ids()
     admin = auth("demo admin")
     before = (await client.get(f"/v1/institutions/{ids['ZH-CH']}/capacity", headers=admin)).json()
     stroke = (
         await _refer(
-            client,
-            auth,
+            api,
             "2026-11-21T10:00:00Z",
             clinic="HZ-THC-XB",
-            pathway="stroke",
-            urgency="emergency",
-            specialty_code=None,
+            **STROKE,
         )
     ).json()
-    plain = (await _refer(client, auth, "2026-11-21T10:00:00Z")).json()
+    plain = (await _refer(api, "2026-11-21T10:00:00Z")).json()
     hospital = auth("demo hospital HZ-FPH")
     for value in BAD_INSTANTS:
         census = {"as_of": value, "beds": [{"specialty_code": "03", "total": 9, "occupied": 0}]}
@@ -411,11 +333,7 @@ async def test_every_timestamp_input_needs_an_offset(client, auth) -> None:
             headers=hospital,
         )
         _refused(r, ["body", "at"], value)
-        r = await client.post(
-            f"/v1/referrals/{plain['id']}/accept",
-            json={"appointment_at": value},
-            headers={**admin, "If-Match": f'"{plain["id"]}.{plain["version"]}"'},
-        )
+        r = await api.act(admin, plain, "accept", {"appointment_at": value}, expect=None)
         _refused(r, ["body", "appointment_at"], value)
         for name in ("created_from", "created_to"):
             r = await client.get("/v1/referrals", params={name: value}, headers=admin)

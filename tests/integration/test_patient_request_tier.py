@@ -5,30 +5,21 @@ the same patient and route, with and without the reason."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from tests.factories import referral_body
-from tests.support import member_ids, set_beds
 
-
-async def _tier(client: Any, auth: Any, **overrides: Any) -> dict[str, Any]:
-    r = await client.post(
-        "/v1/referrals",
-        json=referral_body(**overrides),
-        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
+async def _tier(api: Any, **overrides: Any) -> dict[str, Any]:
+    r = await api.create("demo clinic ZH-THC-TS", **overrides)
     tier = r.json()["tier"]
     assert tier is not None
     return dict(tier)
 
 
-async def test_patient_request_loses_the_primary_rate(client, auth) -> None:
-    ids = await member_ids(client, auth)
-    await set_beds(client, auth, ids, "ZH-CH", "ZH-TCM")
-    needed = await _tier(client, auth)  # the default reason: outside primary care's scope
-    asked = await _tier(client, auth, reason="patient_request")
+async def test_patient_request_loses_the_primary_rate(api) -> None:
+    await api.set_beds("ZH-CH", {"03": (40, 1)})
+    await api.set_beds("ZH-TCM", {"03": (40, 1)})
+    needed = await _tier(api)  # the default reason: outside primary care's scope
+    asked = await _tier(api, reason="patient_request")
     assert needed["tier"] == "in_consortium_referral_primary_rate", needed
     assert asked["tier"] == "in_consortium_referral", asked
     assert float(asked["ratio"]) < float(needed["ratio"])

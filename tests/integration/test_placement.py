@@ -19,20 +19,9 @@ from app.domain.enums import CareType
 from app.domain.errors import Conflict
 from app.services import candidates, placement
 from app.services.candidates import RoutingInput
-from tests.factories import census
-from tests.support import member_ids
 
 NEED = placement.Need(CareType.INPATIENT, None)
 DATA = RoutingInput("03", CareType.INPATIENT, None, (), None)
-
-
-async def _beds(client: Any, auth: Any, ids: dict[str, str], code: str, total: int, used: int):
-    r = await client.put(
-        f"/v1/institutions/{ids[code]}/capacity",
-        json=census({"03": (total, used)}),
-        headers=auth("demo admin"),
-    )
-    assert r.status_code == 200, r.text
 
 
 async def _held(database: Database, ids: dict[str, str]) -> dict[str, int]:
@@ -62,10 +51,10 @@ async def _take_last_bed(database: Database, institution_id: str) -> None:
         )
 
 
-async def test_a_lost_hold_is_routed_around(client, auth, app) -> None:
-    ids = await member_ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH", 4, 3)  # the last bed
-    await _beds(client, auth, ids, "ZH-TCM", 4, 0)
+async def test_a_lost_hold_is_routed_around(api, app) -> None:
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (4, 3)})  # the last bed
+    await api.set_beds("ZH-TCM", {"03": (4, 0)})
     settings, database = app.state.settings, app.state.database
     source, read = await _read_candidates(app, ids["ZH-THC-TS"])
     now = utcnow()
@@ -82,11 +71,11 @@ async def test_a_lost_hold_is_routed_around(client, auth, app) -> None:
     assert await _held(database, ids) == {"ZH-CH": 0, "ZH-TCM": 1}
 
 
-async def test_hold_last_writes_again_after_a_lost_race(client, auth, app) -> None:
+async def test_hold_last_writes_again_after_a_lost_race(api, app) -> None:
     """The first attempt's writes are undone with its SAVEPOINT; the second is routed afresh."""
-    ids = await member_ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH", 4, 3)
-    await _beds(client, auth, ids, "ZH-TCM", 4, 0)
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (4, 3)})
+    await api.set_beds("ZH-TCM", {"03": (4, 0)})
     settings, database = app.state.settings, app.state.database
     source, stale = await _read_candidates(app, ids["ZH-THC-TS"])
     await _take_last_bed(database, ids["ZH-CH"])

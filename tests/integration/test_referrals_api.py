@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select, update
 
@@ -15,43 +13,14 @@ from tests.factories import census, referral_body
 PROBLEM = "application/problem+json"
 
 
-async def _ids(client: httpx.AsyncClient, h: dict[str, str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        body = (await client.get("/v1/institutions", params=params, headers=h)).json()
-        out.update({i["code"]: i["id"] for i in body["items"]})
-        cursor = body["next_cursor"]
-        if not cursor:
-            return out
-
-
-async def _create(client, h, body=None, key=None) -> httpx.Response:
-    return await client.post(
-        "/v1/referrals",
-        json=body or referral_body(),
-        headers={**h, "Idempotency-Key": key or uuid.uuid4().hex},
-    )
-
-
-async def _set_beds(client, auth, ids, code: str, beds: dict[str, tuple[int, int]]) -> None:
-    r = await client.put(
-        f"/v1/institutions/{ids[code]}/capacity", json=census(beds), headers=auth("demo admin")
-    )
-    assert r.status_code == 200, r.text
-
-
-async def _walk(client, auth, clinic: str, lead: str, others: list[str], partner: str) -> None:
+async def _walk(api, client, auth, clinic: str, lead: str, others: list[str], partner: str) -> None:
     """Lead while it has beds, then the next member, then the partner, then waitlisted."""
     h = auth(f"demo clinic {clinic}")
-    ids = await _ids(client, h)
-    await _set_beds(client, auth, ids, lead, {"03": (10, 8)})  # 2 free
+    ids = await api.ids()
+    await api.set_beds(lead, {"03": (10, 8)})  # 2 free
     for other in others:
-        await _set_beds(client, auth, ids, other, {"03": (10, 9)})  # 1 free each
-    await _set_beds(client, auth, ids, partner, {"03": (10, 9)})
+        await api.set_beds(other, {"03": (10, 9)})  # 1 free each
+    await api.set_beds(partner, {"03": (10, 9)})
 
     preview = await client.post(
         "/v1/routing/preview",
@@ -64,7 +33,7 @@ async def _walk(client, auth, clinic: str, lead: str, others: list[str], partner
 
     targets = []
     for _ in range(2 + len(others) + 2):
-        r = await _create(client, h)
+        r = await api.create(h, expect=None)
         assert r.status_code == 201, r.text
         body = r.json()
         targets.append(
@@ -94,17 +63,17 @@ async def _walk(client, auth, clinic: str, lead: str, others: list[str], partner
     assert (beds["held"], beds["free"]) == (2, 0)
 
 
-async def test_zhenghe_township_walks_lead_member_partner_waitlist(client, auth) -> None:
-    await _walk(client, auth, "ZH-THC-TS", "ZH-CH", ["ZH-TCM"], "NP-FH")
+async def test_zhenghe_township_walks_lead_member_partner_waitlist(api, client, auth) -> None:
+    await _walk(api, client, auth, "ZH-THC-TS", "ZH-CH", ["ZH-TCM"], "NP-FH")
 
 
-async def test_huangzhong_first_consortium_walk(client, auth) -> None:
-    await _walk(client, auth, "HZ-THC-XB", "HZ-FPH", [], "QH-PPH")
+async def test_huangzhong_first_consortium_walk(api, client, auth) -> None:
+    await _walk(api, client, auth, "HZ-THC-XB", "HZ-FPH", [], "QH-PPH")
 
 
-async def test_preview_changes_nothing(client, auth) -> None:
+async def test_preview_changes_nothing(api, client, auth) -> None:
     h = auth("demo clinic ZH-THC-TS")
-    ids = await _ids(client, h)
+    ids = await api.ids()
     before = (await client.get(f"/v1/institutions/{ids['ZH-CH']}/capacity", headers=h)).json()
     for _ in range(3):
         r = await client.post(
@@ -117,27 +86,27 @@ async def test_preview_changes_nothing(client, auth) -> None:
     assert before == after
 
 
-async def test_idempotent_replay_and_conflicts(client, auth) -> None:
+async def test_idempotent_replay_and_conflicts(api, client, auth) -> None:
     h = auth("demo clinic ZH-THC-TS")
     body = referral_body()
-    first = await _create(client, h, body, key="k-1")
+    first = await api.create(h, body, key="k-1", expect=None)
     assert first.status_code == 201
-    again = await _create(client, h, body, key="k-1")
+    again = await api.create(h, body, key="k-1", expect=None)
     assert again.status_code == 201
     assert again.content == first.content
     assert again.headers["etag"] == first.headers["etag"]
-    other = await _create(client, h, referral_body(), key="k-1")
+    other = await api.create(h, referral_body(), key="k-1", expect=None)
     assert other.status_code == 422
     assert other.json()["type"].endswith("/idempotency-key-reused")
     # the same key from another clinic is another key
-    elsewhere = await _create(client, auth("demo clinic ZH-THC-LY"), body, key="k-1")
+    elsewhere = await api.create("demo clinic ZH-THC-LY", body, key="k-1", expect=None)
     assert elsewhere.status_code == 201
     assert elsewhere.json()["id"] != first.json()["id"]
 
 
-async def test_bad_inputs_write_nothing(client, auth) -> None:
+async def test_bad_inputs_write_nothing(api, client, auth) -> None:
     h = auth("demo clinic ZH-THC-TS")
-    ids = await _ids(client, h)
+    ids = await api.ids()
     cap_before = (await client.get(f"/v1/institutions/{ids['ZH-CH']}/capacity", headers=h)).json()
     good = referral_body()
     bad_id = {**good, "patient": {**good["patient"], "resident_id": "11010519491231002Y"}}
@@ -149,7 +118,7 @@ async def test_bad_inputs_write_nothing(client, auth) -> None:
         ({**good, "care_type": "outpatient"}, ["body", "wanted_day"]),
     ]
     for payload, loc in cases:
-        r = await _create(client, h, payload)
+        r = await api.create(h, payload, expect=None)
         assert r.status_code == 422, r.text
         assert r.headers["content-type"] == PROBLEM
         assert any(e["loc"][: len(loc)] == loc for e in r.json()["errors"]), r.json()
@@ -160,14 +129,14 @@ async def test_bad_inputs_write_nothing(client, auth) -> None:
     cap_after = (await client.get(f"/v1/institutions/{ids['ZH-CH']}/capacity", headers=h)).json()
     assert cap_before == cap_after
     # a rejected attempt does not burn the key: the same key works with a good body
-    r = await _create(client, h, good, key="retry-after-422")
-    r2 = await _create(client, h, {**good, "specialty_code": "99"}, key="retry-after-422b")
+    r = await api.create(h, good, key="retry-after-422", expect=None)
+    r2 = await api.create(h, {**good, "specialty_code": "99"}, key="retry-after-422b", expect=None)
     assert r.status_code == 201 and r2.status_code == 422
 
 
-async def test_visibility_and_masking(client, auth) -> None:
+async def test_visibility_and_masking(api, client, auth) -> None:
     h = auth("demo clinic ZH-THC-TS")
-    created = (await _create(client, h)).json()
+    created = (await api.create(h, expect=None)).json()
     rid = created["patient"]["resident_id"]
     assert len(rid) == 18 and "*" not in rid  # the source sees it in full
     path = f"/v1/referrals/{created['id']}"
@@ -183,12 +152,12 @@ async def test_visibility_and_masking(client, auth) -> None:
         assert r.json()["detail"] == missing.json()["detail"]
 
 
-async def test_census_keeps_holds_and_reports_overflow(client, auth) -> None:
+async def test_census_keeps_holds_and_reports_overflow(api, client, auth) -> None:
     h = auth("demo clinic ZH-THC-TS")
-    ids = await _ids(client, h)
-    await _set_beds(client, auth, ids, "ZH-CH", {"03": (5, 3)})
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (5, 3)})
     for _ in range(2):
-        assert (await _create(client, h)).status_code == 201
+        assert (await api.create(h, expect=None)).status_code == 201
     hospital = auth("demo hospital ZH-CH")
     r = await client.put(
         f"/v1/institutions/{ids['ZH-CH']}/capacity", json=census({"03": (5, 5)}), headers=hospital
@@ -212,16 +181,16 @@ async def test_census_keeps_holds_and_reports_overflow(client, auth) -> None:
 
 
 async def test_a_hold_lost_to_another_request_routes_again(
-    backend, client, auth, app, monkeypatch
+    api, backend, client, auth, app, monkeypatch
 ) -> None:
     """The hold runs last, just before COMMIT. When another transaction takes the last bed
     between the routing read and the hold, the create rolls back to its savepoint and routes
     again: one referral, held at the next member, nothing left over from the lost attempt."""
     if backend != "postgresql":
         pytest.skip("needs a second writer during the request; SQLite has one writer at a time")
-    ids = await _ids(client, auth("demo admin"))
-    await _set_beds(client, auth, ids, "ZH-CH", {"03": (4, 3)})  # the last bed
-    await _set_beds(client, auth, ids, "ZH-TCM", {"03": (4, 0)})
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (4, 3)})  # the last bed
+    await api.set_beds("ZH-TCM", {"03": (4, 0)})
     database: Database = app.state.database
     original = placement.plan
     raced = []
@@ -248,7 +217,7 @@ async def test_a_hold_lost_to_another_request_routes_again(
         return placed, lose_the_bed_then_hold
 
     monkeypatch.setattr(placement, "plan", route_then_lose_the_bed)
-    r = await _create(client, auth("demo clinic ZH-THC-TS"))
+    r = await api.create("demo clinic ZH-THC-TS", expect=None)
     assert r.status_code == 201, r.text
     body = r.json()
     assert raced == ["ZH-CH"]  # the first routing chose the bed that was then taken

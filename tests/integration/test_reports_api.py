@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +13,6 @@ from app.db.session import Database
 from app.domain.green_channel import percentile
 from app.domain.localtime import local_date
 from app.services.sweeper import sweep_once
-from tests.factories import census, referral_body
 from tests.report_data import ZONE, Spec, expected, generate, month_of
 
 YEAR = 2025
@@ -184,63 +182,28 @@ async def test_monthly_report_matches_independent_counts(client, auth, app) -> N
 # --- the figures follow what the service itself records ----------------------------------
 
 
-async def _put_beds(client, auth, ids: dict[str, str], code: str, total: int, occ: int) -> None:
-    r = await client.put(
-        f"/v1/institutions/{ids[code]}/capacity",
-        json=census({"03": (total, occ)}),
-        headers=auth("demo admin"),
-    )
-    assert r.status_code == 200, r.text
-
-
-async def _send(client, auth, clinic: str) -> dict[str, Any]:
-    r = await client.post(
-        "/v1/referrals",
-        json=referral_body(),
-        headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    return dict(r.json())
-
-
-async def _do(client, h, ref: dict[str, Any], action: str, body=None) -> dict[str, Any]:
-    r = await client.post(
-        f"/v1/referrals/{ref['id']}/{action}",
-        json=body,
-        headers={**h, "If-Match": f'"{ref["id"]}.{ref["version"]}"'},
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
-async def _read(client, h, ref: dict[str, Any]) -> dict[str, Any]:
-    return dict((await client.get(f"/v1/referrals/{ref['id']}", headers=h)).json())
-
-
-async def test_report_counts_what_the_service_recorded(client, auth, app) -> None:
+async def test_report_counts_what_the_service_recorded(api, client, auth, app) -> None:
     """Referrals walked through the API (not written into the tables): each figure is the
     number the walk produced, so the report's definitions match the events the service writes
     (a referral created straight onto the waitlist counts as waitlisted, a placement from the
     waitlist counts with its waiting time, a rejection by its reason)."""
-    admin = auth("demo admin")
-    listing = await client.get("/v1/institutions", params={"limit": 200}, headers=admin)
-    ids = {i["code"]: i["id"] for i in listing.json()["items"]}
-    await _put_beds(client, auth, ids, "ZH-CH", 4, 3)  # one free bed
-    await _put_beds(client, auth, ids, "ZH-TCM", 4, 4)
-    await _put_beds(client, auth, ids, "NP-FH", 4, 4)
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (4, 3)})  # one free bed
+    await api.set_beds("ZH-TCM", {"03": (4, 4)})
+    await api.set_beds("NP-FH", {"03": (4, 4)})
     ts, ly = auth("demo clinic ZH-THC-TS"), auth("demo clinic ZH-THC-LY")
-    a = await _send(client, auth, "ZH-THC-TS")
+    a = (await api.create("demo clinic ZH-THC-TS")).json()
     assert a["status"] == "pending" and a["target_institution_id"] == ids["ZH-CH"]
-    b = await _send(client, auth, "ZH-THC-LY")
+    b = (await api.create("demo clinic ZH-THC-LY")).json()
     assert b["status"] == "waitlisted"  # created on the waitlist
-    await _do(client, auth("demo hospital ZH-CH"), a, "accept")
-    await _put_beds(client, auth, ids, "ZH-TCM", 4, 3)  # a bed appears: b leaves the waitlist
-    b = await _read(client, ly, b)
+    await api.act("demo hospital ZH-CH", a, "accept")
+    await api.set_beds("ZH-TCM", {"03": (4, 3)})  # a bed appears: b leaves the waitlist
+    b = (await api.get(ly, b, expect=None)).json()
     assert b["status"] == "pending" and b["target_institution_id"] == ids["ZH-TCM"]
-    b = await _do(client, auth("demo hospital ZH-TCM"), b, "reject", {"reason_code": "no_bed"})
+    b = (await api.act("demo hospital ZH-TCM", b, "reject", {"reason_code": "no_bed"})).json()
     assert b["status"] == "waitlisted"  # re-routed: no other place, back on the waitlist
-    assert (await _read(client, ts, a))["status"] == "accepted"
-    c = await _send(client, auth, "ZH-THC-DP")  # takes the bed b gave back
+    assert (await api.get(ts, a, expect=None)).json()["status"] == "accepted"
+    c = (await api.create("demo clinic ZH-THC-DP")).json()  # takes the bed b gave back
     assert c["status"] == "pending" and c["target_institution_id"] == ids["ZH-TCM"]
     database: Database = app.state.database
     async with database.unit_of_work() as session:  # its answer time has passed
@@ -250,7 +213,7 @@ async def test_report_counts_what_the_service_recorded(client, auth, app) -> Non
             .values(respond_by=datetime.now(UTC) - timedelta(hours=1))
         )
     assert await sweep_once(database, app.state.settings) == 1
-    c = await _read(client, auth("demo clinic ZH-THC-DP"), c)
+    c = (await api.get("demo clinic ZH-THC-DP", c, expect=None)).json()
     assert c["status"] == "waitlisted"  # expired at ZH-TCM, no other place
 
     today = local_date(datetime.now(UTC), ZONE)

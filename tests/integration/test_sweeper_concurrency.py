@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,32 +11,23 @@ from sqlalchemy import func, select, update
 from app.db.models import Referral, ReferralEvent
 from app.db.session import Database
 from app.services.sweeper import sweep_once
-from tests.factories import census, referral_body
 
 REFERRALS = 30
 
 
-async def test_two_sweepers_expire_each_referral_once(backend, client, auth, app, db_url) -> None:
+async def test_two_sweepers_expire_each_referral_once(
+    api, backend, client, auth, app, db_url
+) -> None:
     if backend != "postgresql":
         pytest.skip("needs PostgreSQL (row locks with SKIP LOCKED); SQLite runs one sweeper")
     admin = auth("demo admin")
-    items = (await client.get("/v1/institutions", params={"limit": 200}, headers=admin)).json()
-    ids = {i["code"]: i["id"] for i in items["items"]}
+    ids = await api.ids()
     for code in ("ZH-CH", "ZH-TCM"):
-        r = await client.put(
-            f"/v1/institutions/{ids[code]}/capacity", json=census({"03": (100, 0)}), headers=admin
-        )
-        assert r.status_code == 200
+        await api.set_beds(code, {"03": (100, 0)})
     made = []
     for i in range(REFERRALS):
         clinic = ("ZH-THC-TS", "ZH-THC-LY", "ZH-THC-DP")[i % 3]
-        r = await client.post(
-            "/v1/referrals",
-            json=referral_body(),
-            headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
-        )
-        assert r.status_code == 201
-        made.append(r.json()["id"])
+        made.append((await api.create(f"demo clinic {clinic}")).json()["id"])
     database: Database = app.state.database
     async with database.unit_of_work() as session:
         await session.execute(

@@ -5,34 +5,19 @@ Other care records none."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
-
-from tests.factories import census, referral_body
-from tests.support import member_ids
 
 CLINIC = "demo clinic ZH-THC-TS"
 
 
-async def _create(client: Any, auth: Any, **overrides: Any) -> dict[str, Any]:
-    r = await client.post(
-        "/v1/referrals",
-        json=referral_body(**overrides),
-        headers={**auth(CLINIC), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    return dict(r.json())
+async def _create(api: Any, **overrides: Any) -> dict[str, Any]:
+    return dict((await api.create(CLINIC, **overrides)).json())
 
 
-async def test_tcm_referral_records_its_item_terms(client, auth) -> None:
-    ids = await member_ids(client, auth)
-    r = await client.put(
-        f"/v1/institutions/{ids['ZH-TCM']}/capacity",
-        json=census({"50": (60, 10), "03": (40, 10)}),
-        headers=auth("demo admin"),
-    )
-    assert r.status_code == 200, r.text
-    made = await _create(client, auth, specialty_code="50", diagnosis={"icd10": "M54.5"})
+async def test_tcm_referral_records_its_item_terms(api, client, auth) -> None:
+    ids = await api.ids()
+    await api.set_beds("ZH-TCM", {"50": (60, 10), "03": (40, 10)})
+    made = await _create(api, specialty_code="50", diagnosis={"icd10": "M54.5"})
     assert made["target_institution_id"] == ids["ZH-TCM"]
     tier = made["tier"]
     terms = {t["item_kind"]: t for t in tier["item_terms"]}
@@ -62,13 +47,7 @@ async def test_tcm_referral_records_its_item_terms(client, auth) -> None:
     assert again.json()["tier"]["item_terms"] == tier["item_terms"]
 
 
-async def test_other_care_records_no_item_terms(client, auth) -> None:
-    ids = await member_ids(client, auth)
-    r = await client.put(
-        f"/v1/institutions/{ids['ZH-CH']}/capacity",
-        json=census({"03": (40, 10)}),
-        headers=auth("demo admin"),
-    )
-    assert r.status_code == 200, r.text
-    made = await _create(client, auth)
+async def test_other_care_records_no_item_terms(api) -> None:
+    await api.set_beds("ZH-CH", {"03": (40, 10)})
+    made = await _create(api)
     assert made["tier"] is not None and made["tier"]["item_terms"] is None

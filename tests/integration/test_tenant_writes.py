@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from tests.integration.test_green_channel_api import _ids, _stroke
+from tests.factories import STROKE
 
 DNT_45 = [
     {
@@ -59,21 +60,15 @@ async def test_council_cannot_patch_other_consortium_targets(client, auth) -> No
     assert other["targets"] == defaults["targets"]
 
 
-async def test_referrals_keep_their_own_consortiums_targets(client, auth) -> None:
+async def test_referrals_keep_their_own_consortiums_targets(api, client, auth) -> None:
     r = await client.patch("/v1/pathways/stroke", json={"targets": DNT_45}, headers=auth(HZ1))
     assert r.status_code == 200
-    ids = await _ids(client, auth)
     for code in ("ZH-CH",):
-        await client.put(
-            f"/v1/institutions/{ids[code]}/capacity",
-            json={
-                "as_of": "2026-01-01T00:00:00Z",
-                "beds": [{"specialty_code": "03", "total": 10, "occupied": 1}],
-            },
-            headers=auth("demo admin"),
+        await api.set_beds(
+            code, {"03": (10, 1)}, as_of=datetime(2026, 1, 1, tzinfo=UTC), expect=None
         )
-    hz = await _stroke(client, auth, clinic="HZ-THC-XB")
-    zh = await _stroke(client, auth, clinic="ZH-THC-TS")
+    hz = (await api.create("demo clinic HZ-THC-XB", **STROKE)).json()
+    zh = (await api.create("demo clinic ZH-THC-TS", **STROKE)).json()
     hz_view = await client.get(
         f"/v1/referrals/{hz['id']}/milestones", headers=auth("demo clinic HZ-THC-XB")
     )
@@ -112,10 +107,10 @@ async def test_admin_changes_shared_defaults_or_a_named_consortiums(client, auth
 
 
 async def test_council_cannot_name_another_consortiums_member_as_upstream_partner(
-    client, auth
+    api, client, auth
 ) -> None:
     consortia = await _consortia(client, auth)
-    ids = await _ids(client, auth)
+    ids = await api.ids()
     path = f"/v1/consortia/{consortia['HUANGZHONG-1']}"
     before = (await client.get(path, headers=auth("demo admin"))).json()["upstream_partner_ids"]
     r = await client.patch(path, json={"upstream_partner_ids": [ids["ZH-CH"]]}, headers=auth(HZ1))

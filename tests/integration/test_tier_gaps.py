@@ -4,29 +4,23 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 
+from tests.driver import ApiDriver
 from tests.factories import referral_body
-from tests.support import member_ids, set_beds
 
 
 async def test_scheme_without_terms_refers_and_quotes_clearly(
-    client: httpx.AsyncClient, auth: Any
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
 ) -> None:
     admin = auth("demo admin")
-    ids = await member_ids(client, auth)
-    await set_beds(client, auth, ids, "ZH-CH")
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (40, 1)})
     body = referral_body()
     body["patient"]["insurance_scheme"] = "392"
-    r = await client.post(
-        "/v1/referrals",
-        json=body,
-        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
+    r = await api.create("demo clinic ZH-THC-TS", body)
     assert r.json()["insurance_scheme"] == "392"
     tiers = await client.get(
         f"/v1/referrals/{r.json()['id']}/tiers", headers=auth("demo clinic ZH-THC-TS")

@@ -5,45 +5,21 @@ import csv
 import io
 import json
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app.domain.localtime import local_date
-from tests.factories import census, referral_body
+from tests.factories import referral_body
 
 ID_PATTERN = re.compile(r"(?<![0-9A-Za-z.])\d{17}[\dXx](?![0-9A-Za-z])")
 EXAMPLE = Path(__file__).resolve().parents[2] / "app" / "data" / "policies" / "example-policy.json"
 
 
-async def _ids(client, auth) -> dict[str, str]:
-    r = await client.get("/v1/institutions", params={"limit": 200}, headers=auth("demo admin"))
-    return {i["code"]: i["id"] for i in r.json()["items"]}
-
-
-async def _create(client, auth, clinic="ZH-THC-TS", **kw):
-    r = await client.post(
-        "/v1/referrals",
-        json=referral_body(**kw),
-        headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-async def test_township_to_county_hospital_gets_the_in_consortium_tier(client, auth) -> None:
-    ids = await _ids(client, auth)
-    await client.put(
-        f"/v1/institutions/{ids['ZH-CH']}/capacity",
-        json=census({"03": (20, 0)}),
-        headers=auth("demo admin"),
-    )
+async def test_township_to_county_hospital_gets_the_in_consortium_tier(api, client, auth) -> None:
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (20, 0)}, expect=None)
     body = referral_body()
-    r = await client.post(
-        "/v1/referrals",
-        json=body,
-        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
-    )
+    r = await api.create("demo clinic ZH-THC-TS", body, expect=None)
     ref = r.json()
     tier = ref["tier"]
     assert ref["target_institution_id"] == ids["ZH-CH"]
@@ -58,24 +34,16 @@ async def test_township_to_county_hospital_gets_the_in_consortium_tier(client, a
     h = auth("demo hospital ZH-CH")
     cur = ref
     for action in ("accept", "arrive", "admit"):
-        r = await client.post(
-            f"/v1/referrals/{cur['id']}/{action}",
-            headers={**h, "If-Match": f'"{cur["id"]}.{cur["version"]}"'},
-        )
+        r = await api.act(h, cur, action, expect=None)
         cur = r.json()
-    again = await client.post(
-        "/v1/referrals",
-        json={**body, "episode_id": ref["episode_id"]},
-        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert again.status_code == 201, again.text
+    again = await api.create("demo clinic ZH-THC-TS", {**body, "episode_id": ref["episode_id"]})
     second = again.json()["tier"]
     assert second["deductible"] == "0"
     assert any(r["rule"] == "deductible_once_per_episode" for r in second["rules"])
 
 
-async def test_quote_with_and_without_referral(client, auth) -> None:
-    ids = await _ids(client, auth)
+async def test_quote_with_and_without_referral(api, client, auth) -> None:
+    ids = await api.ids()
     body = {"scheme": "urban_rural_resident", "target_institution_id": ids["ZH-CH"]}
     r = await client.post(
         "/v1/reimbursement/quote", json=body, headers=auth("demo clinic ZH-THC-TS")
@@ -98,14 +66,9 @@ async def test_quote_with_and_without_referral(client, auth) -> None:
     )
 
 
-async def test_new_policy_version_leaves_recorded_tiers_untouched(client, auth) -> None:
-    ids = await _ids(client, auth)
-    await client.put(
-        f"/v1/institutions/{ids['ZH-CH']}/capacity",
-        json=census({"03": (20, 0)}),
-        headers=auth("demo admin"),
-    )
-    before = await _create(client, auth)
+async def test_new_policy_version_leaves_recorded_tiers_untouched(api, client, auth) -> None:
+    await api.set_beds("ZH-CH", {"03": (20, 0)}, expect=None)
+    before = (await api.create("demo clinic ZH-THC-TS")).json()
     doc = copy.deepcopy(json.loads(EXAMPLE.read_text(encoding="utf-8")))
     doc["effective_from"] = str((datetime.now(UTC) - timedelta(days=1)).date())
     doc["terms"]["390"]["primary"]["ratio"] = "0.95"
@@ -118,28 +81,19 @@ async def test_new_policy_version_leaves_recorded_tiers_untouched(client, auth) 
     )
     assert r.status_code == 201, r.text
     assert r.json()["version"] == 2
-    after = await _create(client, auth)
+    after = (await api.create("demo clinic ZH-THC-TS")).json()
     assert after["tier"]["policy_version"] == 2 and after["tier"]["ratio"] == "0.95"
     again = await client.get(f"/v1/referrals/{before['id']}", headers=auth("demo admin"))
     assert again.json()["tier"]["policy_version"] == 1
     assert again.json()["tier"]["ratio"] == "0.85"
 
 
-async def test_reroute_records_a_new_tier_and_insurer_lists_csv(client, auth) -> None:
-    ids = await _ids(client, auth)
+async def test_reroute_records_a_new_tier_and_insurer_lists_csv(api, client, auth) -> None:
+    ids = await api.ids()
     for code in ("ZH-CH", "ZH-TCM"):
-        await client.put(
-            f"/v1/institutions/{ids[code]}/capacity",
-            json=census({"03": (20, 0)}),
-            headers=auth("demo admin"),
-        )
-    ref = await _create(client, auth)
-    r = await client.post(
-        f"/v1/referrals/{ref['id']}/reject",
-        json={"reason_code": "no_bed"},
-        headers={**auth("demo hospital ZH-CH"), "If-Match": f'"{ref["id"]}.{ref["version"]}"'},
-    )
-    assert r.status_code == 200
+        await api.set_beds(code, {"03": (20, 0)}, expect=None)
+    ref = (await api.create("demo clinic ZH-THC-TS")).json()
+    await api.act("demo hospital ZH-CH", ref, "reject", {"reason_code": "no_bed"})
     history = await client.get(
         f"/v1/referrals/{ref['id']}/tiers", headers=auth("demo clinic ZH-THC-TS")
     )

@@ -16,9 +16,6 @@ from app.db.webhook_models import WebhookSubscription
 from app.services import relay
 from tests.integration.test_webhooks import (
     Receiver,
-    _beds,
-    _create,
-    _ids,
     _subscribe,
     serve_receiver,
 )
@@ -120,14 +117,15 @@ async def test_ssrf_allow_list_opens_only_what_it_names(client, auth, app) -> No
         assert r.status_code == status, (url, r.text)
 
 
-async def test_ssrf_dns_rebinding_is_refused_at_connect_time(client, auth, app, receiver) -> None:
+async def test_ssrf_dns_rebinding_is_refused_at_connect_time(
+    api, client, auth, app, receiver
+) -> None:
     """Public at subscribe time, loopback when the relay connects: nothing reaches loopback."""
     database, settings = app.state.database, app.state.settings
     app.state.webhook_resolver = resolving({REBIND: PUBLIC})
-    ids = await _ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH")
+    await api.set_beds("ZH-CH", {"03": (20, 5)})
     sub = await _subscribe(client, auth(HOSPITAL), f"http://{REBIND}:{receiver.port}/hook")
-    await _create(client, auth)
+    await api.create("demo clinic ZH-THC-TS")
     assert await relay.relay_once(database, settings, resolving({REBIND: "127.0.0.1"})) == 1
     assert receiver.requests == []
     log = await client.get(f"{BASE}/{sub['id']}/deliveries", headers=auth(HOSPITAL))
@@ -140,7 +138,7 @@ async def test_ssrf_dns_rebinding_is_refused_at_connect_time(client, auth, app, 
 
 
 async def test_ssrf_connection_is_pinned_to_the_checked_address(
-    client, auth, app, receiver, monkeypatch
+    api, client, auth, app, receiver, monkeypatch
 ) -> None:
     """The relay connects to the address it checked, with the original Host header: the name
     below exists only in the injected resolver, so it cannot be looked up a second time."""
@@ -148,30 +146,28 @@ async def test_ssrf_connection_is_pinned_to_the_checked_address(
     monkeypatch.setattr(settings, "webhook_allow", f"127.0.0.1:{receiver.port}")
     pinned = resolving({REBIND: "127.0.0.1"})
     app.state.webhook_resolver = pinned
-    ids = await _ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH")
+    await api.set_beds("ZH-CH", {"03": (20, 5)})
     await _subscribe(client, auth(HOSPITAL), f"http://{REBIND}:{receiver.port}/pinned")
-    await _create(client, auth)
+    await api.create("demo clinic ZH-THC-TS")
     assert await relay.relay_once(database, settings, pinned) == 1
     [received] = receiver.on("/pinned")
     assert received.headers["host"] == f"{REBIND}:{receiver.port}"
 
 
 async def test_ssrf_delivery_log_shows_only_coarse_classes(
-    client, auth, app, receiver, monkeypatch
+    api, client, auth, app, receiver, monkeypatch
 ) -> None:
     database, settings = app.state.database, app.state.settings
     monkeypatch.setattr(settings, "webhook_allow", "127.0.0.1")
     receiver.default = 405
-    ids = await _ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH")
+    await api.set_beds("ZH-CH", {"03": (20, 5)})
     h = auth(HOSPITAL)
     subs = {
         "http_status": await _subscribe(client, h, receiver.url("/answers-405")),
         "refused": await _subscribe(client, h, "http://127.0.0.1:9/closed"),
         "tls": await _subscribe(client, h, f"https://127.0.0.1:{receiver.port}/plain-http"),
     }
-    await _create(client, auth)
+    await api.create("demo clinic ZH-THC-TS")
     assert await relay.relay_once(database, settings) == 3
     for expected, sub in subs.items():
         r = await client.get(f"{BASE}/{sub['id']}/deliveries", headers=h)

@@ -34,7 +34,7 @@ from app.db.session import Database
 from app.db.webhook_models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from app.services import relay
 from app.services.housekeeping import housekeeping_once
-from tests.factories import census, referral_body
+from tests.factories import referral_body
 
 ALL_TYPES = [
     "referral.created",
@@ -178,22 +178,6 @@ def settings_overrides() -> dict[str, Any]:
     }
 
 
-async def _ids(client: httpx.AsyncClient, auth: Any) -> dict[str, str]:
-    body = (
-        await client.get("/v1/institutions", params={"limit": 200}, headers=auth("demo admin"))
-    ).json()
-    return {i["code"]: i["id"] for i in body["items"]}
-
-
-async def _beds(client: httpx.AsyncClient, auth: Any, ids: dict[str, str], code: str) -> None:
-    r = await client.put(
-        f"/v1/institutions/{ids[code]}/capacity",
-        json=census({"03": (20, 5)}),
-        headers=auth("demo admin"),
-    )
-    assert r.status_code == 200, r.text
-
-
 async def _subscribe(
     client: httpx.AsyncClient, headers: dict[str, str], url: str, **extra: Any
 ) -> dict[str, Any]:
@@ -201,28 +185,6 @@ async def _subscribe(
     r = await client.post("/v1/webhook-subscriptions", json=body, headers=headers)
     assert r.status_code == 201, r.text
     return dict(r.json())
-
-
-async def _create(client: httpx.AsyncClient, auth: Any, clinic: str = "ZH-THC-TS") -> Any:
-    r = await client.post(
-        "/v1/referrals",
-        json=referral_body(),
-        headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-async def _act(
-    client: httpx.AsyncClient, headers: dict[str, str], ref: Any, action: str, body: Any = None
-) -> Any:
-    r = await client.post(
-        f"/v1/referrals/{ref['id']}/{action}",
-        json=body,
-        headers={**headers, "If-Match": f'"{ref["id"]}.{ref["version"]}"'},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 async def _make_due(database: Database, *, give_up: bool = False) -> None:
@@ -273,11 +235,11 @@ def _sequence(requests: list[Received]) -> dict[str, list[str]]:
 
 
 async def test_every_event_once_in_order_signed_despite_failures(
-    client, auth, app, receiver
+    api, client, auth, app, receiver
 ) -> None:
-    ids = await _ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH")
-    await _beds(client, auth, ids, "ZH-TCM")
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (20, 5)})
+    await api.set_beds("ZH-TCM", {"03": (20, 5)})
     secrets = {
         "/clinic": (
             await _subscribe(client, auth("demo clinic ZH-THC-TS"), receiver.url("/clinic"))
@@ -291,16 +253,16 @@ async def test_every_event_once_in_order_signed_despite_failures(
     }
     receiver.plan = [500, 500, 500]  # the first three deliveries fail
 
-    a = await _create(client, auth)
+    a = (await api.create("demo clinic ZH-THC-TS")).json()
     assert a["target_institution_id"] == ids["ZH-CH"]
-    a = await _act(client, auth("demo hospital ZH-CH"), a, "reject", {"reason_code": "no_bed"})
+    a = (await api.act("demo hospital ZH-CH", a, "reject", {"reason_code": "no_bed"})).json()
     a = (await client.get(f"/v1/referrals/{a['id']}", headers=auth("demo admin"))).json()
     assert a["target_institution_id"] == ids["ZH-TCM"]
-    await _act(client, auth("demo hospital ZH-TCM"), a, "accept")
-    b = await _create(client, auth)
+    await api.act("demo hospital ZH-TCM", a, "accept")
+    b = (await api.create("demo clinic ZH-THC-TS")).json()
     assert b["target_institution_id"] == ids["ZH-CH"]
-    b = await _act(client, auth("demo hospital ZH-CH"), b, "accept")
-    await _act(client, auth("demo hospital ZH-CH"), b, "arrive")
+    b = (await api.act("demo hospital ZH-CH", b, "accept")).json()
+    await api.act("demo hospital ZH-CH", b, "arrive")
 
     await _drain(app)
 
@@ -356,13 +318,12 @@ async def test_every_event_once_in_order_signed_despite_failures(
     assert attempts == len(receiver.requests)
 
 
-async def test_relay_killed_mid_batch_loses_nothing(client, auth, app, receiver) -> None:
+async def test_relay_killed_mid_batch_loses_nothing(api, client, auth, app, receiver) -> None:
     database, settings = app.state.database, app.state.settings
-    ids = await _ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH")
+    await api.set_beds("ZH-CH", {"03": (20, 5)})
     sub = await _subscribe(client, auth("demo clinic ZH-THC-TS"), receiver.url("/hook"))
-    made = [await _create(client, auth) for _ in range(3)]
-    await _act(client, auth("demo hospital ZH-CH"), made[0], "accept")
+    made = [(await api.create("demo clinic ZH-THC-TS")).json() for _ in range(3)]
+    await api.act("demo hospital ZH-CH", made[0], "accept")
 
     # a relay claims a batch, sends one message, and dies before recording anything
     await relay.fan_out(database, settings)
@@ -406,17 +367,16 @@ async def test_relay_killed_mid_batch_loses_nothing(client, auth, app, receiver)
     ],
 )
 async def test_silent_endpoint_dead_letters_then_replay_delivers(
-    client, auth, app, receiver
+    api, client, auth, app, receiver
 ) -> None:
     database, settings = app.state.database, app.state.settings
-    ids = await _ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH")
+    await api.set_beds("ZH-CH", {"03": (20, 5)})
     clinic = auth("demo clinic ZH-THC-TS")
     sub = await _subscribe(client, clinic, receiver.url("/silent"))
     deliveries = f"/v1/webhook-subscriptions/{sub['id']}/deliveries"
     receiver.default = "hang"  # accepts the connection, never answers
-    ref = await _create(client, auth)
-    await _act(client, auth("demo hospital ZH-CH"), ref, "accept")
+    ref = (await api.create("demo clinic ZH-THC-TS")).json()
+    await api.act("demo hospital ZH-CH", ref, "accept")
 
     assert await relay.relay_once(database, settings) == 1  # "created" times out
     log = (await client.get(deliveries, headers=clinic)).json()["items"]
@@ -457,10 +417,11 @@ async def test_silent_endpoint_dead_letters_then_replay_delivers(
     assert all(verify(sub["secret"], x) for x in receiver.requests)
 
 
-async def test_rotated_secret_signs_with_both_during_overlap(client, auth, app, receiver) -> None:
+async def test_rotated_secret_signs_with_both_during_overlap(
+    api, client, auth, app, receiver
+) -> None:
     database = app.state.database
-    ids = await _ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH")
+    await api.set_beds("ZH-CH", {"03": (20, 5)})
     hospital = auth("demo hospital ZH-CH")
     sub = await _subscribe(client, hospital, receiver.url("/rot"))
     r = await client.post(
@@ -471,7 +432,7 @@ async def test_rotated_secret_signs_with_both_during_overlap(client, auth, app, 
     assert r.status_code == 200, r.text
     rotated = r.json()
     assert rotated["secret"] != sub["secret"] and rotated["previous_secret_expires_at"]
-    await _create(client, auth)
+    await api.create("demo clinic ZH-THC-TS")
     await _drain(app)
     first = receiver.requests[-1]
     assert len(first.headers["webhook-signature"].split()) == 2
@@ -483,7 +444,7 @@ async def test_rotated_secret_signs_with_both_during_overlap(client, auth, app, 
                 previous_secret_expires_at=datetime.now(UTC) - timedelta(seconds=1)
             )
         )
-    await _create(client, auth)
+    await api.create("demo clinic ZH-THC-TS")
     await _drain(app)
     second = receiver.requests[-1]
     assert len(second.headers["webhook-signature"].split()) == 1
@@ -497,15 +458,16 @@ async def test_rotated_secret_signs_with_both_during_overlap(client, auth, app, 
     assert r.json()["previous_secret_expires_at"] is None
 
 
-async def test_two_relays_deliver_each_message_once(client, auth, app, db_url, receiver) -> None:
+async def test_two_relays_deliver_each_message_once(
+    api, client, auth, app, db_url, receiver
+) -> None:
     settings = app.state.settings
-    ids = await _ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH")
+    await api.set_beds("ZH-CH", {"03": (20, 5)})
     await _subscribe(client, auth("demo clinic ZH-THC-TS"), receiver.url("/a"))
     await _subscribe(client, auth("demo hospital ZH-CH"), receiver.url("/b"))
     for _ in range(8):
-        ref = await _create(client, auth)
-        await _act(client, auth("demo hospital ZH-CH"), ref, "accept")
+        ref = (await api.create("demo clinic ZH-THC-TS")).json()
+        await api.act("demo hospital ZH-CH", ref, "accept")
     one, two = Database(db_url), Database(db_url)
     try:
         counts = await asyncio.gather(
@@ -524,13 +486,12 @@ async def test_two_relays_deliver_each_message_once(client, auth, app, db_url, r
 
 
 async def test_unreadable_secret_fails_the_attempt_not_the_relay(
-    client, auth, app, receiver
+    api, client, auth, app, receiver
 ) -> None:
     from app.services.webhooks import SecretBox
 
     database, settings = app.state.database, app.state.settings
-    ids = await _ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH")
+    await api.set_beds("ZH-CH", {"03": (20, 5)})
     broken = await _subscribe(client, auth("demo clinic ZH-THC-TS"), receiver.url("/broken"))
     await _subscribe(client, auth("demo hospital ZH-CH"), receiver.url("/fine"))
     async with database.unit_of_work() as session:  # as if sealed under another data key
@@ -540,7 +501,7 @@ async def test_unreadable_secret_fails_the_attempt_not_the_relay(
             .where(WebhookSubscription.id == broken["id"])
             .values(secret_sealed=sealed)
         )
-    await _create(client, auth)
+    await api.create("demo clinic ZH-THC-TS")
     assert await relay.relay_once(database, settings) == 2
     assert [r.path for r in receiver.requests] == ["/fine"]
     log = (
@@ -553,28 +514,23 @@ async def test_unreadable_secret_fails_the_attempt_not_the_relay(
 
 
 async def test_housekeeping_deletes_what_has_served_its_purpose(
-    client, auth, app, receiver
+    api, client, auth, app, receiver
 ) -> None:
     """Old delivered deliveries and finished outbox rows, expired idempotency records and past
     day counters are deleted; fresh deliveries, dead-lettered ones (until replayed), their
     events and every referral record stay. Time passes by moving timestamps back with SQL."""
     database: Database = app.state.database
-    ids = await _ids(client, auth)
-    await _beds(client, auth, ids, "ZH-CH")
+    await api.set_beds("ZH-CH", {"03": (20, 5)})
     clinic = auth("demo clinic ZH-THC-TS")
     await _subscribe(client, clinic, receiver.url("/clinic"))
     old_key, fresh_key = uuid.uuid4().hex, uuid.uuid4().hex
     made, bodies = {}, {old_key: referral_body(), fresh_key: referral_body()}
     for key in (old_key, fresh_key):
-        r = await client.post(
-            "/v1/referrals", json=bodies[key], headers={**clinic, "Idempotency-Key": key}
-        )
-        assert r.status_code == 201, r.text
-        made[key] = r.json()
+        made[key] = (await api.create(clinic, bodies[key], key=key)).json()
     await _drain(app)
     assert (await _states(database)) == {"delivered": 2}
     receiver.default = 500  # from now on the subscriber fails: the next one goes dead
-    dead_one = await _create(client, auth)
+    dead_one = (await api.create("demo clinic ZH-THC-TS")).json()
     await relay.relay_once(database, app.state.settings)
     await _make_due(database, give_up=True)
     await relay.relay_once(database, app.state.settings)
@@ -635,13 +591,9 @@ async def test_housekeeping_deletes_what_has_served_its_purpose(
         before["referral_event"],
     )
     # the purged key may be used again (a new referral); the fresh one still replays
-    again = await client.post(
-        "/v1/referrals", json=bodies[old_key], headers={**clinic, "Idempotency-Key": old_key}
-    )
+    again = await api.create(clinic, bodies[old_key], key=old_key, expect=None)
     assert again.status_code == 201 and again.json()["id"] != old_id
-    replay = await client.post(
-        "/v1/referrals", json=bodies[fresh_key], headers={**clinic, "Idempotency-Key": fresh_key}
-    )
+    replay = await api.create(clinic, bodies[fresh_key], key=fresh_key, expect=None)
     assert replay.status_code == 201 and replay.json()["id"] == made[fresh_key]["id"]
     # a second run finds nothing more to do
     assert (await housekeeping_once(database, app.state.settings)).total == 0

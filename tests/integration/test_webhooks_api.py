@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.db.webhook_models import WebhookEvent, WebhookSubscription
 from app.services.webhooks import SecretBox
-from tests.factories import census, referral_body
+from tests.factories import referral_body
 
 BASE = "/v1/webhook-subscriptions"
 PROBLEM = "application/problem+json"
@@ -24,22 +24,15 @@ def settings_overrides() -> dict[str, Any]:
     return {"webhook_allow": "127.0.0.1:9"}
 
 
-async def _ids(client: Any, auth: Any) -> dict[str, str]:
-    body = (
-        await client.get("/v1/institutions", params={"limit": 200}, headers=auth("demo admin"))
-    ).json()
-    return {i["code"]: i["id"] for i in body["items"]}
-
-
 async def _post(client: Any, headers: dict[str, str], **body: Any) -> Any:
     body.setdefault("url", URL)
     body.setdefault("event_types", ["referral.created", "referral.accepted"])
     return await client.post(BASE, json=body, headers=headers)
 
 
-async def test_owner_sees_secret_once_and_others_get_404(client, auth, app) -> None:
+async def test_owner_sees_secret_once_and_others_get_404(api, client, auth, app) -> None:
     clinic = auth("demo clinic ZH-THC-TS")
-    ids = await _ids(client, auth)
+    ids = await api.ids()
     r = await _post(
         client, clinic, event_types=["referral.created", "referral.created", "referral.arrived"]
     )
@@ -93,8 +86,8 @@ async def test_owner_sees_secret_once_and_others_get_404(client, auth, app) -> N
     assert (await client.get(one, headers=clinic)).status_code == 404
 
 
-async def test_who_may_subscribe_for_whom(client, auth) -> None:
-    ids = await _ids(client, auth)
+async def test_who_may_subscribe_for_whom(api, client, auth) -> None:
+    ids = await api.ids()
     ch = ids["ZH-CH"]
     r = await _post(client, auth("demo clinic ZH-THC-TS"), institution_id=ch)
     assert r.status_code == 403
@@ -159,26 +152,15 @@ async def test_https_required_outside_demo_mode(client, auth) -> None:
     assert (await _post(client, clinic, url=f"https://{PUBLIC}/hook")).status_code == 201
 
 
-async def test_outbox_rows_are_thin_and_name_the_institutions_concerned(client, auth, app) -> None:
-    ids = await _ids(client, auth)
-    admin = auth("demo admin")
+async def test_outbox_rows_are_thin_and_name_the_institutions_concerned(
+    api, client, auth, app
+) -> None:
+    ids = await api.ids()
     for code, beds in (("ZH-CH", (10, 5)), ("ZH-TCM", (10, 10)), ("NP-FH", (10, 10))):
-        r = await client.put(
-            f"/v1/institutions/{ids[code]}/capacity", json=census({"03": beds}), headers=admin
-        )
-        assert r.status_code == 200
+        await api.set_beds(code, {"03": beds})
     body = referral_body()
-    r = await client.post(
-        "/v1/referrals",
-        json=body,
-        headers={**auth("demo clinic ZH-THC-TS"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    ref = r.json()
-    r = await client.post(
-        f"/v1/referrals/{ref['id']}/reject",
-        json={"reason_code": "no_bed"},
-        headers={**auth("demo hospital ZH-CH"), "If-Match": r.headers["etag"]},
-    )
+    ref = (await api.create("demo clinic ZH-THC-TS", body, expect=None)).json()
+    r = await api.act("demo hospital ZH-CH", ref, "reject", {"reason_code": "no_bed"}, expect=None)
     assert r.status_code == 200, r.text  # nowhere else to go: waitlisted
     async with app.state.database.unit_of_work(read_only=True) as session:
         rows = (

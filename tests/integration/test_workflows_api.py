@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,44 +12,25 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import census, referral_body
+from tests.driver import ApiDriver
 
 VILLAGE = "ZH-VC-TS-01"
 
 
-async def _ids(client: httpx.AsyncClient, auth: Any) -> dict[str, str]:
-    body = (
-        await client.get("/v1/institutions", params={"limit": 200}, headers=auth("demo admin"))
-    ).json()
-    return {i["code"]: i["id"] for i in body["items"]}
-
-
-async def _create(client: httpx.AsyncClient, auth: Any, clinic: str, **kw: Any) -> dict[str, Any]:
-    r = await client.post(
-        "/v1/referrals",
-        json=referral_body(**kw),
-        headers={**auth(f"demo clinic {clinic}"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-async def _fresh_census(client: httpx.AsyncClient, auth: Any, ids: dict[str, str]) -> None:
+async def _fresh_census(api: ApiDriver) -> None:
     for code, beds in (("ZH-CH", {"03": (120, 10), "03.04": (40, 10)}),
                        ("ZH-THC-TS", {"03": (12, 2)}), ("ZH-THC-LY", {"03": (12, 2)})):  # fmt: skip
-        r = await client.put(
-            f"/v1/institutions/{ids[code]}/capacity", json=census(beds), headers=auth("demo admin")
-        )
-        assert r.status_code == 200, r.text
+        await api.set_beds(code, beds)
 
 
 async def test_cardiology_inpatient_never_lands_in_a_township_internal_medicine_ward(
-    client: httpx.AsyncClient, auth: Any
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
 ) -> None:
-    ids = await _ids(client, auth)
-    await _fresh_census(client, auth, ids)
-    ref = await _create(client, auth, VILLAGE, specialty_code="03.04", care_type="inpatient")
+    ids = await api.ids()
+    await _fresh_census(api)
+    ref = (
+        await api.create(f"demo clinic {VILLAGE}", specialty_code="03.04", care_type="inpatient")
+    ).json()
     routing = ref["routing"]
     assert routing["target"]["code"] == "ZH-CH"
     assert routing["target"]["specialty_match"] == "exact"
@@ -58,12 +38,7 @@ async def test_cardiology_inpatient_never_lands_in_a_township_internal_medicine_
     assert townships and all(x["reason"] == "only_parent_specialty" for x in townships)
     assert townships[0]["detail"] == ("offers only Internal medicine (03), not Cardiology (03.04)")
     # after a no_bed the referral goes on, but still not to a township centre
-    r = await client.post(
-        f"/v1/referrals/{ref['id']}/reject",
-        json={"reason_code": "no_bed"},
-        headers={**auth("demo hospital ZH-CH"), "If-Match": f'"{ref["id"]}.{ref["version"]}"'},
-    )
-    assert r.status_code == 200, r.text
+    await api.act("demo hospital ZH-CH", ref, "reject", {"reason_code": "no_bed"})
     again = (
         await client.get(f"/v1/referrals/{ref['id']}", headers=auth(f"demo clinic {VILLAGE}"))
     ).json()
@@ -72,23 +47,16 @@ async def test_cardiology_inpatient_never_lands_in_a_township_internal_medicine_
 
 
 async def test_cardiology_outpatient_counts_a_township_but_after_cardiology(
-    client: httpx.AsyncClient, auth: Any
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
 ) -> None:
-    ids = await _ids(client, auth)
     day = (date.today() + timedelta(days=2)).isoformat()
     for code, slots in (("ZH-CH", {"03.04": (10, 0)}), ("ZH-THC-TS", {"03": (10, 0)})):
-        r = await client.put(
-            f"/v1/institutions/{ids[code]}/capacity",
-            json={**census({}), "slots": [
-                {"specialty_code": c, "day": day, "total": t, "occupied": u}
-                for c, (t, u) in slots.items()
-            ]},
-            headers=auth("demo admin"),
-        )  # fmt: skip
-        assert r.status_code == 200, r.text
-    ref = await _create(
-        client, auth, VILLAGE, specialty_code="03.04", care_type="outpatient", wanted_day=day
-    )
+        await api.set_slots(code, day, slots)
+    ref = (
+        await api.create(
+            f"demo clinic {VILLAGE}", specialty_code="03.04", care_type="outpatient", wanted_day=day
+        )
+    ).json()
     ranked = [ref["routing"]["target"], *ref["routing"]["alternatives"]]
     assert ranked[0]["code"] == "ZH-CH"
     township = next(e for e in ranked if e["code"] == "ZH-THC-TS")
@@ -112,11 +80,12 @@ def settings_overrides(request: pytest.FixtureRequest, tmp_path: Path) -> dict[s
 
 
 async def test_consortium_policy_can_count_parent_only_inpatient_beds(
-    client: httpx.AsyncClient, auth: Any
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
 ) -> None:
-    ids = await _ids(client, auth)
-    await _fresh_census(client, auth, ids)
-    ref = await _create(client, auth, VILLAGE, specialty_code="03.04", care_type="inpatient")
+    await _fresh_census(api)
+    ref = (
+        await api.create(f"demo clinic {VILLAGE}", specialty_code="03.04", care_type="inpatient")
+    ).json()
     ranked = [ref["routing"]["target"], *ref["routing"]["alternatives"]]
     assert ranked[0]["code"] == "ZH-CH"
     parents = [e for e in ranked if e["code"].startswith("ZH-THC-")]
@@ -125,24 +94,14 @@ async def test_consortium_policy_can_count_parent_only_inpatient_beds(
 
 
 async def test_worklist_last_event_is_the_reroute_with_its_reason(
-    client: httpx.AsyncClient, auth: Any
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
 ) -> None:
-    ids = await _ids(client, auth)
+    ids = await api.ids()
     for code in ("ZH-CH", "ZH-TCM"):
-        r = await client.put(
-            f"/v1/institutions/{ids[code]}/capacity",
-            json=census({"03": (40, 10)}),
-            headers=auth("demo admin"),
-        )
-        assert r.status_code == 200
-    ref = await _create(client, auth, "ZH-THC-TS")
+        await api.set_beds(code, {"03": (40, 10)})
+    ref = (await api.create("demo clinic ZH-THC-TS")).json()
     assert ref["target_institution_id"] == ids["ZH-CH"]
-    r = await client.post(
-        f"/v1/referrals/{ref['id']}/reject",
-        json={"reason_code": "no_bed"},
-        headers={**auth("demo hospital ZH-CH"), "If-Match": f'"{ref["id"]}.{ref["version"]}"'},
-    )
-    assert r.status_code == 200, r.text
+    await api.act("demo hospital ZH-CH", ref, "reject", {"reason_code": "no_bed"})
     events = (
         await client.get(f"/v1/referrals/{ref['id']}/events", headers=auth("demo clinic ZH-THC-TS"))
     ).json()

@@ -1,0 +1,298 @@
+"""The referral state machine (app/domain/lifecycle.py), table by table.
+
+The expected table below is written from the lifecycle the service documents (README
+"Lifecycle", the domain's up- and down-referral lifecycles), not read out of the module:
+
+- up: pending → accepted → arrived → admitted (inpatient) or seen (outpatient, examination)
+  → completed; down: pending → accepted → arrived → in follow-up → completed;
+- the target accepts, rejects, records arrival, admission, the visit, the start of follow-up,
+  completion and a no-show (up only); the source cancels before arrival (and while waitlisted);
+  the service itself expires a pending referral;
+- a rejection or an expiry sends the referral on (re-routed); completed, cancelled and no-show
+  are final;
+- the place held on routing is kept on accept and arrival, becomes an occupied place on
+  admission, the visit or the start of follow-up, and is released on reject, cancel, expiry
+  and no-show (a waitlisted referral holds nothing to release).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pytest
+
+from app.domain.enums import CareType
+from app.domain.lifecycle import (
+    FINAL,
+    TRANSITIONS,
+    Action,
+    HoldEffect,
+    Party,
+    Status,
+    TransitionNotAllowed,
+    actions,
+    find,
+)
+
+S, A, P, H = Status, Action, Party, HoldEffect
+INPATIENT, OUTPATIENT, EXAMINATION = CareType.INPATIENT, CareType.OUTPATIENT, CareType.EXAMINATION
+ANY_CARE = (INPATIENT, OUTPATIENT, EXAMINATION)
+AMBULATORY = (OUTPATIENT, EXAMINATION)
+UP, DOWN, BOTH = ("up",), ("down",), ("up", "down")
+
+
+class Row(NamedTuple):
+    source: Status
+    action: Action
+    to: Status
+    party: Party
+    hold: HoldEffect
+    reroute: bool
+    care_types: tuple[CareType, ...]
+    directions: tuple[str, ...]
+
+
+# the care types of a row: all, inpatient only, ambulatory (outpatient and examination)
+ALL, INP, AMB = ANY_CARE, (INPATIENT,), AMBULATORY
+
+# fmt: off
+EXPECTED = (
+    #   from            action             to              who       hold       reroute care up/down
+    Row(S.PENDING,      A.ACCEPT,          S.ACCEPTED,     P.TARGET, H.KEEP,    False, ALL, BOTH),
+    Row(S.PENDING,      A.REJECT,          S.REJECTED,     P.TARGET, H.RELEASE, True,  ALL, BOTH),
+    Row(S.PENDING,      A.EXPIRE,          S.EXPIRED,      P.SYSTEM, H.RELEASE, True,  ALL, BOTH),
+    Row(S.PENDING,      A.CANCEL,          S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH),
+    Row(S.ACCEPTED,     A.ARRIVE,          S.ARRIVED,      P.TARGET, H.KEEP,    False, ALL, BOTH),
+    Row(S.ACCEPTED,     A.NO_SHOW,         S.NO_SHOW,      P.TARGET, H.RELEASE, False, ALL, UP),
+    Row(S.ACCEPTED,     A.CANCEL,          S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH),
+    Row(S.ARRIVED,      A.ADMIT,           S.ADMITTED,     P.TARGET, H.OCCUPY,  False, INP, UP),
+    Row(S.ARRIVED,      A.SEE,             S.SEEN,         P.TARGET, H.OCCUPY,  False, AMB, UP),
+    Row(S.ARRIVED,      A.START_FOLLOW_UP, S.IN_FOLLOW_UP, P.TARGET, H.OCCUPY,  False, ALL, DOWN),
+    Row(S.ADMITTED,     A.COMPLETE,        S.COMPLETED,    P.TARGET, H.KEEP,    False, INP, UP),
+    Row(S.SEEN,         A.COMPLETE,        S.COMPLETED,    P.TARGET, H.KEEP,    False, AMB, UP),
+    Row(S.IN_FOLLOW_UP, A.COMPLETE,        S.COMPLETED,    P.TARGET, H.KEEP,    False, ALL, DOWN),
+    Row(S.WAITLISTED,   A.CANCEL,          S.CANCELLED,    P.SOURCE, H.KEEP,    False, ALL, BOTH),
+)
+# fmt: on
+
+#: every (status, action, care type, direction) the table allows, with its row
+ALLOWED = {
+    (r.source, r.action, care, direction): r
+    for r in EXPECTED
+    for care in r.care_types
+    for direction in r.directions
+}
+
+
+def _reachable() -> set[tuple[Status, CareType, str]]:
+    """The states a referral of each care type and direction can be in: created pending or
+    waitlisted, moved along the expected rows; a rejected or expired one is routed again
+    (pending or waitlisted), a waitlisted one becomes pending when capacity appears."""
+    seen: set[tuple[Status, CareType, str]] = set()
+    todo = [(s, c, d) for s in (S.PENDING, S.WAITLISTED) for c in ANY_CARE for d in BOTH]
+    while todo:
+        state = todo.pop()
+        if state in seen:
+            continue
+        seen.add(state)
+        status, care, direction = state
+        nxt = [r.to for (s, _a, c, d), r in ALLOWED.items() if (s, c, d) == state]
+        if status in (S.REJECTED, S.EXPIRED, S.WAITLISTED):
+            nxt += [S.PENDING, S.WAITLISTED]
+        todo += [(n, care, direction) for n in nxt]
+    return seen
+
+
+REACHABLE = sorted(_reachable())
+
+
+def _endpoint_actions(status: Status, care: CareType, direction: str) -> set[str]:
+    """What a caller may do in this state: every expected row but the service's own expiry."""
+    return {
+        str(r.action)
+        for (s, _a, c, d), r in ALLOWED.items()
+        if (s, c, d) == (status, care, direction) and r.party is not P.SYSTEM
+    }
+
+
+def _id(value: object) -> str:
+    return str(value)
+
+
+# -- every allowed row ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "row"), [pytest.param(k, r, id="-".join(map(str, k))) for k, r in ALLOWED.items()]
+)
+def test_each_allowed_transition_goes_where_the_lifecycle_says(
+    key: tuple[Status, Action, CareType, str], row: Row
+) -> None:
+    status, action, care, direction = key
+    t = find(status, action, care, direction)
+    assert (t.source, t.action) == (status, action)
+    assert (t.to, t.party, t.hold, t.reroute) == (row.to, row.party, row.hold, row.reroute)
+
+
+def test_the_table_names_each_state_and_action_once() -> None:
+    """The table is looked up by (state, action): a second row for the same pair would be
+    silently shadowed."""
+    keys = [(t.source, t.action) for t in TRANSITIONS]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == {(r.source, r.action) for r in EXPECTED}
+
+
+def test_only_a_rejection_or_an_expiry_routes_again() -> None:
+    rerouting = {(t.source, t.action) for t in TRANSITIONS if t.reroute}
+    assert rerouting == {(S.PENDING, A.REJECT), (S.PENDING, A.EXPIRE)}
+    assert {t.to for t in TRANSITIONS if t.reroute} == {S.REJECTED, S.EXPIRED}
+
+
+def test_holds_follow_the_state() -> None:
+    by_effect: dict[HoldEffect, set[Action]] = {}
+    for t in TRANSITIONS:
+        if t.source is not S.WAITLISTED:  # nothing held while waitlisted
+            by_effect.setdefault(t.hold, set()).add(t.action)
+    assert by_effect[H.RELEASE] == {A.REJECT, A.CANCEL, A.EXPIRE, A.NO_SHOW}
+    assert by_effect[H.OCCUPY] == {A.ADMIT, A.SEE, A.START_FOLLOW_UP}
+    assert by_effect[H.KEEP] == {A.ACCEPT, A.ARRIVE, A.COMPLETE}
+
+
+# -- everything else is refused, naming what is allowed --------------------------------------
+
+
+@pytest.mark.parametrize(("status", "care", "direction"), REACHABLE, ids=_id)
+def test_every_action_in_every_reachable_state(
+    status: Status, care: CareType, direction: str
+) -> None:
+    allowed = _endpoint_actions(status, care, direction)
+    for action in Action:
+        row = ALLOWED.get((status, action, care, direction))
+        if row is not None:
+            assert find(status, action, care, direction).to is row.to
+            continue
+        with pytest.raises(TransitionNotAllowed) as refused:
+            find(status, action, care, direction)
+        assert (refused.value.status, refused.value.action) == (status, action)
+        assert set(refused.value.allowed) == allowed, (status, action, care, direction)
+        assert len(refused.value.allowed) == len(allowed)  # each named once
+
+
+def test_reachable_states_are_those_of_the_lifecycle() -> None:
+    up = {s for s, _c, d in REACHABLE if d == "up"}
+    down = {s for s, _c, d in REACHABLE if d == "down"}
+    assert up == set(Status) - {S.IN_FOLLOW_UP}
+    assert down == set(Status) - {S.ADMITTED, S.SEEN, S.NO_SHOW}
+    assert (S.SEEN, INPATIENT, "up") not in REACHABLE
+    assert (S.ADMITTED, OUTPATIENT, "up") not in REACHABLE
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "care", "direction", "allowed"),
+    [
+        (S.PENDING, A.ADMIT, INPATIENT, "up", {"accept", "reject", "cancel"}),
+        (S.PENDING, A.ARRIVE, OUTPATIENT, "down", {"accept", "reject", "cancel"}),
+        (S.ACCEPTED, A.ACCEPT, INPATIENT, "up", {"arrive", "no-show", "cancel"}),
+        (S.ACCEPTED, A.NO_SHOW, OUTPATIENT, "down", {"arrive", "cancel"}),
+        (S.ARRIVED, A.CANCEL, INPATIENT, "up", {"admit"}),  # too late to cancel
+        (S.ARRIVED, A.SEE, INPATIENT, "up", {"admit"}),
+        (S.ARRIVED, A.ADMIT, OUTPATIENT, "up", {"see"}),
+        (S.ARRIVED, A.ADMIT, EXAMINATION, "up", {"see"}),
+        (S.ARRIVED, A.START_FOLLOW_UP, INPATIENT, "up", {"admit"}),
+        (S.ARRIVED, A.ADMIT, INPATIENT, "down", {"start-follow-up"}),
+        (S.ADMITTED, A.ADMIT, INPATIENT, "up", {"complete"}),
+        (S.IN_FOLLOW_UP, A.CANCEL, OUTPATIENT, "down", {"complete"}),
+        (S.WAITLISTED, A.ACCEPT, INPATIENT, "up", {"cancel"}),
+        (S.WAITLISTED, A.EXPIRE, INPATIENT, "up", {"cancel"}),  # nothing to answer yet
+        (S.REJECTED, A.ACCEPT, INPATIENT, "up", set()),  # passed through, never stays
+        (S.EXPIRED, A.CANCEL, INPATIENT, "up", set()),
+        (S.COMPLETED, A.CANCEL, INPATIENT, "up", set()),
+        (S.CANCELLED, A.CANCEL, OUTPATIENT, "down", set()),
+        (S.NO_SHOW, A.ARRIVE, INPATIENT, "up", set()),
+    ],
+    ids=_id,
+)
+def test_refused_transitions_name_the_allowed_actions(
+    status: Status, action: Action, care: CareType, direction: str, allowed: set[str]
+) -> None:
+    with pytest.raises(TransitionNotAllowed) as refused:
+        find(status, action, care, direction)
+    assert set(refused.value.allowed) == allowed
+    assert str(action) in str(refused.value) and str(status) in str(refused.value)
+
+
+def test_direction_defaults_to_up() -> None:
+    assert find(S.ACCEPTED, A.NO_SHOW, INPATIENT).to is S.NO_SHOW
+    with pytest.raises(TransitionNotAllowed):
+        find(S.ARRIVED, A.START_FOLLOW_UP, OUTPATIENT)
+
+
+# -- final states --------------------------------------------------------------------------
+
+
+def test_final_states() -> None:
+    assert frozenset({S.COMPLETED, S.CANCELLED, S.NO_SHOW}) == FINAL
+    assert not {t.source for t in TRANSITIONS} & FINAL  # nothing leaves a final state
+    assert {t.to for t in TRANSITIONS} & FINAL == FINAL  # and each is reached
+    # rejected and expired are not final: the referral moves on to the next candidate
+    assert not {S.REJECTED, S.EXPIRED, S.WAITLISTED} & FINAL
+
+
+@pytest.mark.parametrize("status", sorted(FINAL), ids=_id)
+def test_nothing_is_allowed_in_a_final_state(status: Status) -> None:
+    for care in ANY_CARE:
+        for direction in BOTH:
+            assert actions(status, care, direction=direction) == []
+            for action in Action:
+                with pytest.raises(TransitionNotAllowed) as refused:
+                    find(status, action, care, direction)
+                assert refused.value.allowed == []
+
+
+# -- what each party may do ----------------------------------------------------------------
+
+TARGET, SOURCE, SYSTEM = frozenset({P.TARGET}), frozenset({P.SOURCE}), frozenset({P.SYSTEM})
+
+
+@pytest.mark.parametrize(
+    ("status", "care", "direction", "parties", "expected"),
+    [
+        (S.PENDING, INPATIENT, "up", TARGET, ["accept", "reject"]),
+        (S.PENDING, INPATIENT, "up", SOURCE, ["cancel"]),
+        (S.PENDING, OUTPATIENT, "down", TARGET, ["accept", "reject"]),
+        (S.PENDING, INPATIENT, "up", SYSTEM, []),  # expiry is the sweeper's, never offered
+        (S.ACCEPTED, INPATIENT, "up", TARGET, ["arrive", "no-show"]),
+        (S.ACCEPTED, OUTPATIENT, "down", TARGET, ["arrive"]),
+        (S.ACCEPTED, EXAMINATION, "up", SOURCE, ["cancel"]),
+        (S.ARRIVED, INPATIENT, "up", TARGET, ["admit"]),
+        (S.ARRIVED, OUTPATIENT, "up", TARGET, ["see"]),
+        (S.ARRIVED, EXAMINATION, "up", TARGET, ["see"]),
+        (S.ARRIVED, OUTPATIENT, "down", TARGET, ["start-follow-up"]),
+        (S.ARRIVED, INPATIENT, "down", TARGET, ["start-follow-up"]),  # a rehabilitation bed
+        (S.ARRIVED, INPATIENT, "up", SOURCE, []),
+        (S.ADMITTED, INPATIENT, "up", TARGET, ["complete"]),
+        (S.SEEN, OUTPATIENT, "up", TARGET, ["complete"]),
+        (S.IN_FOLLOW_UP, OUTPATIENT, "down", TARGET, ["complete"]),
+        (S.IN_FOLLOW_UP, OUTPATIENT, "down", SOURCE, []),
+        (S.WAITLISTED, INPATIENT, "up", SOURCE, ["cancel"]),
+        (S.WAITLISTED, INPATIENT, "up", TARGET, []),
+        (S.REJECTED, INPATIENT, "up", TARGET | SOURCE, []),
+    ],
+    ids=_id,
+)
+def test_actions_per_party(
+    status: Status, care: CareType, direction: str, parties: frozenset[Party], expected: list[str]
+) -> None:
+    assert actions(status, care, parties, direction=direction) == expected
+
+
+@pytest.mark.parametrize(("status", "care", "direction"), REACHABLE, ids=_id)
+def test_all_parties_together_get_every_endpoint_action(
+    status: Status, care: CareType, direction: str
+) -> None:
+    everyone = actions(status, care, direction=direction)
+    assert set(everyone) == _endpoint_actions(status, care, direction)
+    assert sorted(everyone) == sorted(
+        actions(status, care, TARGET, direction=direction)
+        + actions(status, care, SOURCE, direction=direction)
+    )
