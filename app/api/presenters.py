@@ -6,7 +6,14 @@ from typing import Any
 
 from fastapi import Response
 
-from app.api.schemas.referrals import DecisionOut, DiagnosisOut, HoldOut, PatientOut, ReferralOut
+from app.api.schemas.referrals import (
+    DecisionOut,
+    DiagnosisOut,
+    HoldOut,
+    InformationRequestOut,
+    PatientOut,
+    ReferralOut,
+)
 from app.api.schemas.tiers import TierOut
 from app.domain.lifecycle import Action
 from app.domain.national_codes import scheme_name, scheme_name_en
@@ -71,6 +78,10 @@ def referral_out(view: ReferralView) -> ReferralOut:
         ),
         clinical_summary=view.sensitive.get("clinical_summary"),
         tests_done=view.sensitive.get("tests_done") or [],
+        information_requests=[
+            InformationRequestOut.model_validate(q)
+            for q in view.sensitive.get("information_requests") or []
+        ],
         referring_doctor=row.referring_doctor,
         hold=(
             HoldOut(kind=row.hold_kind, specialty_code=row.hold_specialty_code, day=row.hold_day)

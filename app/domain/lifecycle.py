@@ -1,11 +1,14 @@
 """The referral state machine: one table of allowed transitions, and who may take each.
 
 Up-referral: pending → accepted → arrived → admitted (inpatient) or seen (outpatient,
-examination) → completed. Down-referral: pending → accepted → arrived → in follow-up →
+examination) → completed. The target may ask the source for information first: pending →
+needs information → (the source amends it) pending at the same target, the place still held.
+Down-referral: pending → accepted → arrived → in follow-up →
 completed. A rejection or an expiry sends the referral on to the next candidate
 (it becomes pending again with a new target, or waitlisted); the source cancels; a patient who
 does not come after acceptance is a no-show. Waitlisted referrals become pending when capacity
-appears.
+appears. A rejection because the patient declines ends the referral (it is never sent on), and a
+rejection for incomplete information is a request for information (see ``effective``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
     NO_SHOW = "no_show"
     WAITLISTED = "waitlisted"
+    NEEDS_INFORMATION = "needs_information"
 
 
 class Direction(StrEnum):
@@ -52,6 +56,8 @@ class Action(StrEnum):
     CANCEL = "cancel"
     NO_SHOW = "no-show"
     EXPIRE = "expire"  # the sweeper's, not an endpoint
+    REQUEST_INFORMATION = "request-information"
+    AMEND = "amend"
 
 
 class Party(StrEnum):
@@ -119,11 +125,42 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Status.IN_FOLLOW_UP, Action.COMPLETE, Status.COMPLETED, Party.TARGET,
                HoldEffect.KEEP, directions=_DOWN),
     Transition(Status.WAITLISTED, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.KEEP),
+    # sent back for information: the place stays held while the source answers
+    Transition(Status.PENDING, Action.REQUEST_INFORMATION, Status.NEEDS_INFORMATION, Party.TARGET,
+               HoldEffect.KEEP),
+    Transition(Status.NEEDS_INFORMATION, Action.AMEND, Status.PENDING, Party.SOURCE,
+               HoldEffect.KEEP),
+    Transition(Status.NEEDS_INFORMATION, Action.EXPIRE, Status.EXPIRED, Party.SYSTEM,
+               HoldEffect.RELEASE, reroute=True),
+    Transition(Status.NEEDS_INFORMATION, Action.CANCEL, Status.CANCELLED, Party.SOURCE,
+               HoldEffect.RELEASE),
 )
 # fmt: on
 
 _BY_KEY = {(t.source, t.action): t for t in TRANSITIONS}
 FINAL = frozenset({Status.COMPLETED, Status.CANCELLED, Status.NO_SHOW})
+#: the states a sweeper expires when their answer time has passed
+EXPIRING = frozenset({Status.PENDING, Status.NEEDS_INFORMATION})
+
+
+def effective(action: Action, reason_code: str | None) -> Action:
+    """The action a request takes: a rejection for incomplete information asks the source for
+    it instead (the referral is not sent on to another hospital as it is)."""
+    if action is Action.REJECT and reason_code == RejectReason.INCOMPLETE_INFORMATION:
+        return Action.REQUEST_INFORMATION
+    return action
+
+
+def reroutes(step: Transition, reason_code: str | None) -> bool:
+    """Whether the step sends the referral on: a patient who declines is never sent elsewhere
+    (the rejection ends the referral)."""
+    return step.reroute and reason_code != RejectReason.PATIENT_DECLINED
+
+
+def closes(step: Transition, reason_code: str | None) -> bool:
+    """Whether the referral is closed by the step: a final state, or a rejection that is not
+    sent on."""
+    return step.to in FINAL or (step.reroute and not reroutes(step, reason_code))
 
 
 class TransitionNotAllowed(Exception):

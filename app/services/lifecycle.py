@@ -29,11 +29,14 @@ from app.domain.errors import (
     PreconditionRequired,
 )
 from app.domain.lifecycle import Action, HoldEffect, Party, Status
-from app.services import events, views, waitlist
+from app.services import events, information, views, waitlist
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.context import Context
 from app.services.waitlist import SYSTEM, Actor, FreedPlace
+
+#: event types that are not the state entered (an amendment re-enters pending)
+EVENT_OF = {Action.REQUEST_INFORMATION: "needs_information", Action.AMEND: "amended"}
 
 
 class TransitionConflict(Conflict):
@@ -130,6 +133,10 @@ class TransitionCommand:
     reason_text: str | None = None
     #: an acceptance's ward, bed and appointment time (and note), as given
     acceptance: dict[str, str] | None = None
+    question: str | None = None  # a request for information
+    answer: str | None = None  # an amendment: the answer, and the clinical text replaced
+    clinical_summary: str | None = None
+    tests_done: list[dict[str, Any]] | None = None
 
     @classmethod
     def of(
@@ -150,6 +157,10 @@ class TransitionCommand:
             reason_code=given.get("reason_code"),
             reason_text=given.get("reason_text"),
             acceptance=(given or None) if action is Action.ACCEPT else None,
+            question=given.get("question"),
+            answer=given.get("answer"),
+            clinical_summary=given.get("clinical_summary"),
+            tests_done=given.get("tests_done"),
         )
 
 
@@ -157,7 +168,8 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
     """Take ``command.action`` on the referral: the lifecycle table decides the new state,
     the hold effect and whether it is routed on; its events and waitlist retries follow."""
     session, settings, principal = ctx.session, ctx.settings, ctx.principal
-    action, if_match, referral_id = command.action, command.if_match, command.referral_id
+    if_match, referral_id = command.if_match, command.referral_id
+    action = lifecycle.effective(command.action, command.reason_code)
     row = await repo.get_for_update(session, referral_id)
     if row is None or not can_see(principal, row):
         raise NotFound("No referral with this id.")
@@ -193,20 +205,34 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
         row.accepted_at = now
         row.acceptance = command.acceptance
         row.respond_by = None
-    if step.to in lifecycle.FINAL:
+    elif action is Action.REQUEST_INFORMATION:
+        question = command.question or command.reason_text or "Incomplete information."
+        information.ask(ctx.protector, settings, row, question, now)
+    elif action is Action.AMEND:
+        information.amend(
+            ctx.protector,
+            settings,
+            row,
+            answer=command.answer or "",
+            clinical_summary=command.clinical_summary,
+            tests_done=command.tests_done,
+            now=now,
+        )
+    if lifecycle.closes(step, command.reason_code):
         row.closed_at = now
         row.respond_by = None
     _event(
         session,
         row,
-        str(step.to),
+        EVENT_OF.get(action, str(step.to)),
         previous,
         actor,
         now,
-        reason=command.reason_text or command.note,
+        # a question or an answer is clinical text: sealed with the referral, not in the event
+        reason=None if action in EVENT_OF else command.reason_text or command.note,
         reason_code=command.reason_code,
     )
-    if step.reroute:
+    if lifecycle.reroutes(step, command.reason_code):
         _decline_current_target(row)
         await waitlist.place_again(
             session,

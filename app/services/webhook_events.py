@@ -34,6 +34,8 @@ class WebhookEventType(StrEnum):
     NO_SHOW = "referral.no_show"
     MILESTONE = "referral.milestone"
     FOLLOW_UP_DUE = "referral.follow_up_due"
+    NEEDS_INFORMATION = "referral.needs_information"
+    AMENDED = "referral.amended"
 
 
 # internal event types (referral_event.type) whose public name is not "referral.<type>"

@@ -37,6 +37,8 @@ VALID_BODIES = {
         "targets": [{"code": "d2n", "name": "D2N", "from": "door", "to": "imaging", "minutes": 5}]
     },
     "reject_referral": {"reason_code": "no_bed"},
+    "request_information_referral": {"question": "q"},
+    "amend_referral": {"answer": "a"},
     "record_milestone": {"milestone": "door", "at": "2026-01-01T00:00:00+00:00"},
     "record_follow_up": {"kind": "guidance", "guidance": "continue"},
 }

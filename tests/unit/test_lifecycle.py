@@ -8,8 +8,12 @@ The expected table below is written from the lifecycle the service documents (RE
 - the target accepts, rejects, records arrival, admission, the visit, the start of follow-up,
   completion and a no-show (up only); the source cancels before arrival (and while waitlisted);
   the service itself expires a pending referral;
-- a rejection or an expiry sends the referral on (re-routed); completed, cancelled and no-show
-  are final;
+- the target may send a pending referral back to its source for information: it waits in
+  needs information with its place kept, the source amends it (pending at the same target) or
+  cancels it, and unanswered it expires like a pending one;
+- a rejection or an expiry sends the referral on (re-routed), except a rejection because the
+  patient declines (it ends the referral) and one for incomplete information (a request for
+  information instead); completed, cancelled and no-show are final;
 - the place held on routing is kept on accept and arrival, becomes an occupied place on
   admission, the visit or the start of follow-up, and is released on reject, cancel, expiry
   and no-show (a waitlisted referral holds nothing to release).
@@ -31,7 +35,10 @@ from app.domain.lifecycle import (
     Status,
     TransitionNotAllowed,
     actions,
+    closes,
+    effective,
     find,
+    reroutes,
 )
 
 S, A, P, H = Status, Action, Party, HoldEffect
@@ -72,6 +79,11 @@ EXPECTED = (
     Row(S.SEEN,         A.COMPLETE,        S.COMPLETED,    P.TARGET, H.KEEP,    False, AMB, UP),
     Row(S.IN_FOLLOW_UP, A.COMPLETE,        S.COMPLETED,    P.TARGET, H.KEEP,    False, ALL, DOWN),
     Row(S.WAITLISTED,   A.CANCEL,          S.CANCELLED,    P.SOURCE, H.KEEP,    False, ALL, BOTH),
+    Row(S.PENDING,      A.REQUEST_INFORMATION, S.NEEDS_INFORMATION, P.TARGET, H.KEEP, False, ALL,
+        BOTH),
+    Row(S.NEEDS_INFORMATION, A.AMEND,      S.PENDING,      P.SOURCE, H.KEEP,    False, ALL, BOTH),
+    Row(S.NEEDS_INFORMATION, A.EXPIRE,     S.EXPIRED,      P.SYSTEM, H.RELEASE, True,  ALL, BOTH),
+    Row(S.NEEDS_INFORMATION, A.CANCEL,     S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH),
 )
 # fmt: on
 
@@ -144,7 +156,11 @@ def test_the_table_names_each_state_and_action_once() -> None:
 
 def test_only_a_rejection_or_an_expiry_routes_again() -> None:
     rerouting = {(t.source, t.action) for t in TRANSITIONS if t.reroute}
-    assert rerouting == {(S.PENDING, A.REJECT), (S.PENDING, A.EXPIRE)}
+    assert rerouting == {
+        (S.PENDING, A.REJECT),
+        (S.PENDING, A.EXPIRE),
+        (S.NEEDS_INFORMATION, A.EXPIRE),
+    }
     assert {t.to for t in TRANSITIONS if t.reroute} == {S.REJECTED, S.EXPIRED}
 
 
@@ -155,7 +171,13 @@ def test_holds_follow_the_state() -> None:
             by_effect.setdefault(t.hold, set()).add(t.action)
     assert by_effect[H.RELEASE] == {A.REJECT, A.CANCEL, A.EXPIRE, A.NO_SHOW}
     assert by_effect[H.OCCUPY] == {A.ADMIT, A.SEE, A.START_FOLLOW_UP}
-    assert by_effect[H.KEEP] == {A.ACCEPT, A.ARRIVE, A.COMPLETE}
+    assert by_effect[H.KEEP] == {
+        A.ACCEPT,
+        A.ARRIVE,
+        A.COMPLETE,
+        A.REQUEST_INFORMATION,
+        A.AMEND,
+    }
 
 
 # -- everything else is refused, naming what is allowed --------------------------------------
@@ -190,8 +212,21 @@ def test_reachable_states_are_those_of_the_lifecycle() -> None:
 @pytest.mark.parametrize(
     ("status", "action", "care", "direction", "allowed"),
     [
-        (S.PENDING, A.ADMIT, INPATIENT, "up", {"accept", "reject", "cancel"}),
-        (S.PENDING, A.ARRIVE, OUTPATIENT, "down", {"accept", "reject", "cancel"}),
+        (
+            S.PENDING,
+            A.ADMIT,
+            INPATIENT,
+            "up",
+            {"accept", "reject", "cancel", "request-information"},
+        ),
+        (
+            S.PENDING,
+            A.ARRIVE,
+            OUTPATIENT,
+            "down",
+            {"accept", "reject", "cancel", "request-information"},
+        ),
+        (S.NEEDS_INFORMATION, A.ACCEPT, INPATIENT, "up", {"amend", "cancel"}),
         (S.ACCEPTED, A.ACCEPT, INPATIENT, "up", {"arrive", "no-show", "cancel"}),
         (S.ACCEPTED, A.NO_SHOW, OUTPATIENT, "down", {"arrive", "cancel"}),
         (S.ARRIVED, A.CANCEL, INPATIENT, "up", {"admit"}),  # too late to cancel
@@ -257,9 +292,11 @@ TARGET, SOURCE, SYSTEM = frozenset({P.TARGET}), frozenset({P.SOURCE}), frozenset
 @pytest.mark.parametrize(
     ("status", "care", "direction", "parties", "expected"),
     [
-        (S.PENDING, INPATIENT, "up", TARGET, ["accept", "reject"]),
+        (S.PENDING, INPATIENT, "up", TARGET, ["accept", "reject", "request-information"]),
         (S.PENDING, INPATIENT, "up", SOURCE, ["cancel"]),
-        (S.PENDING, OUTPATIENT, "down", TARGET, ["accept", "reject"]),
+        (S.PENDING, OUTPATIENT, "down", TARGET, ["accept", "reject", "request-information"]),
+        (S.NEEDS_INFORMATION, INPATIENT, "up", SOURCE, ["amend", "cancel"]),
+        (S.NEEDS_INFORMATION, INPATIENT, "up", TARGET, []),
         (S.PENDING, INPATIENT, "up", SYSTEM, []),  # expiry is the sweeper's, never offered
         (S.ACCEPTED, INPATIENT, "up", TARGET, ["arrive", "no-show"]),
         (S.ACCEPTED, OUTPATIENT, "down", TARGET, ["arrive"]),
@@ -296,3 +333,43 @@ def test_all_parties_together_get_every_endpoint_action(
         actions(status, care, TARGET, direction=direction)
         + actions(status, care, SOURCE, direction=direction)
     )
+
+
+# -- what the reason of a rejection changes ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "reason", "taken"),
+    [
+        (A.REJECT, "incomplete_information", A.REQUEST_INFORMATION),
+        (A.REJECT, "no_bed", A.REJECT),
+        (A.REJECT, "patient_declined", A.REJECT),
+        (A.REJECT, None, A.REJECT),
+        (A.CANCEL, "incomplete_information", A.CANCEL),  # only a rejection is turned
+    ],
+)
+def test_a_rejection_for_incomplete_information_asks_instead(
+    action: Action, reason: str | None, taken: Action
+) -> None:
+    assert effective(action, reason) is taken
+
+
+@pytest.mark.parametrize(
+    ("source", "action", "reason", "sent_on", "closed"),
+    [
+        (S.PENDING, A.REJECT, "no_bed", True, False),
+        (S.PENDING, A.REJECT, "beyond_capability", True, False),
+        (S.PENDING, A.REJECT, "patient_declined", False, True),  # ends, never sent elsewhere
+        (S.PENDING, A.EXPIRE, None, True, False),
+        (S.NEEDS_INFORMATION, A.EXPIRE, None, True, False),
+        (S.PENDING, A.CANCEL, None, False, True),
+        (S.PENDING, A.REQUEST_INFORMATION, None, False, False),
+        (S.NEEDS_INFORMATION, A.AMEND, None, False, False),
+        (S.ACCEPTED, A.NO_SHOW, None, False, True),
+    ],
+)
+def test_who_is_sent_on_and_who_is_closed(
+    source: Status, action: Action, reason: str | None, sent_on: bool, closed: bool
+) -> None:
+    step = find(source, action, INPATIENT, "up")
+    assert (reroutes(step, reason), closes(step, reason)) == (sent_on, closed)

@@ -11,9 +11,11 @@ from app.api.errors import problem_responses
 from app.api.presenters import ETAG_HEADER, referral_links, referral_out
 from app.api.schemas.lifecycle import (
     AcceptIn,
+    AmendIn,
     EventOut,
     NoteIn,
     RejectIn,
+    RequestInformationIn,
 )
 from app.api.schemas.referrals import ReferralOut
 from app.domain.lifecycle import Action
@@ -34,7 +36,7 @@ UserId = Annotated[
 def _transition_route(action: Action, body_model: type[Any], summary: str) -> None:
     """One POST /v1/referrals/{id}/<action> endpoint; each has its own operation id."""
     name = f"{action.value.replace('-', '_')}_referral"
-    required = action is Action.REJECT
+    required = action in (Action.REJECT, Action.REQUEST_INFORMATION, Action.AMEND)
     body_default: Any = Body() if required else Body(default=None)
 
     async def endpoint(
@@ -79,6 +81,12 @@ for _action, _model, _summary in (
     (Action.COMPLETE, NoteIn, "Completed (current target)"),
     (Action.CANCEL, NoteIn, "Cancel (source or its council): releases the hold"),
     (Action.NO_SHOW, NoteIn, "No-show after acceptance (current target): releases the hold"),
+    (
+        Action.REQUEST_INFORMATION,
+        RequestInformationIn,
+        "Ask the source for information (current target): the place stays held meanwhile",
+    ),
+    (Action.AMEND, AmendIn, "Answer the target's question (source): back to the same target"),
 ):
     _transition_route(_action, _model, _summary)
 

@@ -54,7 +54,7 @@ async def list_referrals(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1 to 200).")] = 50,
     box: Literal["all", "incoming", "outgoing"] = "all",
     direction: Literal["up", "down"] | None = None,
-    status: Annotated[list[Status] | None, Query(max_length=11)] = None,
+    status: Annotated[list[Status] | None, Query(max_length=len(Status))] = None,
     urgency: Urgency | None = None,
     specialty: Annotated[str | None, Query(max_length=8)] = None,
     created_from: Annotated[

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from app.api.schemas.common import Instant, ResponseModel, StrictModel
+from app.api.schemas.referrals import TestDone
 from app.domain.enums import CareType, Urgency
 from app.domain.lifecycle import RejectReason
 
@@ -28,6 +29,25 @@ class AcceptIn(StrictModel):
 class RejectIn(StrictModel):
     reason_code: RejectReason = Field(description="Why the hospital cannot take the patient.")
     reason_text: Note | None = Field(None, description="Required when reason_code is other.")
+
+
+class RequestInformationIn(StrictModel):
+    question: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = Field(
+        description="What the target needs from the source (sealed at rest like the clinical "
+        "text; shown to the source and the target only)."
+    )
+
+
+class AmendIn(StrictModel):
+    answer: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
+        description="The source's answer to the open question (sealed at rest)."
+    )
+    clinical_summary: Annotated[str, StringConstraints(max_length=4000)] | None = Field(
+        None, description="Replaces the referral's clinical summary when given."
+    )
+    tests_done: list[TestDone] | None = Field(
+        None, max_length=50, description="Replaces the tests done when given."
+    )
 
 
 class EventOut(ResponseModel):

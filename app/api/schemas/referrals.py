@@ -214,6 +214,13 @@ class PatientOut(ResponseModel):
     signed_institution_ids: list[str]
 
 
+class InformationRequestOut(ResponseModel):
+    asked_at: datetime
+    question: str
+    answered_at: datetime | None = None
+    answer: str | None = None
+
+
 class HoldOut(ResponseModel):
     kind: str
     specialty_code: str
@@ -248,6 +255,11 @@ class ReferralOut(ResponseModel):
     diagnosis: DiagnosisOut
     clinical_summary: str | None
     tests_done: list[dict[str, Any]]
+    information_requests: list[InformationRequestOut] = Field(
+        default_factory=list,
+        description="The target's questions to the source and the answers, oldest first (for "
+        "those who see the clinical text).",
+    )
     referring_doctor: str | None
     hold: HoldOut | None
     pathway_code: str | None = Field(description="Green-channel pathway, if any.")

@@ -19,6 +19,7 @@ from app.db.models import (
     RoutingAttempt,
 )
 from app.domain.enums import CareType
+from app.domain.lifecycle import EXPIRING
 
 
 async def next_sequence(session: AsyncSession, consortium_id: str, day: date) -> int:
@@ -180,10 +181,11 @@ async def count_attempts(session: AsyncSession, referral_id: str) -> int:
 
 
 async def claim_expired(session: AsyncSession, now: datetime, limit: int) -> Sequence[Referral]:
-    """Pending referrals past their answer time, locked; rows other sweepers hold are skipped."""
+    """Referrals past their answer time (pending: the target's; needs information: the
+    source's), locked; rows other sweepers hold are skipped."""
     stmt = (
         select(Referral)
-        .where(Referral.status == "pending", Referral.respond_by < now)
+        .where(Referral.status.in_(sorted(EXPIRING)), Referral.respond_by < now)
         .order_by(Referral.respond_by)
         .limit(limit)
         .with_for_update(skip_locked=True)
