@@ -31,6 +31,7 @@ from app.api.routes import (
     reports,
     tiers,
 )
+from app.api.routes import satisfaction as satisfaction_routes
 from app.api.routes import webhooks as webhook_routes
 from app.api.routes import worklist as worklist_routes
 from app.config import Settings, get_settings
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(referrals.router)
     app.include_router(lifecycle.router)
     app.include_router(worklist_routes.router)
+    app.include_router(satisfaction_routes.router)
     app.include_router(pathways.router)
     app.include_router(webhook_routes.router)
     app.include_router(down.router)

@@ -517,6 +517,30 @@ class FollowUp(Base):
     __table_args__ = (Index("ix_follow_up_open_due", "kind", "done_at", "due_date"),)
 
 
+class ReferralSatisfaction(Base):
+    """The patient's satisfaction with an up-referral, recorded once by the primary institution
+    that referred the patient (a score and reason codes: no free text, no patient data)."""
+
+    __tablename__ = "referral_satisfaction"
+
+    referral_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("referral.id", ondelete="CASCADE"), primary_key=True
+    )
+    consortium_id: Mapped[str] = mapped_column(String(36))
+    # the member rated: the referral's target when the score was recorded
+    target_institution_id: Mapped[str] = mapped_column(String(36))
+    score: Mapped[int] = mapped_column(Integer)
+    reason_codes: Mapped[list[str]] = mapped_column(JSON)
+    recorded_by_institution_id: Mapped[str] = mapped_column(String(36))
+    recorded_by_user: Mapped[str | None] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("score BETWEEN 1 AND 5", name="score_range"),
+        Index("ix_referral_satisfaction_consortium_recorded", "consortium_id", "recorded_at"),
+    )
+
+
 # --- differential reimbursement ----------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ COUNTS = (
     "up_completed_received",
     "follow_ups_due",
     "follow_ups_on_time",
+    "satisfaction_count",
 )
 
 
@@ -56,6 +57,7 @@ class ReportRow:
     accept_minutes_p90: float | None = None
     waitlist_minutes_median: float | None = None
     waitlist_minutes_p90: float | None = None
+    satisfaction_mean: float | None = None
 
     def ratio(self, numerator: str, denominator: str) -> float | None:
         d = self.counts.get(denominator, 0)
@@ -134,6 +136,10 @@ async def monthly(
         r.counts["waitlist_placed"] = placed.count
         r.waitlist_minutes_median = placed.minutes_p50
         r.waitlist_minutes_p90 = placed.minutes_p90
+    for key, (count, mean) in (await repo.satisfaction(session, scope)).items():
+        r = row(key)
+        r.counts["satisfaction_count"] = count
+        r.satisfaction_mean = mean
     for r in rows.values():
         r.rejections = r.rejections or {x.value: 0 for x in RejectReason}
     if group_by == "institution":

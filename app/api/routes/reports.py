@@ -48,6 +48,8 @@ def _row(r: reports.ReportRow) -> ReferralReportRow:
         follow_ups_due=c["follow_ups_due"],
         follow_ups_on_time=c["follow_ups_on_time"],
         follow_ups_on_time_share=r.ratio("follow_ups_on_time", "follow_ups_due"),
+        satisfaction_count=c["satisfaction_count"],
+        satisfaction_mean=r.satisfaction_mean,
     )
 
 

@@ -68,3 +68,11 @@ class ReferralReportRow(ResponseModel):
     follow_ups_on_time_share: float | None = Field(
         description="follow_ups_on_time / follow_ups_due."
     )
+    satisfaction_count: int = Field(
+        0,
+        description="Satisfaction scores recorded in the month (by the referring primary "
+        "institution) about referrals this member received.",
+    )
+    satisfaction_mean: float | None = Field(
+        None, description="Their mean score (1 to 5), rounded to 2 places; none without scores."
+    )

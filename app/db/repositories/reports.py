@@ -22,7 +22,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.db.models import FollowUp, Institution, Referral, ReferralEvent, RoutingAttempt
+from app.db.models import (
+    FollowUp,
+    Institution,
+    Referral,
+    ReferralEvent,
+    ReferralSatisfaction,
+    RoutingAttempt,
+)
 from app.domain.green_channel import percentile
 
 Key = tuple[str | None, str]  # (member or specialty, "YYYY-MM")
@@ -376,4 +383,31 @@ async def follow_up_counts(
         out["follow_ups_due"][key] = int(r.due)
         if int(r.on_time):
             out["follow_ups_on_time"][key] = int(r.on_time)
+    return out
+
+
+async def satisfaction(session: AsyncSession, scope: Scope) -> dict[Key, tuple[int, float | None]]:
+    """Scores recorded in the period: how many and their mean, per member rated (the target
+    when the score was recorded) and the local month of recording."""
+    rated = ReferralSatisfaction
+    m = month(scope, rated.recorded_at).label("m")
+    if scope.group_by == "institution":
+        k: Any = rated.target_institution_id.label("k")
+    elif scope.group_by == "specialty":
+        k = Referral.specialty_code.label("k")
+    else:
+        k = literal(None).label("k")
+    stmt = (
+        select(k, m, func.count().label("n"), func.avg(rated.score).label("mean"))
+        .select_from(rated)
+        .join(Referral, Referral.id == rated.referral_id)
+        .where(_in_period(scope, rated.recorded_at))
+        .group_by(k, m)
+    )
+    if scope.consortium_id is not None:
+        stmt = stmt.where(rated.consortium_id == scope.consortium_id)
+    out: dict[Key, tuple[int, float | None]] = {}
+    for r in (await session.execute(stmt)).all():
+        mean = None if r.mean is None else round(float(r.mean), 2)
+        out[(r.k, label(r.m))] = (int(r.n), mean)
     return out
