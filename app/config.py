@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     page_size_default: int = 50
     page_size_max: int = 200
     max_body_bytes: int = 1_048_576
+    # a document attached to a referral (POST /v1/referrals/{id}/documents): 20 MiB, the size
+    # IHE 360X allows a referral message; every other request keeps max_body_bytes
+    document_max_bytes: int = 20 * 1_048_576
 
     # Reliability: per-key rate limit (app/api/ratelimit.py) and the drain step on SIGTERM.
     rate_limit_per_second: float = Field(

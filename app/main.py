@@ -31,6 +31,7 @@ from app.api.routes import (
     reports,
     tiers,
 )
+from app.api.routes import documents as document_routes
 from app.api.routes import satisfaction as satisfaction_routes
 from app.api.routes import webhooks as webhook_routes
 from app.api.routes import worklist as worklist_routes
@@ -40,6 +41,7 @@ from app.logging_setup import JSON_LOGS_ENV, configure_logging, pin_library_logg
 from app.services import diagnoses, relay, routing_policy
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
+from app.services.documents import DatabaseDocumentStore
 from app.services.egress import system_resolve
 from app.services.sweeper import run_forever
 
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = Metrics()
     app.state.principal_cache = PrincipalCache()
+    app.state.document_store = DatabaseDocumentStore()
     app.state.protector = PatientDataProtector(
         settings.secret("patient_data_key"), settings.secret("patient_hmac_key")
     )
@@ -134,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(lifecycle.router)
     app.include_router(worklist_routes.router)
     app.include_router(satisfaction_routes.router)
+    app.include_router(document_routes.router)
     app.include_router(pathways.router)
     app.include_router(webhook_routes.router)
     app.include_router(down.router)
@@ -143,7 +147,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(NulGuardMiddleware)  # innermost: request id and metrics apply
     app.add_middleware(RateLimitMiddleware, settings=settings)  # inside the request context
     app.add_middleware(
-        RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
+        RequestContextMiddleware,
+        metrics=app.state.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        document_max_bytes=settings.document_max_bytes,
     )
     if settings.root_path:  # outermost: every layer sees the path with its prefix
         app.add_middleware(RootPathMiddleware, root_path=settings.root_path)

@@ -29,6 +29,7 @@ from app.domain.errors import (
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
+    UnsupportedMediaType,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -91,6 +92,7 @@ STATUS_KIND = {
     503: "service-unavailable",
 }
 DOMAIN_STATUS: dict[type[DomainError], int] = {
+    UnsupportedMediaType: 415,  # before InvalidInput, which it is a kind of
     NotFound: 404,
     Forbidden: 403,
     Conflict: 409,

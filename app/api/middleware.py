@@ -44,11 +44,29 @@ class BodyTooLarge(Exception):
     pass
 
 
+#: the one request that may carry more than ``max_body_bytes``: a document upload
+DOCUMENT_UPLOAD = re.compile(r"/v1/referrals/[^/]+/documents$")
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        document_max_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.document_max_bytes = document_max_bytes or max_body_bytes
+
+    def _limit(self, scope: Scope) -> int:
+        """The body size allowed: larger for a document upload, else ``max_body_bytes``."""
+        if scope.get("method") == "POST" and DOCUMENT_UPLOAD.search(str(scope.get("path", ""))):
+            return max(self.document_max_bytes, self.max_body_bytes)
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,8 +79,9 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status_holder = {"status": 500}
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _too_large(scope, send, request_id, self.max_body_bytes)
+        limit = self._limit(scope)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(scope, send, request_id, limit)
             self._record(scope, 413, started)
             request_id_var.reset(token)
             return
@@ -74,8 +93,8 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(f"The request body exceeds {self.max_body_bytes} bytes.")
+                if received > limit:
+                    raise BodyTooLarge(f"The request body exceeds {limit} bytes.")
             return message
 
         async def send_wrapper(message: Message) -> None:
@@ -92,7 +111,7 @@ class RequestContextMiddleware:
             await self.app(scope, limited_receive, send_wrapper)
         except BodyTooLarge:
             status_holder["status"] = 413
-            await _too_large(scope, send, request_id, self.max_body_bytes)
+            await _too_large(scope, send, request_id, limit)
         finally:
             self.metrics.in_flight.dec()
             self._record(scope, status_holder["status"], started)

@@ -50,3 +50,9 @@ class PreconditionFailed(DomainError):
     """The object changed since the caller read it."""
 
     kind = "precondition-failed"
+
+
+class UnsupportedMediaType(InvalidInput):
+    """415: a body whose type (by its content, or as declared) is not one this operation takes."""
+
+    kind = "unsupported-media-type"

@@ -38,5 +38,16 @@ class PatientDataProtector:
         result: dict[str, Any] = json.loads(data)
         return result
 
+    def seal_bytes(self, data: bytes, *, associated: str) -> bytes:
+        """Raw bytes (a document) sealed: version, nonce, ciphertext and tag, as bytes."""
+        nonce = os.urandom(12)
+        return VERSION + b"." + nonce + self._aead.encrypt(nonce, data, associated.encode())
+
+    def open_bytes(self, sealed: bytes, *, associated: str) -> bytes:
+        version, body = sealed[:2], sealed[3:]
+        if version != VERSION or sealed[2:3] != b".":
+            raise ValueError("unknown sealed-data version")
+        return self._aead.decrypt(body[:12], body[12:], associated.encode())
+
     def identifier_hmac(self, value: str) -> str:
         return hmac.new(self._hmac_key, value.encode(), hashlib.sha256).hexdigest()

@@ -36,6 +36,8 @@ class WebhookEventType(StrEnum):
     FOLLOW_UP_DUE = "referral.follow_up_due"
     NEEDS_INFORMATION = "referral.needs_information"
     AMENDED = "referral.amended"
+    DOCUMENT_ATTACHED = "referral.document_attached"
+    DOCUMENT_WITHDRAWN = "referral.document_withdrawn"
 
 
 # internal event types (referral_event.type) whose public name is not "referral.<type>"
