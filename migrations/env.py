@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic import context
+from sqlalchemy import String
 from sqlalchemy.engine import Connection
 
 from app.config import get_settings
@@ -22,12 +24,32 @@ def _url() -> str:
     return str(url or get_settings().database_url)
 
 
+def _compare_type(
+    context: Any,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_type: Any,
+    metadata_type: Any,
+) -> bool | None:
+    """SQLite keeps no VARCHAR lengths (it never enforces them), and widening one there would
+    mean recreating the table: a length-only difference is none on SQLite. Otherwise the
+    default comparison (None)."""
+    declared = getattr(metadata_type, "impl", metadata_type)  # a TypeDecorator's own type
+    if (
+        context.dialect.name == "sqlite"
+        and type(inspected_type).__name__ == "VARCHAR"
+        and type(declared) is String  # a VARCHAR of another length, not Text or an enum
+    ):
+        return False
+    return None
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
+        compare_type=_compare_type,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -283,7 +283,7 @@ class Referral(Base):
     number: Mapped[str] = mapped_column(String(32), unique=True)
     consortium_id: Mapped[str] = mapped_column(String(36), ForeignKey("consortium.id"))
     direction: Mapped[Direction] = mapped_column(StrEnumText(Direction, 8))
-    status: Mapped[Status] = mapped_column(StrEnumText(Status, 16))
+    status: Mapped[Status] = mapped_column(StrEnumText(Status, 24))
     source_institution_id: Mapped[str] = mapped_column(String(36), ForeignKey("institution.id"))
     target_institution_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("institution.id")
@@ -395,8 +395,8 @@ class ReferralEvent(Base):
         String(36), ForeignKey("referral.id", ondelete="CASCADE"), index=True
     )
     type: Mapped[str] = mapped_column(String(32))
-    from_status: Mapped[str | None] = mapped_column(String(16))
-    to_status: Mapped[str | None] = mapped_column(String(16))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
     actor_institution_id: Mapped[str | None] = mapped_column(String(36))
     actor_user: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
