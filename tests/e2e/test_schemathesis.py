@@ -72,7 +72,13 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
             "complete",
             "cancel",
             "no_show",
+            "request_information",
+            "amend",
         )
+    },
+    "415": {
+        "attach_document": "the body's bytes must be the document type its Content-Type names "
+        "(PDF, JPEG, PNG, CDA XML without a DTD)",
     },
 }
 POSITIVE_ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # the default
