@@ -11,6 +11,7 @@ from app.api.schemas.referrals import (
     DiagnosisOut,
     HoldOut,
     InformationRequestOut,
+    OutcomeOut,
     PatientOut,
     ReferralOut,
 )
@@ -78,6 +79,11 @@ def referral_out(view: ReferralView) -> ReferralOut:
         ),
         clinical_summary=view.sensitive.get("clinical_summary"),
         tests_done=view.sensitive.get("tests_done") or [],
+        outcome=(
+            OutcomeOut.model_validate(view.sensitive["outcome"])
+            if view.sensitive.get("outcome")
+            else None
+        ),
         information_requests=[
             InformationRequestOut.model_validate(q)
             for q in view.sensitive.get("information_requests") or []

@@ -24,6 +24,7 @@ from app.services import (
     candidates,
     diagnoses,
     episodes,
+    outcomes,
     patients,
     placement,
     service_levels,
@@ -123,6 +124,8 @@ async def create(
     episode_origin = None
     episode_id = None
     parent_id = body.up_referral_id
+    discharge_summary = body.discharge_summary
+    reused: dict[str, Any] | None = None
     if parent_id:
         parent = await repo.get(session, parent_id)
         if parent is None or not can_see(principal, parent):
@@ -136,6 +139,16 @@ async def create(
                 [{"loc": ["body", "up_referral_id"], "msg": "not this patient's up-referral"}],
             )
         episode_id, episode_origin = parent.episode_id, parent.source_institution_id
+        reused = outcomes.of(protector, parent) if discharge_summary is None else None
+        if reused is not None:  # the outcome sent back becomes the discharge summary
+            discharge_summary = "\n\n".join(
+                text for text in (reused["summary"], reused.get("recommendations")) if text
+            )
+    if discharge_summary is None:
+        raise InvalidInput(
+            "A down-referral needs the discharge summary.",
+            [{"loc": ["body", "discharge_summary"], "msg": "required without a sent outcome"}],
+        )
     episode_id = await episodes.open_or_join(
         session, episode_id, source.consortium_id, resident_hmac, now
     )
@@ -144,12 +157,13 @@ async def create(
     sensitive = {
         "patient": patients.sealed_patient(body.patient, checked, list(signed)),
         "diagnosis_text": body.diagnosis.text,
-        "clinical_summary": body.discharge_summary,
+        "clinical_summary": discharge_summary,
         "tests_done": [t.model_dump() for t in body.tests_done],
         "down": {
             "condition_specialty_code": body.condition_specialty_code,
             "stability": body.stability.model_dump() if body.stability else None,
-            "discharge_summary": body.discharge_summary,
+            "discharge_summary": discharge_summary,
+            "from_outcome_of": parent_id if reused is not None else None,
             "rehabilitation_plan": body.rehabilitation_plan,
             "medications": medications,
             "follow_up_plan": [

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.schemas.lifecycle import OutcomeIn
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.models import Referral
@@ -29,7 +30,7 @@ from app.domain.errors import (
     PreconditionRequired,
 )
 from app.domain.lifecycle import Action, HoldEffect, Party, Status
-from app.services import events, information, views, waitlist
+from app.services import events, information, outcomes, views, waitlist
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.context import Context
@@ -137,6 +138,7 @@ class TransitionCommand:
     answer: str | None = None  # an amendment: the answer, and the clinical text replaced
     clinical_summary: str | None = None
     tests_done: list[dict[str, Any]] | None = None
+    outcome: OutcomeIn | None = None  # completing an up-referral: the outcome back
 
     @classmethod
     def of(
@@ -161,6 +163,7 @@ class TransitionCommand:
             answer=given.get("answer"),
             clinical_summary=given.get("clinical_summary"),
             tests_done=given.get("tests_done"),
+            outcome=getattr(body, "outcome", None),
         )
 
 
@@ -218,6 +221,8 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
             tests_done=command.tests_done,
             now=now,
         )
+    if command.outcome is not None:
+        await outcomes.record(session, ctx.protector, settings, row, command.outcome, now)
     if lifecycle.closes(step, command.reason_code):
         row.closed_at = now
         row.respond_by = None
@@ -232,6 +237,8 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
         reason=None if action in EVENT_OF else command.reason_text or command.note,
         reason_code=command.reason_code,
     )
+    if command.outcome is not None:  # the referrer is told, with its own webhook event
+        _event(session, row, "outcome_sent", row.status, actor, now)
     if lifecycle.reroutes(step, command.reason_code):
         _decline_current_target(row)
         await waitlist.place_again(

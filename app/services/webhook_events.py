@@ -36,6 +36,7 @@ class WebhookEventType(StrEnum):
     FOLLOW_UP_DUE = "referral.follow_up_due"
     NEEDS_INFORMATION = "referral.needs_information"
     AMENDED = "referral.amended"
+    OUTCOME_SENT = "referral.outcome_sent"
     DOCUMENT_ATTACHED = "referral.document_attached"
     DOCUMENT_WITHDRAWN = "referral.document_withdrawn"
 

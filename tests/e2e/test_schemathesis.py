@@ -53,6 +53,8 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "create_webhook_subscription": "url: https (http only in demo mode), a host, no userinfo",
         "quote_reimbursement": "the target is at another level than the source",
         "reject_referral": "reason_code other needs reason_text",
+        "complete_referral": "an outcome's diagnosis codes of their edition, its documents on "
+        "the referral, an outcome only on up-referrals",
         "put_capacity": "specialty codes of the catalogue (GET /v1/specialties); occupied at "
         "most total; one entry per specialty and day; slot days within the configured window",
         "create_consortium": "time_zone: a zone of the IANA time-zone database",

@@ -38,10 +38,17 @@ VALID_BODIES = {
     },
     "reject_referral": {"reason_code": "no_bed"},
     "request_information_referral": {"question": "q"},
+    "record_satisfaction": {"score": 3},
     "amend_referral": {"answer": "a"},
     "record_milestone": {"milestone": "door", "at": "2026-01-01T00:00:00+00:00"},
     "record_follow_up": {"kind": "guidance", "guidance": "continue"},
 }
+
+
+# a sub-resource the seeded referral does not have yet: its owner's 404 names that record
+NOT_YET = {"get_satisfaction"}
+# query parameters an operation requires before it looks the object up
+VALID_QUERIES = {"attach_document": {"document_type": "other"}}
 
 
 async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
@@ -67,6 +74,7 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
         "episode_id": referral["episode_id"],
         "subscription_id": sub.json()["id"],
         "delivery_id": "no-such-delivery",
+        "document_id": "no-such-document",
     }
     walked = 0
     operations = [
@@ -84,6 +92,8 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
         kwargs: dict[str, Any] = {}
         if method in ("post", "put", "patch"):
             kwargs["json"] = VALID_BODIES.get(op_id, {})
+        if op_id in VALID_QUERIES:
+            kwargs["params"] = VALID_QUERIES[op_id]
         no_key = await call(url, **kwargs)
         assert no_key.status_code == 401, (op_id, no_key.status_code)
         if op_id in REGISTRY_READS:
@@ -100,7 +110,8 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
             headers = {"If-Match": created.headers["etag"], "Idempotency-Key": uuid.uuid4().hex}
             mine = await call(url, headers={**auth(owner), **headers}, **kwargs)
             assert mine.status_code != 401, op_id
-            if "delivery_id" not in params:  # that one names no real delivery
+            # those name no real delivery or document; no satisfaction is recorded yet
+            if not {"delivery_id", "document_id"} & set(params) and op_id not in NOT_YET:
                 assert mine.status_code != 404, (op_id, mine.status_code)
             for outsider in (
                 "demo clinic ZH-THC-LY",

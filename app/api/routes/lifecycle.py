@@ -12,6 +12,7 @@ from app.api.presenters import ETAG_HEADER, referral_links, referral_out
 from app.api.schemas.lifecycle import (
     AcceptIn,
     AmendIn,
+    CompleteIn,
     EventOut,
     NoteIn,
     RejectIn,
@@ -78,7 +79,7 @@ for _action, _model, _summary in (
     (Action.ADMIT, NoteIn, "Admitted (current target, inpatient): the held bed becomes occupied"),
     (Action.SEE, NoteIn, "Seen (current target, outpatient or examination)"),
     (Action.START_FOLLOW_UP, NoteIn, "Down-referral: follow-up started (receiving institution)"),
-    (Action.COMPLETE, NoteIn, "Completed (current target)"),
+    (Action.COMPLETE, CompleteIn, "Completed (current target); an up-referral's outcome back"),
     (Action.CANCEL, NoteIn, "Cancel (source or its council): releases the hold"),
     (Action.NO_SHOW, NoteIn, "No-show after acceptance (current target): releases the hold"),
     (

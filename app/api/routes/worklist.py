@@ -106,6 +106,7 @@ async def list_referrals(
                 respond_by=row.respond_by,
                 created_at=row.created_at,
                 updated_at=row.updated_at,
+                outcome_at=row.outcome_at,
                 last_event=(
                     LastEventOut(
                         type=last.type,

@@ -6,7 +6,8 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from app.api.schemas.common import Instant, ResponseModel, StrictModel
-from app.api.schemas.referrals import TestDone
+from app.api.schemas.referrals import DiagnosisIn, TestDone
+from app.api.schemas.registry import Id
 from app.domain.enums import CareType, Urgency
 from app.domain.lifecycle import RejectReason
 
@@ -50,6 +51,41 @@ class AmendIn(StrictModel):
     )
 
 
+class ProcedureIn(StrictModel):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=16)] = Field(
+        description="Kept exactly as sent (e.g. an ICD-9-CM-3 operation code, 手术操作分类代码)."
+    )
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class OutcomeIn(StrictModel):
+    """What the receiving hospital sends back to the referrer when the up-referral ends."""
+
+    discharge_diagnoses: list[DiagnosisIn] = Field(
+        default_factory=list, max_length=20, description="Discharge or final diagnoses, coded."
+    )
+    procedures: list[ProcedureIn] = Field(default_factory=list, max_length=30)
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=8000)] = Field(
+        description="The course and the result (sealed at rest)."
+    )
+    recommendations: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    follow_up_advice: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    document_ids: list[Id] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Documents attached to this referral that belong to the outcome.",
+    )
+
+
+class CompleteIn(StrictModel):
+    note: Note | None = None
+    outcome: OutcomeIn | None = Field(
+        None,
+        description="Up-referrals: the outcome back to the referrer (in its outgoing list, as "
+        "the webhook referral.outcome_sent, and the discharge summary of a down-referral).",
+    )
+
+
 class EventOut(ResponseModel):
     id: str
     type: str = Field(description="created, accepted, rejected, rerouted, expired, waitlisted, …")
@@ -90,5 +126,8 @@ class ReferralSummary(ResponseModel):
     respond_by: datetime | None
     created_at: datetime
     updated_at: datetime
+    outcome_at: datetime | None = Field(
+        None, description="When the receiving hospital sent the outcome back (GET the referral)."
+    )
     last_event: LastEventOut | None
     allowed_actions: list[str] = Field(description="What the caller may do next.")

@@ -221,6 +221,19 @@ class InformationRequestOut(ResponseModel):
     answer: str | None = None
 
 
+class OutcomeOut(ResponseModel):
+    sent_at: datetime
+    discharge_diagnoses: list[dict[str, Any]] = Field(
+        description="Each with code (exactly as sent), code_system, name (from the catalogue) "
+        "and text."
+    )
+    procedures: list[dict[str, Any]]
+    summary: str
+    recommendations: str | None
+    follow_up_advice: str | None
+    document_ids: list[str]
+
+
 class HoldOut(ResponseModel):
     kind: str
     specialty_code: str
@@ -259,6 +272,9 @@ class ReferralOut(ResponseModel):
         default_factory=list,
         description="The target's questions to the source and the answers, oldest first (for "
         "those who see the clinical text).",
+    )
+    outcome: OutcomeOut | None = Field(
+        None, description="Up-referrals: the outcome the receiving hospital sent back."
     )
     referring_doctor: str | None
     hold: HoldOut | None
@@ -325,7 +341,13 @@ class DownReferralCreate(StrictModel):
         None, description="A named primary institution (must be eligible)."
     )
     stability: Stability | None = Field(None, description="Required: the attestation.")
-    discharge_summary: Annotated[str, StringConstraints(min_length=1, max_length=8000)]
+    discharge_summary: Annotated[str, StringConstraints(min_length=1, max_length=8000)] | None = (
+        Field(
+            None,
+            description="Required unless up_referral_id names an up-referral whose outcome was "
+            "sent back: its summary (and recommendations) are taken then.",
+        )
+    )
     follow_up_plan: list[PlannedVisit] = Field(min_length=1, max_length=52)
     rehabilitation_plan: Annotated[str, StringConstraints(max_length=4000)] | None = None
     medications: list[Medication] = Field(default_factory=list, max_length=50)
