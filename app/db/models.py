@@ -276,6 +276,14 @@ class CapacityChange(Base):
 # --- referrals ---------------------------------------------------------------------------
 
 
+#: the rows the one-live-referral rule covers: up-referrals not closed, not sent as deliberate
+#: duplicates (the closed states are the lifecycle's FINAL ones)
+LIVE_NEED = text(
+    "direction = 'up' AND status NOT IN ('completed', 'cancelled', 'no_show') "
+    "AND duplicate_reason IS NULL"
+)
+
+
 class Referral(Base):
     __tablename__ = "referral"
 
@@ -329,6 +337,9 @@ class Referral(Base):
     episode_id: Mapped[str | None] = mapped_column(String(36), index=True)
     parent_referral_id: Mapped[str | None] = mapped_column(String(36))
     reason: Mapped[str | None] = mapped_column(String(32))
+    # set when the source sent this up-referral although the patient had a live one for the
+    # same specialty (why, as a code); NULL for the one live referral per patient and need
+    duplicate_reason: Mapped[str | None] = mapped_column(String(32))
     routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -340,6 +351,16 @@ class Referral(Base):
 
     __table_args__ = (
         Index("ix_referral_source_created", "source_institution_id", "created_at"),
+        # one live up-referral per patient and specialty in a consortium (issue: duplicates)
+        Index(
+            "uq_referral_live_need",
+            "consortium_id",
+            "resident_id_hmac",
+            "specialty_code",
+            unique=True,
+            postgresql_where=LIVE_NEED,
+            sqlite_where=LIVE_NEED,
+        ),
         # worklist pages (app/db/repositories/referrals.py worklist_statement)
         Index(
             "ix_referral_source_worklist", "source_institution_id", "priority", "created_at", "id"

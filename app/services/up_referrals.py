@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.schemas.referrals import ReferralCreate
@@ -14,13 +15,14 @@ from app.db.base import new_id, utcnow
 from app.db.models import Referral
 from app.db.repositories import referrals as repo
 from app.domain.enums import CareType, Role
-from app.domain.errors import Forbidden
+from app.domain.errors import Conflict, Forbidden
 from app.domain.lifecycle import Direction, Status
 from app.domain.localtime import today
 from app.services import (
     candidates,
     diagnoses,
     episodes,
+    events,
     pathways,
     patients,
     placement,
@@ -32,6 +34,37 @@ from app.services.candidates import Candidates, RoutingInput, Source
 from app.services.crypto import PatientDataProtector
 from app.services.numbering import Number, number_for
 from app.services.views import ReferralView
+
+
+class DuplicateReferral(Conflict):
+    """409: the patient already has a live up-referral for this specialty."""
+
+    kind = "duplicate-referral"
+
+    def __init__(self, number: str) -> None:
+        super().__init__(
+            f"The patient already has a live referral for this specialty ({number}); send "
+            "duplicate_reason to refer again on purpose.",
+            existing_number=number,
+        )
+
+
+async def _insert_once_per_need(session: AsyncSession, row: Referral) -> None:
+    """INSERT the referral; a concurrent create for the same patient and need that committed
+    first (``uq_referral_live_need``) makes this one a 409, not a server error."""
+    try:
+        async with session.begin_nested():
+            repo.add(session, row)
+            await session.flush()  # the referral row before the rows that refer to it
+    except IntegrityError as exc:
+        if "uq_referral_live_need" not in str(exc.orig) and "referral.consortium_id" not in str(
+            exc.orig
+        ):
+            raise
+        live = await repo.live_referral_number(
+            session, row.consortium_id, row.resident_id_hmac, row.specialty_code
+        )
+        raise DuplicateReferral(live or "unknown") from exc
 
 
 async def _waitlist_goes_first(
@@ -92,6 +125,11 @@ async def create(
     # the targets the referral keeps: its consortium's own, or the shared defaults
     pathway = await pathways.for_referral(session, body.pathway, consortium_id)
     resident_hmac = protector.identifier_hmac(checked.document.match_key())
+    live = await repo.live_referral_number(
+        session, consortium_id, resident_hmac, data.specialty_code
+    )
+    if live is not None and body.duplicate_reason is None:
+        raise DuplicateReferral(live)
     episode_id = await episodes.open_or_join(
         session, body.episode_id, consortium_id, resident_hmac, now
     )
@@ -143,6 +181,7 @@ async def create(
         episode_id=episode_id,
         parent_referral_id=parent_referral_id,
         reason=body.reason,
+        duplicate_reason=body.duplicate_reason if live is not None else None,
         signed_institution_ids=list(data.signed_institution_ids),
         patient_choice_id=data.patient_choice_id,
         declined_institution_ids=[],
@@ -156,8 +195,7 @@ async def create(
         updated_at=now,
     )
     placement.apply(row, placed, settings, now)  # before the INSERT: no UPDATE after it
-    repo.add(session, row)
-    await session.flush()  # the referral row before the rows that refer to it
+    await _insert_once_per_need(session, row)
     actor_user = doctor.id if doctor else None
     decision, _ = await placement.record(
         session,
@@ -173,6 +211,19 @@ async def create(
         actor_user=actor_user,
         tier=False,  # after the green channel's milestones, as the events are read
     )
+    if live is not None:  # sent on purpose beside a live one: said in the audit trail
+        events.record(
+            session,
+            row,
+            "duplicate_acknowledged",
+            row.status,
+            at=now,
+            actor_institution_id=source.id,
+            actor_user=actor_user,
+            reason=f"The patient's live referral {live} for this specialty was known.",
+            reason_code=body.duplicate_reason,
+            notify=False,
+        )
     if pathway is not None:
         await pathways.on_green_channel_created(session, row, source.id, actor_user, now)
     tier = await tiers.record_for(session, row, now, new_episode=body.episode_id is None)

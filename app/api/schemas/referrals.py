@@ -126,6 +126,9 @@ class RoutingFields(StrictModel):
     )
 
 
+DuplicateReason = Literal["second_opinion", "different_condition", "previous_stalled", "other"]
+
+
 class ReferralCreate(RoutingFields):
     direction: Literal["up"] = "up"
     episode_id: Id | None = Field(
@@ -144,6 +147,12 @@ class ReferralCreate(RoutingFields):
     clinical_summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
     tests_done: list[TestDone] = Field(default_factory=list, max_length=50)
     referring_doctor: Doctor | None = None
+    duplicate_reason: DuplicateReason | None = Field(
+        None,
+        description="Send a second live up-referral for the same patient and specialty on "
+        "purpose, and say why (recorded). Without it such a create answers 409 "
+        "(`…/duplicate-referral`) naming the live referral's number.",
+    )
 
 
 class RoutingPreviewIn(RoutingFields):

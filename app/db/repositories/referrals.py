@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import (
+    LIVE_NEED,
     IdempotencyRecord,
     Referral,
     ReferralCounter,
@@ -40,6 +41,24 @@ async def next_sequence(session: AsyncSession, consortium_id: str, day: date) ->
 
 def add(session: AsyncSession, referral: Referral) -> None:
     session.add(referral)
+
+
+async def live_referral_number(
+    session: AsyncSession, consortium_id: str, resident_hmac: str, specialty_code: str
+) -> str | None:
+    """The number of the patient's live up-referral for this specialty, if there is one (read
+    through ``uq_referral_live_need``)."""
+    stmt = (
+        select(Referral.number)
+        .where(
+            Referral.consortium_id == consortium_id,
+            Referral.resident_id_hmac == resident_hmac,
+            Referral.specialty_code == specialty_code,
+            LIVE_NEED,
+        )
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 def add_attempt(session: AsyncSession, **values: Any) -> None:
