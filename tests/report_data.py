@@ -165,7 +165,9 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
                 "diagnosis_code_system": "clinical_2_0",
                 "patient_sex": "2",
                 "patient_birth_date": date(1960, 1, 1),
-                "resident_id_hmac": "0" * 64,
+                # each generated referral its own patient: one patient's live up-referrals
+                # for one specialty would break uq_referral_live_need (no figure reads it)
+                "resident_id_hmac": f"{i:064x}",
                 "sensitive": "v1.",
                 "version": 1,
                 "created_at": s.created_at,
