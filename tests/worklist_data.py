@@ -6,7 +6,10 @@ patient data (``sensitive`` is a placeholder no key opens); only the worklist co
 realistic: the consortium's members as sources and targets with the lead hospital as the
 busiest target (``busiest_share``), statuses weighted toward closed referrals as years of
 history are, priorities and urgencies as the service sets them, creation times spread over
-``days`` days before ``until``.
+``days`` days before ``until``. Patients come back: referral ``g`` is patient ``g % patients``'s;
+a repeat whose patient already has a live one (the rule of one live up-referral per patient and
+specialty, ``uq_referral_live_need``) is marked as a duplicate (``duplicate_reason``
+``before_check``, as migration 0021 marks the history stored before the rule).
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ STATUSES = (
     ("pending", 3),
     ("waitlisted", 1),
 )
+#: the statuses that close an up-referral: every other one is live (uq_referral_live_need)
+CLOSED = ("completed", "cancelled", "no_show")
+PATIENTS = 400_000  # referral g is patient g % PATIENTS's: a million referrals, repeat patients
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,7 @@ async def generate(
     busiest_share: float = 0.6,
     days: int = 1460,
     until: datetime | None = None,
+    patients: int = PATIENTS,
 ) -> Generated:
     cons = (
         await session.execute(
@@ -92,6 +99,14 @@ async def generate(
     clinics = [r.id for r in rows if r.level in ("primary", "village")]
     small = others[-1]
     end = until or datetime.now(UTC)
+    closed = ", ".join(f"'{c}'" for c in CLOSED)
+    # a repeat is a duplicate when an earlier referral of its patient (g - patients, ...) is live
+    duplicate = (
+        f"CASE WHEN s.status NOT IN ({closed}) AND EXISTS ("
+        f"SELECT 1 FROM generate_series(g - {int(patients)}, 1, {-int(patients)}) AS j "
+        f"WHERE {_status_case(_uniform('s', 'j'))} NOT IN ({closed})"
+        ") THEN 'before_check' END"
+    )
     await session.execute(
         text(
             f"""
@@ -100,7 +115,8 @@ async def generate(
                 target_institution_id, out_of_consortium, specialty_code, care_type, urgency,
                 insurance_scheme, diagnosis_code, patient_sex, patient_birth_date,
                 resident_id_hmac, sensitive, priority, version, created_at, updated_at,
-                signed_institution_ids, declined_institution_ids, overflow, reason
+                signed_institution_ids, declined_institution_ids, overflow, reason,
+                duplicate_reason
             )
             SELECT
                 md5('r' || g)::uuid::text,
@@ -121,7 +137,7 @@ async def generate(
                 'I63.9',
                 CASE WHEN g % 2 = 0 THEN '2' ELSE '1' END,
                 DATE '1950-01-01' + (g % 20000),
-                md5('h' || (g % 400000)),
+                md5('h' || (g % {int(patients)})),
                 'generated',
                 CASE WHEN g % 97 = 0 THEN 0 WHEN g % 20 = 0 THEN 1 WHEN g % 5 = 0 THEN 2
                      ELSE 3 END,
@@ -131,7 +147,8 @@ async def generate(
                 '[]',
                 '[]',
                 false,
-                'outside_primary_scope'
+                'outside_primary_scope',
+                {duplicate}
             FROM generate_series(1, :n) AS g
             CROSS JOIN LATERAL (
                 SELECT {_status_case(_uniform("s", "g"))} AS status,
