@@ -174,8 +174,10 @@ async def test_sex_gb_t_2261_1_codes(api, client, auth, sex, word, code) -> None
     assert r.status_code == 201, r.text
     assert (r.json()["patient_sex"], r.json()["patient_sex_code"]) == (word, code)
     # a document that carries the sex wins over "unknown"/"unstated", and agrees with "1"
-    for given in ("0", "9", "1", "male"):
-        r = await api.create(CLINIC, _with(VALID["resident_id"], sex=given), expect=None)
+    for seq, given in zip((11, 13, 15, 17), ("0", "9", "1", "male"), strict=True):
+        # a man born on BIRTH each time (odd sequence numbers), not one patient four times
+        doc = {"type": "resident_id", "number": make_resident_id("350725", BIRTH, seq)}
+        r = await api.create(CLINIC, _with(doc, sex=given), expect=None)
         assert r.status_code == 201 and r.json()["patient_sex_code"] == "1"
 
 
