@@ -186,8 +186,13 @@ async def test_episodes_match_on_type_and_number(api, client, auth) -> None:
     legacy = referral_body()
     number = legacy["patient"]["resident_id"]
     first = (await api.create(h, legacy, expect=None)).json()
-    # the same resident ID sent as a typed document joins the episode stored before
-    again = {**_with({"type": "resident_id", "number": number}), "episode_id": first["episode_id"]}
+    # the same resident ID sent as a typed document joins the episode stored before; the same
+    # patient and specialty while the first is live: referred again on purpose
+    again = {
+        **_with({"type": "resident_id", "number": number}),
+        "episode_id": first["episode_id"],
+        "duplicate_reason": "other",
+    }
     r = await api.create(h, again, expect=None)
     assert r.status_code == 201, r.text
     assert r.json()["episode_id"] == first["episode_id"]
@@ -195,8 +200,15 @@ async def test_episodes_match_on_type_and_number(api, client, auth) -> None:
     doc = {"type": "hk_macao_travel_permit", "number": "H55443322"}
     one = (await api.create(h, _with(doc, birth_date=str(BIRTH)), expect=None)).json()
     old = {"type": "hk_macao_travel_permit", "number": "H5544332201"}
+    # the same person, with a live referral for the same specialty: sent again on purpose
     r = await api.create(
-        h, {**_with(old, birth_date=str(BIRTH)), "episode_id": one["episode_id"]}, expect=None
+        h,
+        {
+            **_with(old, birth_date=str(BIRTH)),
+            "episode_id": one["episode_id"],
+            "duplicate_reason": "other",
+        },
+        expect=None,
     )
     assert r.status_code == 201 and r.json()["episode_id"] == one["episode_id"]
     # the same characters as another type are another person

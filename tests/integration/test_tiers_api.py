@@ -36,7 +36,11 @@ async def test_township_to_county_hospital_gets_the_in_consortium_tier(api, clie
     for action in ("accept", "arrive", "admit"):
         r = await api.act(h, cur, action, expect=None)
         cur = r.json()
-    again = await api.create("demo clinic ZH-THC-TS", {**body, "episode_id": ref["episode_id"]})
+    # the same patient and specialty while the first is admitted (live): sent again on purpose
+    again = await api.create(
+        "demo clinic ZH-THC-TS",
+        {**body, "episode_id": ref["episode_id"], "duplicate_reason": "other"},
+    )
     second = again.json()["tier"]
     assert second["deductible"] == "0"
     assert any(r["rule"] == "deductible_once_per_episode" for r in second["rules"])
