@@ -98,8 +98,14 @@ async def test_idempotent_replay_and_conflicts(api, client, auth) -> None:
     other = await api.create(h, referral_body(), key="k-1", expect=None)
     assert other.status_code == 422
     assert other.json()["type"].endswith("/idempotency-key-reused")
-    # the same key from another clinic is another key
-    elsewhere = await api.create("demo clinic ZH-THC-LY", body, key="k-1", expect=None)
+    # the same key from another clinic is another key (its referral of the same patient for the
+    # same specialty, beside the live first one: sent on purpose)
+    elsewhere = await api.create(
+        "demo clinic ZH-THC-LY",
+        {**body, "duplicate_reason": "second_opinion"},
+        key="k-1",
+        expect=None,
+    )
     assert elsewhere.status_code == 201
     assert elsewhere.json()["id"] != first.json()["id"]
 

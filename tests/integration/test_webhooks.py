@@ -590,8 +590,9 @@ async def test_housekeeping_deletes_what_has_served_its_purpose(
         before["referral"],
         before["referral_event"],
     )
-    # the purged key may be used again (a new referral); the fresh one still replays
-    again = await api.create(clinic, bodies[old_key], key=old_key, expect=None)
+    # the purged key may be used again (a new referral, of another patient: the old key's
+    # patient still has a live referral for this specialty); the fresh one still replays
+    again = await api.create(clinic, referral_body(), key=old_key, expect=None)
     assert again.status_code == 201 and again.json()["id"] != old_id
     replay = await api.create(clinic, bodies[fresh_key], key=fresh_key, expect=None)
     assert replay.status_code == 201 and replay.json()["id"] == made[fresh_key]["id"]
