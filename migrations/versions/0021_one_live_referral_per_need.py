@@ -6,7 +6,7 @@ rule for the rest. Referrals stored before this revision that already break it k
 data: all but the oldest of each such group are marked ``before_check``.
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0022
 Create Date: 2026-12-03 07:00:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0018"
+down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 
 from app.db.models import Referral
 from tests.factories import referral_body
-from tests.support import member_ids, set_beds
 
 CLINIC = "demo clinic ZH-THC-TS"
 
@@ -33,10 +32,10 @@ async def _count(app: Any) -> int:
 
 
 async def test_a_second_live_referral_is_refused_with_the_first_ones_number(
-    client, auth, app
+    api, client, auth, app
 ) -> None:
-    ids = await member_ids(client, auth)
-    await set_beds(client, auth, ids, "ZH-CH", "ZH-TCM")
+    await api.set_beds("ZH-CH", {"03": (40, 1)})
+    await api.set_beds("ZH-TCM", {"03": (40, 1)})
     sent = referral_body()
     first = await _post(client, auth, sent)
     assert first.status_code == 201, first.text
@@ -66,9 +65,9 @@ async def test_a_second_live_referral_is_refused_with_the_first_ones_number(
     assert first.json()["number"] in acknowledged[0]["reason"]
 
 
-async def test_a_closed_referral_is_no_duplicate(client, auth) -> None:
-    ids = await member_ids(client, auth)
-    await set_beds(client, auth, ids, "ZH-CH", "ZH-TCM")
+async def test_a_closed_referral_is_no_duplicate(api, client, auth) -> None:
+    await api.set_beds("ZH-CH", {"03": (40, 1)})
+    await api.set_beds("ZH-TCM", {"03": (40, 1)})
     body = referral_body()
     first = await _post(client, auth, body)
     assert first.status_code == 201, first.text
@@ -82,12 +81,12 @@ async def test_a_closed_referral_is_no_duplicate(client, auth) -> None:
 
 
 async def test_two_concurrent_creates_for_one_patient_make_one_referral(
-    backend, client, auth, app
+    backend, api, client, auth, app
 ) -> None:
     if backend != "postgresql":
         pytest.skip("needs concurrent writers; SQLite has one writer at a time")
-    ids = await member_ids(client, auth)
-    await set_beds(client, auth, ids, "ZH-CH", "ZH-TCM")
+    await api.set_beds("ZH-CH", {"03": (40, 1)})
+    await api.set_beds("ZH-TCM", {"03": (40, 1)})
     patient = referral_body()["patient"]
     before = await _count(app)
     answers = await asyncio.gather(
