@@ -9,7 +9,7 @@ history are, priorities and urgencies as the service sets them, creation times s
 ``days`` days before ``until``. Patients come back: referral ``g`` is patient ``g % patients``'s;
 a repeat whose patient already has a live one (the rule of one live up-referral per patient and
 specialty, ``uq_referral_live_need``) is marked as a duplicate (``duplicate_reason``
-``before_check``, as migration 0021 marks the history stored before the rule).
+``before_check``, as migration 0027 marks the history stored before the rule).
 """
 
 from __future__ import annotations

@@ -277,10 +277,11 @@ class CapacityChange(Base):
 
 
 #: the rows the one-live-referral rule covers: up-referrals not closed, not sent as deliberate
-#: duplicates (the closed states are the lifecycle's FINAL ones)
+#: duplicates (closed: the lifecycle's FINAL states, and a rejection or expiry that stayed one,
+#: as a patient's refusal does; otherwise those states pass on to the next target at once)
 LIVE_NEED = text(
-    "direction = 'up' AND status NOT IN ('completed', 'cancelled', 'no_show') "
-    "AND duplicate_reason IS NULL"
+    "direction = 'up' AND status NOT IN ('completed', 'cancelled', 'no_show', 'rejected', "
+    "'expired') AND duplicate_reason IS NULL"
 )
 
 

@@ -128,7 +128,10 @@ async def create(
     live = await repo.live_referral_number(
         session, consortium_id, resident_hmac, data.specialty_code
     )
-    if live is not None and body.duplicate_reason is None:
+    duplicate_reason: str | None = body.duplicate_reason
+    if live is not None and duplicate_reason is None and parent_referral_id is not None:
+        duplicate_reason = "escalation"  # a deterioration in follow-up: its own, linked need
+    if live is not None and duplicate_reason is None:
         raise DuplicateReferral(live)
     episode_id = await episodes.open_or_join(
         session, body.episode_id, consortium_id, resident_hmac, now
@@ -181,7 +184,7 @@ async def create(
         episode_id=episode_id,
         parent_referral_id=parent_referral_id,
         reason=body.reason,
-        duplicate_reason=body.duplicate_reason if live is not None else None,
+        duplicate_reason=duplicate_reason if live is not None else None,
         signed_institution_ids=list(data.signed_institution_ids),
         patient_choice_id=data.patient_choice_id,
         declined_institution_ids=[],
@@ -221,7 +224,7 @@ async def create(
             actor_institution_id=source.id,
             actor_user=actor_user,
             reason=f"The patient's live referral {live} for this specialty was known.",
-            reason_code=body.duplicate_reason,
+            reason_code=duplicate_reason,
             notify=False,
         )
     if pathway is not None:

@@ -97,3 +97,16 @@ async def test_two_concurrent_creates_for_one_patient_make_one_referral(
     assert await _count(app) == before + 1
     made = next(a for a in answers if a.status_code == 201).json()["number"]
     assert {a.json()["existing_number"] for a in answers if a.status_code == 409} <= {made}
+
+
+async def test_a_referral_the_patient_declined_is_no_duplicate(api) -> None:
+    """A rejection because the patient declined ends the referral (status rejected, closed):
+    the patient may be referred for the same need again."""
+    await api.set_beds("ZH-CH", {"03": (40, 1)})
+    body = referral_body()
+    first = (await api.create(CLINIC, body)).json()
+    declined = await api.act(
+        "demo hospital ZH-CH", first, "reject", {"reason_code": "patient_declined"}
+    )
+    assert declined.json()["status"] == "rejected"
+    await api.create(CLINIC, referral_body(patient=body["patient"]))  # 201, not 409
