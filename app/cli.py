@@ -230,8 +230,8 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
         role = Role(args.role)
         if role in (Role.CLINIC, Role.HOSPITAL) and institution_id is None:
             raise DomainError(f"a {role.value} key needs --institution")
-        if role is Role.COUNCIL and consortium_id is None:
-            raise DomainError("a council key needs --consortium (or --institution)")
+        if role in (Role.COUNCIL, Role.NOTIFIER) and consortium_id is None:
+            raise DomainError(f"a {role.value} key needs --consortium (or --institution)")
         return await auth.issue_key(
             session,
             pepper=settings.secret("api_key_pepper"),

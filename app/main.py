@@ -32,6 +32,7 @@ from app.api.routes import (
     tiers,
 )
 from app.api.routes import documents as document_routes
+from app.api.routes import notices as notice_routes
 from app.api.routes import satisfaction as satisfaction_routes
 from app.api.routes import webhooks as webhook_routes
 from app.api.routes import worklist as worklist_routes
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(worklist_routes.router)
     app.include_router(satisfaction_routes.router)
     app.include_router(document_routes.router)
+    app.include_router(notice_routes.router)
     app.include_router(pathways.router)
     app.include_router(webhook_routes.router)
     app.include_router(down.router)

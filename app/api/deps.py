@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db.session import Database
+from app.domain.enums import Role
 from app.services import auth
 from app.services.context import Context
 from app.services.crypto import PatientDataProtector
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+NOTICE_PATH = re.compile(r"/v1/referrals/[^/]+/patient-notice$")
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -87,6 +89,10 @@ async def get_principal(
         raise HTTPException(
             401, "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"}
         )
+    if principal.role is Role.NOTIFIER and not (
+        request.method == "GET" and NOTICE_PATH.search(request.url.path)
+    ):  # an SMS gateway's key reads patient notices and nothing else
+        raise HTTPException(403, "A notifier key reads patient notices only.")
     request.state.principal = principal
     return principal
 

@@ -84,6 +84,7 @@ def referral_out(view: ReferralView) -> ReferralOut:
             if view.sensitive.get("outcome")
             else None
         ),
+        contacts=row.contacts or {"source": None, "target": None},
         information_requests=[
             InformationRequestOut.model_validate(q)
             for q in view.sensitive.get("information_requests") or []

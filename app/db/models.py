@@ -344,6 +344,8 @@ class Referral(Base):
     routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the source's and the target's referral coordinators: name, phone, HIS user (staff)
+    contacts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # when the receiving hospital sent the outcome back (its content is sealed in `sensitive`)
     outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)

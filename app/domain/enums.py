@@ -57,6 +57,7 @@ class Role(StrEnum):
     COUNCIL = "council"
     INSURER = "insurer"
     ADMIN = "admin"
+    NOTIFIER = "notifier"  # a consortium's SMS gateway: patient notices only
 
 
 class CareType(StrEnum):

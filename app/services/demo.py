@@ -92,6 +92,24 @@ async def load_demo(session: AsyncSession, *, pepper: bytes, seed: bytes) -> lis
                         result.consortium_code,
                     )
                 )
+                name = f"demo notifier {result.consortium_code}"  # the SMS gateway's key
+                keys.append(
+                    DemoKey(
+                        name,
+                        Role.NOTIFIER.value,
+                        await _issue(
+                            session,
+                            pepper,
+                            seed,
+                            name=name,
+                            role=Role.NOTIFIER,
+                            consortium_id=result.consortium_id,
+                        ),
+                        None,
+                        None,
+                        result.consortium_code,
+                    )
+                )
             role = (
                 Role.HOSPITAL
                 if inst.level in (InstitutionLevel.SECONDARY, InstitutionLevel.TERTIARY)

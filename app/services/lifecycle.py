@@ -30,7 +30,15 @@ from app.domain.errors import (
     PreconditionRequired,
 )
 from app.domain.lifecycle import Action, HoldEffect, Party, Status
-from app.services import events, information, outcomes, views, waitlist
+from app.services import (
+    events,
+    information,
+    notices,
+    outcomes,
+    views,
+    waitlist,
+    webhook_events,
+)
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.context import Context
@@ -139,6 +147,7 @@ class TransitionCommand:
     clinical_summary: str | None = None
     tests_done: list[dict[str, Any]] | None = None
     outcome: OutcomeIn | None = None  # completing an up-referral: the outcome back
+    coordinator: dict[str, Any] | None = None  # accepting: who to call at the target
 
     @classmethod
     def of(
@@ -158,7 +167,12 @@ class TransitionCommand:
             note=given.get("note"),
             reason_code=given.get("reason_code"),
             reason_text=given.get("reason_text"),
-            acceptance=(given or None) if action is Action.ACCEPT else None,
+            acceptance=(
+                ({k: v for k, v in given.items() if k != "coordinator"} or None)
+                if action is Action.ACCEPT
+                else None
+            ),
+            coordinator=given.get("coordinator"),
             question=given.get("question"),
             answer=given.get("answer"),
             clinical_summary=given.get("clinical_summary"),
@@ -208,6 +222,7 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
         row.accepted_at = now
         row.acceptance = command.acceptance
         row.respond_by = None
+        await notices.set_target(session, row, command.coordinator)
     elif action is Action.REQUEST_INFORMATION:
         question = command.question or command.reason_text or "Incomplete information."
         information.ask(ctx.protector, settings, row, question, now)
@@ -237,6 +252,8 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
         reason=None if action in EVENT_OF else command.reason_text or command.note,
         reason_code=command.reason_code,
     )
+    if action is Action.ACCEPT:  # the patient should be told: a notification, not a state
+        webhook_events.enqueue(session, row, "patient_notice", now)
     if command.outcome is not None:  # the referrer is told, with its own webhook event
         _event(session, row, "outcome_sent", row.status, actor, now)
     if lifecycle.reroutes(step, command.reason_code):

@@ -134,6 +134,7 @@ def sealed_patient(body: PatientIn, checked: CheckedPatient, signed: list[str]) 
         "name": body.name,
         "identity_document": checked.document.to_dict(),
         "insurance_number": body.insurance_number,
+        "phone": body.phone,
         "signed_institution_ids": list(signed),
     }
     if checked.document.type is DocumentType.RESIDENT_ID:
@@ -178,8 +179,11 @@ def shown_patient(patient: dict[str, Any], full: bool) -> dict[str, Any]:
         "insurance_number": patient.get("insurance_number"),
         "signed_institution_ids": patient.get("signed_institution_ids") or [],
     }
+    shown["phone"] = patient.get("phone")
     if not full and shown["insurance_number"]:
         shown["insurance_number"] = "****" + str(shown["insurance_number"])[-4:]
+    if not full and shown["phone"]:
+        shown["phone"] = "****" + str(shown["phone"])[-4:]
     if doc["type"] == DocumentType.RESIDENT_ID:
         shown["resident_id"] = shown["identity_document"]["number"]
     return shown
@@ -197,6 +201,7 @@ def escalation_patient(
             "sex": sex.value,
             "insurance_scheme": insurance_scheme,
             "insurance_number": patient.get("insurance_number"),
+            "phone": patient.get("phone"),
             "signed_institution_ids": [],
         }
     )

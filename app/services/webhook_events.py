@@ -37,6 +37,7 @@ class WebhookEventType(StrEnum):
     NEEDS_INFORMATION = "referral.needs_information"
     AMENDED = "referral.amended"
     OUTCOME_SENT = "referral.outcome_sent"
+    PATIENT_NOTICE = "referral.patient_notice"
     DOCUMENT_ATTACHED = "referral.document_attached"
     DOCUMENT_WITHDRAWN = "referral.document_withdrawn"
 

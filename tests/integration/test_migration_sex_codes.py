@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from app.db import migrate as migrations
 from app.db.session import Database
-from app.services import demo
+from app.services import loader
 from tests.support import pg_database_url, pg_execute, pg_url
 
 WORDS = ("male", "female", "unknown")
@@ -70,10 +70,14 @@ async def _sexes(url: str, seed: bool = False) -> list[str]:
 
 
 async def _demo(url: str) -> None:
+    """The demo consortia (institutions, specialties) into the old schema: the referrals below
+    need them. No keys: today's roles (notifier) postdate that schema's constraint."""
     database = Database(url)
     try:
         async with database.unit_of_work() as session:
-            await demo.load_demo(session, pepper=b"p" * 32, seed=b"test-seed")
+            await loader.load_reference_data(session)
+            for path in loader.demo_files():
+                await loader.load_consortium(session, loader.parse_file(path), with_capacity=True)
     finally:
         await database.dispose()
 

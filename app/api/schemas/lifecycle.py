@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from app.api.schemas.common import Instant, ResponseModel, StrictModel
-from app.api.schemas.referrals import DiagnosisIn, TestDone
+from app.api.schemas.referrals import CoordinatorIn, DiagnosisIn, TestDone
 from app.api.schemas.registry import Id
 from app.domain.enums import CareType, Urgency
 from app.domain.lifecycle import RejectReason
@@ -19,6 +19,9 @@ class NoteIn(StrictModel):
 
 
 class AcceptIn(StrictModel):
+    coordinator: CoordinatorIn | None = Field(
+        None, description="Who to call at the target; default: the institution's contact."
+    )
     ward: Annotated[str, StringConstraints(max_length=100)] | None = None
     bed: Annotated[str, StringConstraints(max_length=50)] | None = None
     appointment_at: Instant | None = Field(

@@ -21,6 +21,17 @@ from app.domain.icd10 import (
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{4,22}[0-9]$")]
+
+
+class CoordinatorIn(StrictModel):
+    """A referral coordinator (转诊联络员) to call: staff, not patient data."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    phone: Phone | None = None
+    his_user: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
 class PatientIn(StrictModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     identity_document: IdentityDocumentIn | None = Field(
@@ -44,6 +55,11 @@ class PatientIn(StrictModel):
     )
     insurance_scheme: InsuranceSchemeIn
     insurance_number: Annotated[str, StringConstraints(max_length=64)] | None = None
+    phone: Phone | None = Field(
+        None,
+        description="The patient's own phone, for the patient notice (sealed like the identity; "
+        "shown to the source and the target, and to the consortium's SMS gateway in the notice).",
+    )
     signed_institution_ids: list[Id] = Field(
         default_factory=list, max_length=3, description="Family-doctor signing (1+1+1)."
     )
@@ -147,6 +163,9 @@ class ReferralCreate(RoutingFields):
     clinical_summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
     tests_done: list[TestDone] = Field(default_factory=list, max_length=50)
     referring_doctor: Doctor | None = None
+    source_coordinator: CoordinatorIn | None = Field(
+        None, description="Who to call at the source; default: the institution's contact."
+    )
     duplicate_reason: DuplicateReason | None = Field(
         None,
         description="Send a second live up-referral for the same patient and specialty on "
@@ -220,6 +239,7 @@ class PatientOut(ResponseModel):
         None, description="The resident ID (masked likewise), for documents of that type only."
     )
     insurance_number: str | None
+    phone: str | None = Field(None, description="Masked unless the caller is the source or target.")
     signed_institution_ids: list[str]
 
 
@@ -284,6 +304,11 @@ class ReferralOut(ResponseModel):
     )
     outcome: OutcomeOut | None = Field(
         None, description="Up-referrals: the outcome the receiving hospital sent back."
+    )
+    contacts: dict[str, dict[str, Any] | None] = Field(
+        default_factory=dict,
+        description="People to call: source and target coordinators (name, phone, his_user); "
+        "the target's is set on acceptance (default: the institutions' contacts).",
     )
     referring_doctor: str | None
     hold: HoldOut | None
