@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import date, datetime
+from typing import Annotated
 
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import Field
+
+from app.api import csv_export
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import problem_responses
 from app.api.schemas.capacity import CapacityItemOut, CapacityOut, CensusIn
-from app.services import capacity
+from app.api.schemas.common import IsoDate, ResponseModel
+from app.services import bed_board, capacity
 
 router = APIRouter(prefix="/v1", tags=["capacity"], responses=problem_responses(401, 404, 422, 429))
 
@@ -58,3 +64,57 @@ async def put_capacity(
         settings=settings,
     )
     return _out(institution_id, items)
+
+
+class BoardRowOut(ResponseModel):
+    institution_id: str
+    institution_code: str
+    institution_name: str
+    kind: str = Field(description="beds, or slots of the day")
+    specialty_code: str
+    day: date | None
+    total: int
+    occupied: int
+    held: int
+    free: int
+    overflow: int = Field(description="Patients over capacity (held or placed beyond total).")
+    as_of: datetime | None
+    stale: bool
+
+
+class BedBoardOut(ResponseModel):
+    consortium_id: str
+    day: date = Field(description="The local day of the slots shown.")
+    items: list[BoardRowOut]
+
+
+@router.get(
+    "/consortia/{consortium_id}/bed-board",
+    response_model=BedBoardOut,
+    responses={**problem_responses(403), 200: {"content": {"text/csv": {}}}},
+)
+async def get_bed_board(
+    consortium_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    day: Annotated[IsoDate | None, Query(description="Slot day (default: today there).")] = None,
+) -> Response:
+    """Every member × specialty: beds (total, occupied, held, free, overflow, stale, as_of) and
+    the day's outpatient slots, for the council (its consortium) and admins. `Accept: text/csv`
+    gives the same rows as CSV (UTF-8 with BOM)."""
+    cid, slot_day, rows = await bed_board.board(
+        session, principal, consortium_id, day=day, stale_after=settings.census_stale_after
+    )
+    items = [BoardRowOut.model_validate(r, from_attributes=True) for r in rows]
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(
+            csv_export.to_csv(
+                list(BoardRowOut.model_fields), [i.model_dump(mode="json") for i in items]
+            ),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="bed-board.csv"'},
+        )
+    body = BedBoardOut(consortium_id=cid, day=slot_day, items=items)
+    return Response(body.model_dump_json(), media_type="application/json")

@@ -1,0 +1,90 @@
+"""The council's bed board (003: "unified deployment and use of the bed resources"): every
+member's beds per specialty, and its outpatient slots of one day, in one read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.models import BedCapacity, Consortium, Institution, SlotCapacity
+from app.domain.capacity import free
+from app.domain.enums import Role
+from app.domain.errors import Forbidden, NotFound
+from app.domain.localtime import today
+from app.services import registry as registry_service
+from app.services.auth import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRow:
+    institution_id: str
+    institution_code: str
+    institution_name: str
+    kind: str  # beds | slots
+    specialty_code: str
+    day: date | None
+    total: int
+    occupied: int
+    held: int
+    free: int
+    overflow: int
+    as_of: datetime | None
+    stale: bool
+
+
+async def board(
+    session: AsyncSession,
+    principal: Principal,
+    consortium_ref: str,
+    *,
+    day: date | None,
+    stale_after: timedelta,
+) -> tuple[str, date, list[BoardRow]]:
+    """The consortium's id, the slot day (default: its today) and the rows, by member code."""
+    consortium_id = await registry_service.consortium_ref(session, consortium_ref)
+    consortium = await session.get(Consortium, consortium_id or "")
+    if consortium is None:
+        raise NotFound("No consortium with this id or code.")
+    allowed = principal.role is Role.ADMIN or (
+        principal.role is Role.COUNCIL and principal.consortium_id == consortium.id
+    )
+    if not allowed:
+        raise Forbidden("The bed board is the council's (and admins').")
+    now = utcnow()
+    slot_day = day or today(now, consortium.time_zone)
+    members = (
+        select(Institution.id, Institution.code, Institution.name)
+        .where(Institution.consortium_id == consortium.id)
+        .subquery()
+    )
+    rows: list[BoardRow] = []
+    for model in (BedCapacity, SlotCapacity):
+        stmt = select(model, members.c.code, members.c.name).join(
+            members, members.c.id == model.institution_id
+        )
+        if model is SlotCapacity:
+            stmt = stmt.where(SlotCapacity.day == slot_day)
+        for cap, code, name in (await session.execute(stmt)).all():
+            rows.append(
+                BoardRow(
+                    institution_id=cap.institution_id,
+                    institution_code=code,
+                    institution_name=name,
+                    kind="slots" if model is SlotCapacity else "beds",
+                    specialty_code=cap.specialty_code,
+                    day=slot_day if model is SlotCapacity else None,
+                    total=cap.total,
+                    occupied=cap.occupied,
+                    held=cap.held,
+                    free=free(cap.total, cap.occupied, cap.held),
+                    overflow=cap.overflow,
+                    as_of=cap.as_of,
+                    stale=cap.as_of is None or now - cap.as_of > stale_after,
+                )
+            )
+    rows.sort(key=lambda r: (r.institution_code, r.kind, r.specialty_code))
+    return consortium.id, slot_day, rows
