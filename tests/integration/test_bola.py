@@ -22,6 +22,8 @@ def settings_overrides() -> dict[str, Any]:
 
 
 REGISTRY_READS = {"get_consortium", "get_institution", "get_capacity"}
+# the consortium's own figures: its council (and admins) read them, anyone else gets 403
+COUNCIL_READS = {"get_bed_board"}
 REGISTRY_WRITES = {"update_consortium", "update_institution", "put_capacity", "update_pathway"}
 SOURCE_OPS = {
     "list_referral_tiers",
@@ -99,6 +101,12 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
         if op_id in REGISTRY_READS:
             other = await call(url, headers=auth("demo clinic HZ-THC-XB"))
             assert other.status_code == 200, op_id
+        elif op_id in COUNCIL_READS:
+            mine = await call(url, headers=auth("demo council ZHENGHE"))
+            assert mine.status_code == 200, (op_id, mine.status_code)
+            for outsider in ("demo council HUANGZHONG-1", "demo clinic HZ-THC-XB", "demo insurer"):
+                other = await call(url, headers=auth(outsider))
+                assert other.status_code == 403, (op_id, outsider, other.status_code)
         elif op_id in REGISTRY_WRITES:
             other = await call(url, headers=auth("demo clinic HZ-THC-XB"), **kwargs)
             assert other.status_code == 403, (op_id, other.status_code)
