@@ -6,14 +6,11 @@ Every change happens in one transaction with its hold effect and its events.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.schemas.lifecycle import OutcomeIn
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.models import Referral
@@ -42,6 +39,7 @@ from app.services import (
 from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.context import Context
+from app.services.transition_command import TransitionCommand
 from app.services.waitlist import SYSTEM, Actor, FreedPlace
 
 #: event types that are not the state entered (an amendment re-enters pending)
@@ -127,58 +125,6 @@ def _decline_current_target(row: Referral) -> None:
             *(row.declined_institution_ids or []),
             row.target_institution_id,
         ]
-
-
-@dataclass(frozen=True, slots=True)
-class TransitionCommand:
-    """One action on one referral, as its endpoint received it."""
-
-    referral_id: str
-    action: Action
-    if_match: str | None
-    actor_user: str | None = None
-    note: str | None = None
-    reason_code: str | None = None  # a rejection's RejectReason
-    reason_text: str | None = None
-    #: an acceptance's ward, bed and appointment time (and note), as given
-    acceptance: dict[str, str] | None = None
-    question: str | None = None  # a request for information
-    answer: str | None = None  # an amendment: the answer, and the clinical text replaced
-    clinical_summary: str | None = None
-    tests_done: list[dict[str, Any]] | None = None
-    outcome: OutcomeIn | None = None  # completing an up-referral: the outcome back
-    coordinator: dict[str, Any] | None = None  # accepting: who to call at the target
-
-    @classmethod
-    def of(
-        cls,
-        referral_id: str,
-        action: Action,
-        if_match: str | None,
-        actor_user: str | None,
-        body: BaseModel | None,
-    ) -> TransitionCommand:
-        given = body.model_dump(mode="json", exclude_none=True) if body is not None else {}
-        return cls(
-            referral_id,
-            action,
-            if_match,
-            actor_user,
-            note=given.get("note"),
-            reason_code=given.get("reason_code"),
-            reason_text=given.get("reason_text"),
-            acceptance=(
-                ({k: v for k, v in given.items() if k != "coordinator"} or None)
-                if action is Action.ACCEPT
-                else None
-            ),
-            coordinator=given.get("coordinator"),
-            question=given.get("question"),
-            answer=given.get("answer"),
-            clinical_summary=given.get("clinical_summary"),
-            tests_done=given.get("tests_done"),
-            outcome=getattr(body, "outcome", None),
-        )
 
 
 async def transition(ctx: Context, command: TransitionCommand) -> views.ReferralView:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,7 @@ from app.db.repositories import registry as registry_repo
 from app.domain import green_channel
 from app.domain.enums import Centre, Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from app.domain.localtime import local_month
-from app.services import events, zones
-from app.services import registry as registry_service
+from app.services import events
 from app.services.access import can_see
 from app.services.auth import Principal
 
@@ -301,82 +298,3 @@ async def record_milestone(
     )
     await session.flush()
     return await _view(session, row)
-
-
-@dataclass(frozen=True, slots=True)
-class IntervalFigure:
-    target: str
-    target_minutes: int
-    measured: int
-    median_minutes: float | None
-    p90_minutes: float | None
-    met_share: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class GreenChannelFigure:
-    pathway: str
-    institution_id: str | None
-    month: str
-    referrals: int
-    overflow: int
-    intervals: list[IntervalFigure]
-
-
-async def report(
-    session: AsyncSession,
-    principal: Principal,
-    consortium_id: str | None,
-    start: date,
-    end: date,
-) -> list[GreenChannelFigure]:
-    consortium_id = await registry_service.consortium_ref(session, consortium_id)
-    if principal.role is Role.COUNCIL:
-        if consortium_id not in (None, principal.consortium_id):
-            raise Forbidden("A council reads its own consortium's figures.")
-        consortium_id = principal.consortium_id
-    elif principal.role not in (Role.ADMIN, Role.INSURER):
-        raise Forbidden("Green-channel figures are for the council, insurers and admins.")
-    days = await zones.period(session, consortium_id, start, end)
-    groups: dict[tuple[str, str | None, str], list[tuple[Referral, dict[str, datetime]]]]
-    groups = defaultdict(list)
-    rows = await repo.green_channel_rows(session, consortium_id, days.start_at, days.end_at)
-    for row, ms in rows:
-        month = local_month(row.created_at, days.time_zone)
-        key = (str(row.pathway_code), row.target_institution_id, month)
-        groups[key].append((row, {m.code: m.at for m in ms}))
-    out = []
-    now = utcnow()
-    for (pathway, institution, month), items in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2])
-    ):
-        per_target: dict[str, list[green_channel.TargetResult]] = defaultdict(list)
-        for row, recorded in items:
-            for result in green_channel.evaluate(row.pathway_targets or [], recorded, now):
-                per_target[result.code].append(result)
-        intervals = []
-        for code, results in sorted(per_target.items()):
-            actual = [r.actual_minutes for r in results if r.actual_minutes is not None]
-            decided = [r for r in results if r.status is not green_channel.TargetStatus.PENDING]
-            met = sum(r.status is green_channel.TargetStatus.MET for r in decided)
-            intervals.append(
-                IntervalFigure(
-                    target=code,
-                    target_minutes=results[0].target_minutes,
-                    measured=len(actual),
-                    median_minutes=green_channel.percentile(actual, 0.5),
-                    p90_minutes=green_channel.percentile(actual, 0.9),
-                    met_share=round(met / len(decided), 3) if decided else None,
-                )
-            )
-        out.append(
-            GreenChannelFigure(
-                pathway,
-                institution,
-                month,
-                len(items),
-                sum(1 for row, _ in items if row.overflow),
-                intervals,
-            )
-        )
-    return out

@@ -19,8 +19,8 @@ from app.db.repositories import registry as registry_repo
 from app.db.repositories import tiers as repo
 from app.domain import reimbursement as rb
 from app.domain.enums import InstitutionLevel, InsuranceScheme, Role, Urgency
-from app.domain.errors import Forbidden, InvalidInput, NotFound
-from app.domain.localtime import DEFAULT_TIME_ZONE, today
+from app.domain.errors import Forbidden, InvalidInput
+from app.domain.localtime import today
 from app.services import events
 from app.services import registry as registry_service
 from app.services.auth import Principal
@@ -73,7 +73,7 @@ async def policy_on(session: AsyncSession, consortium_id: str | None, on: date) 
     return rb.policy_in_force([_parsed(r) for r in rows], on)
 
 
-def _same_county(a: Institution, b: Institution) -> bool:
+def same_county(a: Institution, b: Institution) -> bool:
     if not a.region_code or not b.region_code:
         return True
     return a.region_code[:6] == b.region_code[:6]
@@ -114,7 +114,7 @@ async def _tier_input(
         pathway=row.pathway_code,
         referred=True,
         in_consortium=not row.out_of_consortium,
-        in_county=_same_county(source, target),
+        in_county=same_county(source, target),
         outside_primary_scope=(row.reason or "outside_primary_scope") != "patient_request",
         patient_request=row.reason == "patient_request",
         deductible_paid_in_episode=False
@@ -245,70 +245,3 @@ async def create_policy(
     repo.add_policy(session, row)
     await session.flush()
     return row
-
-
-async def quote(
-    session: AsyncSession, principal: Principal, body: dict[str, Any]
-) -> dict[str, Any]:
-    """What a patient would get at an institution with a referral and without, side by side."""
-    source_id = body.get("source_institution_id") or principal.institution_id
-    if source_id is None:
-        raise InvalidInput(
-            "Name the source institution.",
-            [{"loc": ["body", "source_institution_id"], "msg": "required"}],
-        )
-    source = await registry_repo.get_institution(session, source_id)
-    target = await registry_repo.get_institution(session, body["target_institution_id"])
-    if source is None or target is None:
-        raise NotFound("No institution with this id.")
-    zone = DEFAULT_TIME_ZONE
-    if source.consortium_id is not None:
-        zone = await registry_repo.consortium_time_zone(session, source.consortium_id)
-    on = body.get("on_date") or today(utcnow(), zone)
-    try:
-        policy = await policy_on(session, source.consortium_id, on)
-    except rb.NoPolicyInForce as exc:
-        raise NotFound("No reimbursement policy is in force on that date.") from exc
-    source_rank = InstitutionLevel(source.level).rank
-    target_rank = InstitutionLevel(target.level).rank
-    if target_rank == source_rank:
-        raise InvalidInput(
-            "This combination cannot be quoted.",
-            [
-                {
-                    "loc": ["body", "target_institution_id"],
-                    "msg": "at the level of the source: neither an up- nor a down-referral",
-                }
-            ],
-        )
-    try:
-        inp = rb.TierInput(
-            scheme=InsuranceScheme(body["scheme"]),
-            source_level=InstitutionLevel(source.level),
-            target_level=InstitutionLevel(target.level),
-            direction="up" if target_rank > source_rank else "down",
-            urgency=Urgency(body.get("urgency") or "routine"),
-            pathway=body.get("pathway"),
-            referred=True,
-            in_consortium=target.consortium_id == source.consortium_id,
-            in_county=_same_county(source, target),
-            outside_primary_scope=bool(body.get("outside_primary_scope", True)),
-            deductible_paid_in_episode=bool(body.get("deductible_paid_in_episode", False)),
-            item_kind=body.get("item_kind") or "general",
-            on_date=on,
-        )
-        with_ref, without = rb.quote(policy, inp)
-    except rb.MissingTerms as exc:
-        raise InvalidInput(
-            "The reimbursement policy in force gives no terms for this scheme.",
-            [{"loc": ["body", "scheme"], "msg": "no terms in the policy in force"}],
-        ) from exc
-    except ValueError as exc:
-        raise InvalidInput(
-            "This combination cannot be quoted.", [{"loc": ["body"], "msg": str(exc)[:300]}]
-        ) from exc
-    return {
-        "with_referral": rb.decision_to_dict(with_ref),
-        "without_referral": rb.decision_to_dict(without),
-        "policy_is_example": policy.is_example,
-    }

@@ -21,7 +21,7 @@ from app.api.schemas.lifecycle import (
 from app.api.schemas.referrals import ReferralOut
 from app.domain.lifecycle import Action
 from app.services import lifecycle
-from app.services.lifecycle import TransitionCommand
+from app.services.transition_command import TransitionCommand
 
 router = APIRouter(prefix="/v1", tags=["lifecycle"], responses=problem_responses(401, 422, 429))
 

@@ -18,7 +18,7 @@ from app.api.schemas.pathways import (
     PathwayPatch,
     TargetResultOut,
 )
-from app.services import pathways
+from app.services import green_channel_figures, pathways
 
 router = APIRouter(prefix="/v1", tags=["green channel"], responses=problem_responses(401, 422, 429))
 
@@ -115,5 +115,5 @@ async def green_channel_report(
 ) -> list[GreenChannelRow]:
     """Per pathway, receiving hospital and month: count, median and 90th percentile of each
     interval, share meeting its target, overflow count."""
-    rows = await pathways.report(session, principal, consortium, from_, to)
+    rows = await green_channel_figures.report(session, principal, consortium, from_, to)
     return [GreenChannelRow.model_validate(r) for r in rows]

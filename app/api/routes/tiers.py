@@ -22,7 +22,7 @@ from app.db.repositories import tiers as tier_repo
 from app.domain.enums import Role
 from app.domain.errors import Forbidden
 from app.domain.national_codes import scheme_name
-from app.services import follow_ups, registry, tiers, zones
+from app.services import follow_ups, registry, tier_quotes, tiers, zones
 
 router = APIRouter(prefix="/v1", tags=["reimbursement"], responses=problem_responses(401, 422, 429))
 
@@ -61,7 +61,7 @@ async def quote_reimbursement(
     body: QuoteIn, session: SessionDep, principal: PrincipalDep
 ) -> QuoteOut:
     """What the patient would get at that institution with a referral and without one."""
-    return QuoteOut.model_validate(await tiers.quote(session, principal, body.model_dump()))
+    return QuoteOut.model_validate(await tier_quotes.quote(session, principal, body))
 
 
 @router.get(
