@@ -4,19 +4,19 @@ member's beds per specialty, and its outpatient slots of one day, in one read.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.db.models import BedCapacity, Consortium, Institution, SlotCapacity
-from app.domain.capacity import free
 from app.domain.enums import Role
 from app.domain.errors import Forbidden, NotFound
 from app.domain.localtime import today
 from app.services import registry as registry_service
 from app.services.auth import Principal
+from app.services.capacity import CapacityItem, item_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,16 +24,7 @@ class BoardRow:
     institution_id: str
     institution_code: str
     institution_name: str
-    kind: str  # beds | slots
-    specialty_code: str
-    day: date | None
-    total: int
-    occupied: int
-    held: int
-    free: int
-    overflow: int
-    as_of: datetime | None
-    stale: bool
+    capacity: CapacityItem
 
 
 async def board(
@@ -69,22 +60,7 @@ async def board(
         if model is SlotCapacity:
             stmt = stmt.where(SlotCapacity.day == slot_day)
         for cap, code, name in (await session.execute(stmt)).all():
-            rows.append(
-                BoardRow(
-                    institution_id=cap.institution_id,
-                    institution_code=code,
-                    institution_name=name,
-                    kind="slots" if model is SlotCapacity else "beds",
-                    specialty_code=cap.specialty_code,
-                    day=slot_day if model is SlotCapacity else None,
-                    total=cap.total,
-                    occupied=cap.occupied,
-                    held=cap.held,
-                    free=free(cap.total, cap.occupied, cap.held),
-                    overflow=cap.overflow,
-                    as_of=cap.as_of,
-                    stale=cap.as_of is None or now - cap.as_of > stale_after,
-                )
-            )
-    rows.sort(key=lambda r: (r.institution_code, r.kind, r.specialty_code))
+            item = item_of(cap, now, stale_after)
+            rows.append(BoardRow(cap.institution_id, code, name, item))
+    rows.sort(key=lambda r: (r.institution_code, r.capacity.kind, r.capacity.specialty_code))
     return consortium.id, slot_day, rows

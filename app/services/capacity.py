@@ -53,7 +53,8 @@ class CapacityItem:
     stale: bool
 
 
-def _item(row: BedCapacity | SlotCapacity, now: datetime, stale_after: timedelta) -> CapacityItem:
+def item_of(row: BedCapacity | SlotCapacity, now: datetime, stale_after: timedelta) -> CapacityItem:
+    """A capacity row as it is read: free, overflow and whether its census is stale."""
     is_slot = isinstance(row, SlotCapacity)
     return CapacityItem(
         kind="slots" if is_slot else "beds",
@@ -96,7 +97,7 @@ async def read(
     rows: list[BedCapacity | SlotCapacity] = [*await repo.beds_of(session, institution_id)]
     # slot days are the consortium's days: from today there on
     rows += await repo.slots_of(session, institution_id, today(now, zone or DEFAULT_TIME_ZONE))
-    return [_item(r, now, stale_after) for r in rows]
+    return [item_of(r, now, stale_after) for r in rows]
 
 
 def _check_figures(

@@ -228,16 +228,12 @@ async def create(
                 created_at=now,
             ),
         )
-    decision, tier = await placement.record(
+    decision, tier = await placement.record_created(
         session,
         row,
         placed,
         settings,
         now,
-        attempt=1,
-        applied=True,
-        event_type="created",
-        from_status=None,
         actor_institution_id=source.id,
         actor_user=doctor.id if doctor else None,
     )

@@ -240,3 +240,32 @@ async def record(
     )
     recorded = await tiers.record_for(session, row, now, new_episode=new_episode) if tier else None
     return decision, recorded
+
+
+async def record_created(
+    session: AsyncSession,
+    row: Referral,
+    placed: Placement,
+    settings: Settings,
+    now: datetime,
+    *,
+    actor_institution_id: str,
+    actor_user: str | None,
+    tier: bool = True,
+) -> tuple[dict[str, object], TierRecord | None]:
+    """A new referral's first routing attempt, its ``created`` event and (when ``tier``) its
+    tier; the placement was applied to the row before its INSERT."""
+    return await record(
+        session,
+        row,
+        placed,
+        settings,
+        now,
+        attempt=1,
+        applied=True,
+        event_type="created",
+        from_status=None,
+        actor_institution_id=actor_institution_id,
+        actor_user=actor_user,
+        tier=tier,
+    )

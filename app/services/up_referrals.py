@@ -202,16 +202,12 @@ async def create(
     placement.apply(row, placed, settings, now)  # before the INSERT: no UPDATE after it
     await _insert_once_per_need(session, row)
     actor_user = doctor.id if doctor else None
-    decision, _ = await placement.record(
+    decision, _ = await placement.record_created(
         session,
         row,
         placed,
         settings,
         now,
-        attempt=1,
-        applied=True,
-        event_type="created",
-        from_status=None,
         actor_institution_id=source.id,
         actor_user=actor_user,
         tier=False,  # after the green channel's milestones, as the events are read

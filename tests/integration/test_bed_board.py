@@ -50,7 +50,14 @@ async def test_the_board_shows_every_member_and_specialty(api, client, auth, app
         headers={**auth("demo council ZHENGHE"), "Accept": "text/csv"},
     )
     assert csv.status_code == 200 and csv.content.startswith("\ufeff".encode())
-    assert "ZH-CH,政和县医院,beds,03" in csv.text.replace('"', "")
+    header, *lines = csv.text.lstrip("\ufeff").splitlines()
+    columns = header.split(",")
+    parsed = [dict(zip(columns, line.split(","), strict=True)) for line in lines]
+    mine = next(
+        r for r in parsed if r["institution_code"] == "ZH-CH" and r["specialty_code"] == "03"
+    )
+    assert (mine["institution_name"], mine["kind"], mine["held"]) == ("政和县医院", "beds", "1")
+    assert len(parsed) == len(board["items"])
     for who in ("demo council HUANGZHONG-1", CLINIC, "demo hospital ZH-CH", "demo insurer"):
         refused = await client.get("/v1/consortia/ZHENGHE/bed-board", headers=auth(who))
         assert refused.status_code == 403, who

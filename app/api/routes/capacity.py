@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -66,20 +66,10 @@ async def put_capacity(
     return _out(institution_id, items)
 
 
-class BoardRowOut(ResponseModel):
+class BoardRowOut(CapacityItemOut):
     institution_id: str
     institution_code: str
     institution_name: str
-    kind: str = Field(description="beds, or slots of the day")
-    specialty_code: str
-    day: date | None
-    total: int
-    occupied: int
-    held: int
-    free: int
-    overflow: int = Field(description="Patients over capacity (held or placed beyond total).")
-    as_of: datetime | None
-    stale: bool
 
 
 class BedBoardOut(ResponseModel):
@@ -107,7 +97,15 @@ async def get_bed_board(
     cid, slot_day, rows = await bed_board.board(
         session, principal, consortium_id, day=day, stale_after=settings.census_stale_after
     )
-    items = [BoardRowOut.model_validate(r, from_attributes=True) for r in rows]
+    items = [
+        BoardRowOut(
+            institution_id=r.institution_id,
+            institution_code=r.institution_code,
+            institution_name=r.institution_name,
+            **CapacityItemOut.model_validate(r.capacity, from_attributes=True).model_dump(),
+        )
+        for r in rows
+    ]
     if "text/csv" in request.headers.get("accept", ""):
         return Response(
             csv_export.to_csv(
