@@ -13,11 +13,9 @@ from app.db.base import utcnow
 from app.db.models import Referral
 from app.db.repositories import pathways as repo
 from app.domain import green_channel
-from app.domain.enums import Role
-from app.domain.errors import Forbidden
 from app.domain.localtime import local_month
-from app.services import registry as registry_service
 from app.services import zones
+from app.services.access import figures_consortium
 from app.services.auth import Principal
 
 CLOCK_SKEW = timedelta(minutes=1)
@@ -53,13 +51,9 @@ async def report(
     start: date,
     end: date,
 ) -> list[GreenChannelFigure]:
-    consortium_id = await registry_service.consortium_ref(session, consortium_id)
-    if principal.role is Role.COUNCIL:
-        if consortium_id not in (None, principal.consortium_id):
-            raise Forbidden("A council reads its own consortium's figures.")
-        consortium_id = principal.consortium_id
-    elif principal.role not in (Role.ADMIN, Role.INSURER):
-        raise Forbidden("Green-channel figures are for the council, insurers and admins.")
+    consortium_id = await figures_consortium(
+        session, principal, consortium_id, "Green-channel figures"
+    )
     days = await zones.period(session, consortium_id, start, end)
     groups: dict[tuple[str, str | None, str], list[tuple[Referral, dict[str, datetime]]]]
     groups = defaultdict(list)

@@ -15,12 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.base import utcnow
 from app.db.repositories import registry as registry_repo
 from app.db.repositories import reports as repo
-from app.domain.enums import Role
-from app.domain.errors import Forbidden, InvalidInput
+from app.domain.errors import InvalidInput
 from app.domain.lifecycle import RejectReason
 from app.domain.localtime import today
-from app.services import registry as registry_service
 from app.services import zones
+from app.services.access import figures_consortium
 from app.services.auth import Principal
 
 REPORT_WORK_MEM = "64MB"
@@ -82,13 +81,7 @@ async def monthly(
     end: date,
     group_by: str,
 ) -> list[ReportRow]:
-    consortium_id = await registry_service.consortium_ref(session, consortium_id)
-    if principal.role is Role.COUNCIL:
-        if consortium_id not in (None, principal.consortium_id):
-            raise Forbidden("A council reads its own consortium's figures.")
-        consortium_id = principal.consortium_id
-    elif principal.role not in (Role.ADMIN, Role.INSURER):
-        raise Forbidden("The referral report is for the council, the insurer and admins.")
+    consortium_id = await figures_consortium(session, principal, consortium_id, "Referral figures")
     if end <= start:
         raise InvalidInput("The period is empty.", [{"loc": ["query", "to"], "msg": "after from"}])
     if (end - start).days > 366 * 3:
