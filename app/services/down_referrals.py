@@ -159,10 +159,10 @@ async def create(
         "patient": patients.sealed_patient(body.patient, checked, list(signed)),
         "diagnosis_text": body.diagnosis.text,
         "clinical_summary": discharge_summary,
-        "tests_done": [t.model_dump() for t in body.tests_done],
+        "tests_done": [t.model_dump(mode="json") for t in body.tests_done],
         "down": {
             "condition_specialty_code": body.condition_specialty_code,
-            "stability": body.stability.model_dump() if body.stability else None,
+            "stability": body.stability.model_dump(mode="json") if body.stability else None,
             "discharge_summary": discharge_summary,
             "from_outcome_of": parent_id if reused is not None else None,
             "rehabilitation_plan": body.rehabilitation_plan,

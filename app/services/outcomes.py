@@ -79,7 +79,7 @@ async def record(
     sealed["outcome"] = {
         "sent_at": now.isoformat().replace("+00:00", "Z"),
         "discharge_diagnoses": coded,
-        "procedures": [p.model_dump() for p in outcome.procedures],
+        "procedures": [p.model_dump(mode="json") for p in outcome.procedures],
         "summary": outcome.summary,
         "recommendations": outcome.recommendations,
         "follow_up_advice": outcome.follow_up_advice,

@@ -145,7 +145,7 @@ async def create(
         ),
         "diagnosis_text": body.diagnosis.text,
         "clinical_summary": body.clinical_summary,
-        "tests_done": [t.model_dump() for t in body.tests_done],
+        "tests_done": [t.model_dump(mode="json") for t in body.tests_done],
     }
     sealed = protector.seal(sensitive, associated=referral_id)
     priority = service_levels.priority(body.urgency, green_channel=pathway is not None)
