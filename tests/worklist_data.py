@@ -298,7 +298,8 @@ async def generate_follow_ups(
         text(
             f"""
             INSERT INTO follow_up (id, referral_id, kind, due_date, done_at, content,
-                                   author_institution_id, created_at)
+                                   author_institution_id, created_at, consortium_id,
+                                   source_institution_id, target_institution_id, live)
             SELECT md5('f' || k || r.id)::uuid::text, r.id,
                    CASE WHEN k = 4 THEN 'guidance' ELSE 'planned' END,
                    CASE WHEN k < 4 THEN v.due END,
@@ -307,7 +308,8 @@ async def generate_follow_ups(
                         WHEN r.status IN {LIVE} AND v.due < CAST(:end AS date) AND v.u < 0.5
                             THEN v.due
                    END,
-                   'generated', r.source_institution_id, r.created_at
+                   'generated', r.source_institution_id, r.created_at, r.consortium_id,
+                   r.source_institution_id, r.target_institution_id, r.status IN {LIVE}
             FROM referral r
             CROSS JOIN generate_series(1, 4) AS k
             CROSS JOIN LATERAL (
