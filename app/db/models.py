@@ -363,7 +363,14 @@ class Referral(Base):
         Index("ix_referral_consortium_created", "consortium_id", "created_at"),
         Index("ix_referral_worklist", "target_institution_id", "priority", "created_at", "id"),
         Index("ix_referral_status_respond_by", "status", "respond_by"),
-        Index("ix_referral_consortium_status", "consortium_id", "status", "priority"),
+        Index(
+            "ix_referral_consortium_status_worklist",
+            "consortium_id",
+            "status",
+            "priority",
+            "created_at",
+            "id",
+        ),
         Index("ix_referral_consortium_accepted", "consortium_id", "accepted_at"),
         Index("ix_referral_consortium_closed", "consortium_id", "closed_at"),
     )

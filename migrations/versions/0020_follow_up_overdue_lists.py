@@ -1,4 +1,4 @@
-"""Overdue follow-up lists from an index: each follow-up carries what the lists filter on.
+"""Overdue follow-up lists from an index; the council's worklist by status in worklist order.
 
 ``follow_up`` gets copies of its down-referral's ``consortium_id``, ``source_institution_id``
 (the hospital) and ``target_institution_id`` (the primary institution following the patient,
@@ -8,6 +8,13 @@ or state (app/db/repositories/episodes.py ``sync_follow_ups``). One partial inde
 (the primary institution's, the hospital's, the council's and the admin's), over the open
 planned visits of live referrals only, in list order (due date, id). Stored follow-ups are
 filled from their referrals.
+
+``ix_referral_consortium_status`` (consortium, status, priority) becomes
+``ix_referral_consortium_status_worklist`` (consortium, status, priority, created_at, id): the
+council's page of one status (and each status of several) is one range of it in worklist
+order, as an institution's is of ``ix_referral_target_status_worklist``; the waitlist
+queries that used the old index use its prefix. (Indexes only: on SQLite the referral table
+is never copied.)
 
 Revision ID: 0020
 Revises: 0022
@@ -94,9 +101,23 @@ def upgrade() -> None:
             postgresql_where=sa.text("live AND done_at IS NULL"),
             sqlite_where=sa.text("live = 1 AND done_at IS NULL"),
         )
+    op.create_index(
+        "ix_referral_consortium_status_worklist",
+        "referral",
+        ["consortium_id", "status", "priority", "created_at", "id"],
+        unique=False,
+    )
+    op.drop_index("ix_referral_consortium_status", table_name="referral")
 
 
 def downgrade() -> None:
+    op.create_index(
+        "ix_referral_consortium_status",
+        "referral",
+        ["consortium_id", "status", "priority"],
+        unique=False,
+    )
+    op.drop_index("ix_referral_consortium_status_worklist", table_name="referral")
     for name in reversed(INDEXES):
         op.drop_index(name, table_name="follow_up")
     with op.batch_alter_table("follow_up", schema=None) as batch_op:
