@@ -17,6 +17,8 @@ that no overdue list shows).
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -325,11 +327,74 @@ async def generate_follow_ups(
     return GeneratedFollowUps(busy, small, n, count)
 
 
+@dataclass(frozen=True, slots=True)
+class GeneratedDeliveries:
+    busy_subscription_id: str  # the lead hospital's: every event
+    small_subscription_id: str  # the small hospital's: one event in twenty
+    events: int
+
+
+async def generate_deliveries(session: AsyncSession, gen: Generated, n: int) -> GeneratedDeliveries:
+    """Outbox rows for the first ``n`` generated referrals and their deliveries to two
+    subscriptions; nine in ten delivered, some pending, a few dead."""
+    busy, small = md5_id("sub-busy"), md5_id("sub-small")
+    for sub, institution in ((busy, gen.busiest_id), (small, gen.small_id)):
+        await session.execute(
+            text(
+                "INSERT INTO webhook_subscription (id, institution_id, url, event_types,"
+                " secret_sealed, created_at, updated_at) VALUES (:id, :inst,"
+                " 'https://hooks.example/receive', '[\"referral.created\"]', 'generated',"
+                " now(), now())"
+            ),
+            {"id": sub, "inst": institution},
+        )
+    await session.execute(
+        text(
+            """
+            INSERT INTO webhook_event (id, referral_id, type, payload, recipients,
+                                       occurred_at, fanned_out_at)
+            SELECT md5('e' || r.id)::uuid::text, r.id, 'referral.created', '{}', '[]',
+                   r.created_at, r.created_at
+            FROM referral r
+            WHERE r.consortium_id = :cons AND r.number LIKE 'WL-%'
+            ORDER BY r.number LIMIT :n
+            """
+        ),
+        {"cons": gen.consortium_id, "n": n},
+    )
+    await session.execute(
+        text(
+            f"""
+            INSERT INTO webhook_delivery (id, subscription_id, event_seq, referral_id, state,
+                                          attempts, next_attempt_at, give_up_at, created_at)
+            SELECT md5(s.sub || e.id)::uuid::text, s.sub, e.seq, e.referral_id,
+                   CASE WHEN u.u < 0.9 THEN 'delivered' WHEN u.u < 0.98 THEN 'pending'
+                        ELSE 'dead' END,
+                   1, e.occurred_at, e.occurred_at + interval '1 day', e.occurred_at
+            FROM webhook_event e
+            CROSS JOIN (VALUES (:busy), (:small)) AS s(sub)
+            CROSS JOIN LATERAL (SELECT {_uniform("w", "e.id || s.sub")} AS u) AS u
+            WHERE s.sub = :busy OR e.seq % 20 = 0
+            """
+        ),
+        {"busy": busy, "small": small},
+    )
+    return GeneratedDeliveries(busy, small, n)
+
+
+def md5_id(seed: str) -> str:
+    """A repeatable UUID-shaped id."""
+    digest = hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()
+    return str(uuid.UUID(digest))
+
+
 __all__ = [
     "Consortium",
     "Generated",
+    "GeneratedDeliveries",
     "GeneratedFollowUps",
     "Institution",
     "generate",
+    "generate_deliveries",
     "generate_follow_ups",
 ]

@@ -7,8 +7,8 @@ insurer, a second page, a page deep in the routine referrals, filters): EXPLAIN 
 sequential scan of ``referral``, an institution's page is read from an index that starts with
 the institution, and the page is the one the plain query (no index-friendly rewrite) returns.
 
-The overdue follow-up lists (generated down-referrals with four follow-up rows each) are
-checked the same way.
+The overdue follow-up lists (generated down-referrals with four follow-up rows each) and a
+subscription's webhook deliveries are checked the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import FollowUp, Referral
 from app.db.repositories.episodes import overdue_statement
 from app.db.repositories.referrals import WORKLIST_ORDER, WorklistQuery, worklist_statement
+from app.db.repositories.webhooks import deliveries_statement
 from app.db.session import Database, Timeouts
 from tests import worklist_data
 
@@ -233,5 +234,32 @@ async def test_overdue_follow_up_lists_use_an_index(db_url: str, backend: str) -
                 assert got == want, label
                 if label != "small clinic, receiving":
                     assert len(got) == 50, label
+    finally:
+        await database.dispose()
+
+
+async def test_webhook_delivery_pages_use_an_index(db_url: str, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("query plans are checked on PostgreSQL (the production back end)")
+    database = Database(db_url, timeouts=Timeouts(statement_ms=0))  # bulk generation
+    try:
+        async with database.unit_of_work() as session:
+            gen = await worklist_data.generate(session, "ZHENGHE", ROWS // 2)
+            made = await worklist_data.generate_deliveries(session, gen, ROWS // 2)
+        async with database.engine.begin() as conn:
+            for table in ("webhook_subscription", "webhook_event", "webhook_delivery"):
+                await conn.exec_driver_sql(f"ANALYZE {table}")
+        async with database.unit_of_work(read_only=True) as session:
+            for sub in (made.busy_subscription_id, made.small_subscription_id):
+                for state in (None, "delivered", "pending", "dead"):
+                    first = deliveries_statement(sub, state=state, before=None, limit=50)
+                    page = [d.id for d, _ in (await session.execute(first)).all()]
+                    assert page, (sub, state)
+                    after = deliveries_statement(sub, state=state, before=page[-1], limit=50)
+                    for label, stmt in (("page 1", first), ("page 2", after)):
+                        nodes = await _plan(session, stmt)
+                        scans = _seq_scans(nodes, "webhook_delivery", "webhook_event")
+                        assert not scans, f"{sub} {state} {label}: sequential scan\n{nodes}"
+                        assert not any(n["Node Type"] == "Sort" for n in nodes), nodes
     finally:
         await database.dispose()
