@@ -8,8 +8,9 @@ down-referrals (default a fifth of that) with four follow-up rows each (three pl
 and guidance; one clinic the target of 40 %, one of 0.5 %), ANALYZE, then times in the same
 run, through the whole HTTP request in process (ASGI: auth, SQL, JSON):
   - baseline: GET /v1/institutions/{id} (authentication plus one primary-key read);
-  - worklists: GET /v1/referrals for the busiest and a small hospital (incoming, all, pending),
-    a clinic (outgoing), the council and the admin, walking --pages pages by the cursor;
+  - worklists: GET /v1/referrals for the busiest and a small hospital (incoming, all, pending,
+    pending and accepted), a clinic (outgoing), the council (all, pending) and the admin,
+    walking --pages pages by the cursor;
   - overdue follow-ups: GET /v1/follow-ups/overdue (50 rows; the list has no cursor, so the
     first page --pages times) for the busiest and the small clinic (visits they owe), the lead
     and a small hospital (their obligations), the council and the admin.
@@ -230,9 +231,14 @@ async def main() -> None:
                     "busiest",
                     {"box": "incoming", "status": "pending"},
                 ),
+                "busiest hospital, incoming open": (
+                    "busiest",
+                    {"box": "incoming", "status": ["pending", "accepted"]},
+                ),
                 "small hospital, incoming": ("small", {"box": "incoming"}),
                 "clinic, outgoing": ("clinic", {"box": "outgoing"}),
                 "council": ("council", {}),
+                "council, pending": ("council", {"status": "pending"}),
                 "admin": ("admin", {}),
             }
             print(f"{'worklist':38} {'pages':>5} {'p50 ms':>8} {'p99 ms':>8} {'p50/base':>9}")
