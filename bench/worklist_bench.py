@@ -3,12 +3,18 @@
 Not a test. Creates a scratch database (or reuses one with --keep NAME), runs the migrations,
 loads the demo consortia, writes --referrals referrals (default 1,000,000) for ZHENGHE straight
 into the tables (tests/worklist_data.py: one INSERT ... SELECT per table, each referral with a
-routing attempt and two events; the lead hospital the target of 60 %), ANALYZE, then times in
-the same run, through the whole HTTP request in process (ASGI: auth, SQL, JSON):
+routing attempt and two events; the lead hospital the target of 60 %), and --down-referrals
+down-referrals (default a fifth of that) with four follow-up rows each (three planned visits
+and guidance; one clinic the target of 40 %, one of 0.5 %), ANALYZE, then times in the same
+run, through the whole HTTP request in process (ASGI: auth, SQL, JSON):
   - baseline: GET /v1/institutions/{id} (authentication plus one primary-key read);
-  - worklists: GET /v1/referrals for the busiest and a small hospital (incoming, all, pending),
-    a clinic (outgoing), the council and the admin, walking --pages pages by the cursor.
-Prints p50 and p99 per worklist in ms and the ratio to the baseline's p50; the target is a p99
+  - worklists: GET /v1/referrals for the busiest and a small hospital (incoming, all, pending,
+    pending and accepted), a clinic (outgoing), the council (all, pending) and the admin,
+    walking --pages pages by the cursor;
+  - overdue follow-ups: GET /v1/follow-ups/overdue (50 rows; the list has no cursor, so the
+    first page --pages times) for the busiest and the small clinic (visits they owe), the lead
+    and a small hospital (their obligations), the council and the admin.
+Prints p50 and p99 per list in ms and the ratio to the baseline's p50; the target is a p99
 of at most 20 ms per page.
 
     .venv/bin/python bench/worklist_bench.py                      # about 2 minutes cold
@@ -35,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchlib import percentile
 
 from app.db import migrate
-from app.db.models import Consortium, Institution, Referral
+from app.db.models import Consortium, FollowUp, Institution, Referral
 from app.db.session import Database, Timeouts
 from app.domain.enums import Role
 from app.main import create_app
@@ -62,6 +68,9 @@ async def _key(session: Any, pepper: bytes, name: str, role: Role, **scope: str 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--referrals", type=int, default=1_000_000)
+    parser.add_argument(
+        "--down-referrals", type=int, help="down-referrals with follow-ups (default referrals / 5)"
+    )
     parser.add_argument("--pages", type=int, default=100, help="pages per worklist")
     parser.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--keep", metavar="NAME", help="use (and keep) the database NAME")
@@ -96,6 +105,22 @@ async def main() -> None:
         else:
             print(f"reusing {present:,} referrals in {name}")
         async with database.unit_of_work() as session:
+            stored = await session.scalar(select(func.count()).select_from(FollowUp))
+        if not stored:
+            started = time.perf_counter()
+            downs = args.down_referrals or args.referrals // 5
+            async with database.unit_of_work() as session:
+                gen = await worklist_data.members(session, "ZHENGHE")
+                made = await worklist_data.generate_follow_ups(session, gen, downs)
+            async with database.engine.begin() as conn:
+                await conn.exec_driver_sql("ANALYZE")
+            print(
+                f"generated {downs:,} down-referrals, {made.follow_ups:,} follow-ups in "
+                f"{time.perf_counter() - started:.0f} s"
+            )
+        else:
+            print(f"reusing {stored:,} follow-ups")
+        async with database.unit_of_work() as session:
             cons = (
                 await session.execute(select(Consortium).where(Consortium.code == "ZHENGHE"))
             ).scalar_one()
@@ -104,7 +129,7 @@ async def main() -> None:
                     text(
                         "SELECT target_institution_id, count(*) FROM referral "
                         "WHERE consortium_id = :c AND target_institution_id IS NOT NULL "
-                        "GROUP BY 1 ORDER BY 2 DESC"
+                        "AND direction = 'up' GROUP BY 1 ORDER BY 2 DESC"
                     ),
                     {"c": cons.id},
                 )
@@ -114,15 +139,27 @@ async def main() -> None:
                 await session.execute(
                     text(
                         "SELECT source_institution_id FROM referral WHERE consortium_id = :c "
-                        "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+                        "AND direction = 'up' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
                     ),
                     {"c": cons.id},
                 )
             ).scalar_one()
+            followed = (  # follow-ups stored per primary institution following the patient
+                await session.execute(
+                    text(
+                        "SELECT r.target_institution_id, count(*) FROM follow_up f"
+                        " JOIN referral r ON r.id = f.referral_id"
+                        " WHERE r.consortium_id = :c AND r.target_institution_id IS NOT NULL"
+                        " GROUP BY 1 ORDER BY 2 DESC"
+                    ),
+                    {"c": cons.id},
+                )
+            ).all()
+            busy_clinic, small_clinic = followed[0][0], followed[-1][0]
             names = {
                 i.id: i.code
                 for i in (await session.execute(select(Institution))).scalars()
-                if i.id in (busiest, small, clinic)
+                if i.id in (busiest, small, clinic, busy_clinic, small_clinic)
             }
             tag = uuid.uuid4().hex[:6]
             keys = {
@@ -135,11 +172,20 @@ async def main() -> None:
                 "council": await _key(session, pepper, f"k {tag}", Role.COUNCIL,
                                       consortium_id=cons.id),
                 "admin": await _key(session, pepper, f"a {tag}", Role.ADMIN),
+                "busy clinic": await _key(session, pepper, f"bc {tag}", Role.CLINIC,
+                                          institution_id=busy_clinic, consortium_id=cons.id),
+                "small clinic": await _key(session, pepper, f"sc {tag}", Role.CLINIC,
+                                           institution_id=small_clinic, consortium_id=cons.id),
             }  # fmt: skip
-        per_target = dict(counts)
+        per_target, per_clinic = dict(counts), dict(followed)
         print(
             f"busiest hospital {names[busiest]}: {per_target[busiest]:,} referrals; "
             f"small hospital {names[small]}: {per_target[small]:,}"
+        )
+        print(
+            f"follow-ups stored: busiest clinic {names[busy_clinic]} "
+            f"{per_clinic[busy_clinic]:,}, small clinic {names[small_clinic]} "
+            f"{per_clinic[small_clinic]:,}, all {sum(per_clinic.values()):,}"
         )
         await database.dispose()
 
@@ -185,9 +231,14 @@ async def main() -> None:
                     "busiest",
                     {"box": "incoming", "status": "pending"},
                 ),
+                "busiest hospital, incoming open": (
+                    "busiest",
+                    {"box": "incoming", "status": ["pending", "accepted"]},
+                ),
                 "small hospital, incoming": ("small", {"box": "incoming"}),
                 "clinic, outgoing": ("clinic", {"box": "outgoing"}),
                 "council": ("council", {}),
+                "council, pending": ("council", {"status": "pending"}),
                 "admin": ("admin", {}),
             }
             print(f"{'worklist':38} {'pages':>5} {'p50 ms':>8} {'p99 ms':>8} {'p50/base':>9}")
@@ -203,6 +254,25 @@ async def main() -> None:
                 print(
                     f"{label:38} {len(times):5} {p50 * 1000:8.2f} {p99 * 1000:8.2f} "
                     f"{p50 / base_p50:9.1f}"
+                )
+            overdue = {
+                "overdue: busiest clinic, receiving": ("busy clinic", {}),
+                "overdue: small clinic, receiving": ("small clinic", {}),
+                "overdue: lead hospital, referring": ("busiest", {"role": "referring"}),
+                "overdue: small hospital, referring": ("small", {"role": "referring"}),
+                "overdue: council": ("council", {}),
+                "overdue: admin": ("admin", {}),
+            }
+            for label, (key, params) in overdue.items():
+                path, query = "/v1/follow-ups/overdue", {**params, "limit": 50}
+                await timed(path, key, query)  # warm-up
+                runs = [await timed(path, key, query) for _ in range(args.pages)]
+                times = sorted(t for t, _ in runs)
+                p50, p99 = statistics.median(times), percentile(times, 99)
+                worst = max(worst, p99)
+                print(
+                    f"{label:38} {len(times):5} {p50 * 1000:8.2f} {p99 * 1000:8.2f} "
+                    f"{p50 / base_p50:9.1f}  ({len(runs[0][1])} rows)"
                 )
             print(
                 f"target: p99 <= 20 ms per page: {'met' if worst <= 0.020 else 'NOT met'} "

@@ -389,7 +389,14 @@ class Referral(Base):
         Index("ix_referral_consortium_created", "consortium_id", "created_at"),
         Index("ix_referral_worklist", "target_institution_id", "priority", "created_at", "id"),
         Index("ix_referral_status_respond_by", "status", "respond_by"),
-        Index("ix_referral_consortium_status", "consortium_id", "status", "priority"),
+        Index(
+            "ix_referral_consortium_status_worklist",
+            "consortium_id",
+            "status",
+            "priority",
+            "created_at",
+            "id",
+        ),
         Index("ix_referral_consortium_accepted", "consortium_id", "accepted_at"),
         Index("ix_referral_consortium_closed", "consortium_id", "closed_at"),
     )
@@ -521,6 +528,18 @@ class Episode(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+def _overdue_index(name: str, *columns: str) -> Index:
+    """Open planned visits of live referrals in overdue-list order (due date, id)."""
+    return Index(
+        f"ix_follow_up_overdue_{name}",
+        *columns,
+        "due_date",
+        "id",
+        postgresql_where=text("live AND done_at IS NULL"),
+        sqlite_where=text("live = 1 AND done_at IS NULL"),
+    )
+
+
 class FollowUp(Base):
     """A planned visit, a recorded visit, or the hospital doctor's guidance on a down-referral."""
 
@@ -539,8 +558,24 @@ class FollowUp(Base):
     author_institution_id: Mapped[str | None] = mapped_column(String(36))
     author_user: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The down-referral's facts the overdue lists filter on, copied so that each list is one
+    # index range (revision 0020): kept in the transaction of every change of the referral's
+    # target or state (app/db/repositories/episodes.py add_follow_up, sync_follow_ups).
+    consortium_id: Mapped[str | None] = mapped_column(String(36))
+    source_institution_id: Mapped[str | None] = mapped_column(String(36))  # the hospital
+    #: the primary institution following the patient: the referral's current target
+    target_institution_id: Mapped[str | None] = mapped_column(String(36))
+    #: the referral is accepted, arrived or in follow-up (its visits are owed)
+    live: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
-    __table_args__ = (Index("ix_follow_up_open_due", "kind", "done_at", "due_date"),)
+    __table_args__ = (
+        Index("ix_follow_up_open_due", "kind", "done_at", "due_date"),
+        # overdue lists (app/db/repositories/episodes.py overdue): one per caller's list
+        _overdue_index("target", "target_institution_id"),
+        _overdue_index("source", "source_institution_id"),
+        _overdue_index("consortium", "consortium_id"),
+        _overdue_index("all"),
+    )
 
 
 class ReferralSatisfaction(Base):

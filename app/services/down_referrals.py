@@ -219,8 +219,8 @@ async def create(
     for visit in body.follow_up_plan:
         episode_repo.add_follow_up(
             session,
+            row,
             FollowUp(
-                referral_id=row.id,
                 kind="planned",
                 due_date=visit.due_date,
                 content=protector.seal({"purpose": visit.purpose}, associated=row.id),

@@ -22,7 +22,7 @@ from app.services.access import can_see
 from app.services.auth import Principal
 from app.services.crypto import PatientDataProtector
 
-OPEN_STATES = ("accepted", "arrived", "in_follow_up")
+OPEN_STATES = repo.LIVE_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +51,14 @@ async def _today(
     return today(utcnow(), zone or DEFAULT_TIME_ZONE)
 
 
-async def _down_referral(session: AsyncSession, principal: Principal, referral_id: str) -> Referral:
-    row = await referral_repo.get(session, referral_id)
+async def _down_referral(
+    session: AsyncSession, principal: Principal, referral_id: str, *, lock: bool = False
+) -> Referral:
+    """The visible down-referral; ``lock``: its row locked, so that a follow-up written now
+    and a transition of the referral (which locks it too) happen one after the other and the
+    follow-up's copy of the referral's target and state is the one that commits."""
+    get = referral_repo.get_for_update if lock else referral_repo.get
+    row = await get(session, referral_id)
     if row is None or not can_see(principal, row):
         raise NotFound("No referral with this id.")
     if row.direction != "down":
@@ -77,7 +83,7 @@ async def record(
     user: str | None,
 ) -> list[FollowUpView]:
     """A visit (the receiving primary institution) or guidance (the referring hospital)."""
-    row = await _down_referral(session, principal, referral_id)
+    row = await _down_referral(session, principal, referral_id, lock=True)
     now = utcnow()
     local_today = await _today(session, consortium_id=row.consortium_id)
     kind = body["kind"]
@@ -110,8 +116,8 @@ async def record(
         content = {"findings": body.get("findings")}
         repo.add_follow_up(
             session,
+            row,
             FollowUp(
-                referral_id=row.id,
                 kind="visit",
                 visit_date=visit_date,
                 adherence=body.get("adherence"),
@@ -124,8 +130,8 @@ async def record(
         if body.get("next_visit"):
             repo.add_follow_up(
                 session,
+                row,
                 FollowUp(
-                    referral_id=row.id,
                     kind="planned",
                     due_date=body["next_visit"],
                     content=protector.seal({"purpose": "next visit"}, associated=row.id),
@@ -137,8 +143,8 @@ async def record(
     else:
         repo.add_follow_up(
             session,
+            row,
             FollowUp(
-                referral_id=row.id,
                 kind="guidance",
                 content=protector.seal({"guidance": body.get("guidance")}, associated=row.id),
                 author_institution_id=principal.institution_id,

@@ -15,6 +15,7 @@ from app.config import Settings
 from app.db.base import utcnow
 from app.db.models import Referral
 from app.db.repositories import capacity as capacity_repo
+from app.db.repositories import episodes as episode_repo
 from app.db.repositories import referrals as repo
 from app.domain import lifecycle
 from app.domain.enums import Role
@@ -213,6 +214,8 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
             event_type="rerouted",
             cause=command.reason_code or str(action),
         )
+    else:  # (a re-route keeps the follow-ups in place_again)
+        await episode_repo.sync_follow_ups(session, row)
     row.version += 1
     row.updated_at = now
     await session.flush()

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db.models import Referral
+from app.db.repositories import episodes as episode_repo
 from app.db.repositories import referrals as repo
 from app.domain import routing
 from app.domain.lifecycle import Direction
@@ -117,6 +118,7 @@ async def place_again(
         previous_target=previous_target,
         tier=target is not None,  # a new target: its tier, as a new record
     )
+    await episode_repo.sync_follow_ups(session, row)  # their target and state follow it
     return placed.decision
 
 

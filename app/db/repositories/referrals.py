@@ -335,14 +335,12 @@ WORKLIST_ORDER = (Referral.priority, Referral.created_at, Referral.id)
 
 
 def _worklist_filters(q: WorklistQuery) -> list[ColumnElement[bool]]:
-    """The filters every shape shares, the keyset position included."""
+    """The filters every shape shares, the keyset position included (not the statuses)."""
     where: list[ColumnElement[bool]] = []
     if q.consortium_id is not None:
         where.append(Referral.consortium_id == q.consortium_id)
     if q.direction:
         where.append(Referral.direction == q.direction)
-    if q.statuses:
-        where.append(Referral.status.in_(q.statuses))
     if q.urgency:
         where.append(Referral.urgency == q.urgency)
     if q.specialty:
@@ -359,50 +357,75 @@ def _worklist_filters(q: WorklistQuery) -> list[ColumnElement[bool]]:
             )
         )
     if q.after is not None:
+        # After the cursor row: ">=" and "not that row" (ids are unique), not ">". PostgreSQL
+        # estimates a row comparison from its first column alone, and "priority > 3" (the
+        # cursor in the routine referrals, most pages) looks empty: the plan then takes any
+        # index in worklist order, even one that filters out nearly every row it reads (the
+        # busiest hospital's pending box walked ix_referral_all_worklist, 2,970 rows a page).
+        # "priority >= 3" is estimated as what it is, and the shape's own index is chosen.
         p, c, i = q.after
-        where.append(tuple_(*WORKLIST_ORDER) > tuple_(p, c, i))
+        where.append(tuple_(*WORKLIST_ORDER) >= tuple_(p, c, i))
+        where.append(Referral.id != i)
     return where
 
 
 def worklist_statement(q: WorklistQuery) -> Select[Any]:
     """One page of a worklist, each shape read in index order and stopped at the page size.
 
-    Every shape is an equality on one leading column followed by the worklist order
+    Every shape is an equality on one or two leading columns followed by the worklist order
     (priority, created_at, id), so the page comes from an index range scan whatever the table
     size: incoming = the current target (``ix_referral_worklist``), outgoing = the source
     (``ix_referral_source_worklist``), the council = its consortium
     (``ix_referral_consortium_worklist``), admin and insurer = every referral
-    (``ix_referral_all_worklist``). A single status has its own index per institution
-    (``ix_referral_target_status_worklist``, ``ix_referral_source_status_worklist``). "All" for
-    an institution is the union of its two boxes, each limited to the page before the merge
-    (an institution is never both source and target of one referral).
+    (``ix_referral_all_worklist``); with a status, the institution's or the consortium's
+    (``ix_referral_target_status_worklist``, ``ix_referral_source_status_worklist``,
+    ``ix_referral_consortium_status_worklist``).
+
+    A page that needs several such ranges is their merge: "all" for an institution is its two
+    boxes (an institution is never both source and target of one referral), several statuses
+    are one range each. Each range is read up to the page size (its ids and order columns,
+    from the index), the page is the first rows of their merge, and only those are read whole.
     """
     where = _worklist_filters(q)
-    if q.involving is None or q.box != "all":
-        stmt = select(Referral).where(*where)
-        if q.involving is not None:
-            column = (
-                Referral.source_institution_id
-                if q.box == "outgoing"
-                else Referral.target_institution_id
+    if q.involving is None:
+        boxes: list[ColumnElement[bool] | None] = [None]
+    else:
+        boxes = [
+            column == q.involving
+            for box, column in (
+                ("incoming", Referral.target_institution_id),
+                ("outgoing", Referral.source_institution_id),
             )
-            stmt = stmt.where(column == q.involving)
-        return stmt.order_by(*WORKLIST_ORDER).limit(q.limit)
-    boxes = [
+            if q.box in (box, "all")
+        ]
+    by_status = q.involving is not None or q.consortium_id is not None  # a status index
+    statuses: list[ColumnElement[bool] | None]
+    if by_status and q.statuses:
+        statuses = [Referral.status == status for status in dict.fromkeys(q.statuses)]
+    else:
+        statuses = [Referral.status.in_(q.statuses) if q.statuses else None]
+    ranges = [
+        [*where, *(c for c in (box, status) if c is not None)]
+        for box in boxes
+        for status in statuses
+    ]
+    if len(ranges) == 1:
+        return select(Referral).where(*ranges[0]).order_by(*WORKLIST_ORDER).limit(q.limit)
+    parts = [
         select(Referral.id, *WORKLIST_ORDER[:2])
-        .where(column == q.involving, *where)
+        .where(*conditions)
         .order_by(*WORKLIST_ORDER)
         .limit(q.limit)
         .subquery()
-        for column in (Referral.target_institution_id, Referral.source_institution_id)
+        for conditions in ranges
     ]
-    ids = union_all(*(select(box.c.id) for box in boxes)).subquery()
-    return (
-        select(Referral)
-        .where(Referral.id.in_(select(ids.c.id)))
-        .order_by(*WORKLIST_ORDER)
+    merged = union_all(*(select(part) for part in parts)).subquery()
+    page = (
+        select(merged.c.id)
+        .order_by(merged.c.priority, merged.c.created_at, merged.c.id)
         .limit(q.limit)
     )
+    return select(Referral).where(Referral.id.in_(page)).order_by(*WORKLIST_ORDER).limit(q.limit)
 
 
 async def worklist(session: AsyncSession, q: WorklistQuery) -> Sequence[Referral]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import Select, and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -190,15 +190,12 @@ async def get_delivery(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def list_deliveries(
-    session: AsyncSession,
-    subscription_id: str,
-    *,
-    state: str | None,
-    before: str | None,
-    limit: int,
-) -> Sequence[tuple[WebhookDelivery, WebhookEvent]]:
-    """Newest first (ids are time-ordered)."""
+def deliveries_statement(
+    subscription_id: str, *, state: str | None, before: str | None, limit: int
+) -> Select[WebhookDelivery, WebhookEvent]:
+    """A page of a subscription's deliveries, newest first (ids are time-ordered): a backward
+    range of ``ix_webhook_delivery_log`` (or ``_state_log`` for one state), each delivery's
+    event read by its primary key."""
     stmt = (
         select(WebhookDelivery, WebhookEvent)
         .join(WebhookEvent, WebhookEvent.seq == WebhookDelivery.event_seq)
@@ -208,7 +205,18 @@ async def list_deliveries(
         stmt = stmt.where(WebhookDelivery.state == state)
     if before is not None:
         stmt = stmt.where(WebhookDelivery.id < before)
-    stmt = stmt.order_by(WebhookDelivery.id.desc()).limit(limit)
+    return stmt.order_by(WebhookDelivery.id.desc()).limit(limit)
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    subscription_id: str,
+    *,
+    state: str | None,
+    before: str | None,
+    limit: int,
+) -> Sequence[tuple[WebhookDelivery, WebhookEvent]]:
+    stmt = deliveries_statement(subscription_id, state=state, before=before, limit=limit)
     return [(d, e) for d, e in (await session.execute(stmt)).all()]
 
 
