@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     service_levels_file: Path | None = Field(
         default=None, description="JSON of answer times per urgency (default: the shipped file)."
     )
+    recognition_file: Path | None = Field(
+        default=None,
+        description="JSON of the consortium's mutually recognised test results, by version "
+        "(default: the shipped example, app/data/recognition.json).",
+    )
     icd10_catalogue_gb14396: Path | None = Field(
         default=None,
         description="CSV (code,name) of GB/T 14396-2016 codes: unknown codes are refused.",

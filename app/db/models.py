@@ -344,6 +344,13 @@ class Referral(Base):
     routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # mutual recognition: prior results recognised at creation, and those the target repeated
+    # anyway (with what a repeat costs, from the recognition catalogue's prices)
+    # (amounts in fen, 分: exact integers on every back end)
+    recognised_tests: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    recognised_fen: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    repeated_tests: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    repeated_fen: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # the source's and the target's referral coordinators: name, phone, HIS user (staff)
     contacts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # when the receiving hospital sent the outcome back (its content is sealed in `sensitive`)

@@ -42,6 +42,9 @@ COUNTS = (
     "follow_ups_due",
     "follow_ups_on_time",
     "satisfaction_count",
+    "tests_recognised",
+    "tests_repeated",
+    "fen_not_spent_twice",
 )
 
 
@@ -105,6 +108,7 @@ async def monthly(
     figures = await repo.referral_counts(session, scope)
     figures |= await repo.event_counts(session, scope)
     figures |= await repo.follow_up_counts(session, scope, today(utcnow(), days.time_zone))
+    figures |= await repo.recognition_sums(session, scope)
     rows: dict[repo.Key, ReportRow] = {}
 
     def row(key: repo.Key) -> ReportRow:

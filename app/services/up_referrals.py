@@ -27,6 +27,7 @@ from app.services import (
     pathways,
     patients,
     placement,
+    recognition,
     service_levels,
     tiers,
 )
@@ -139,13 +140,20 @@ async def create(
     )
     referral_number = await number_for(session, consortium_id, now, number)
     referral_id = new_id()
+    tests_done, recognised, recognised_fen = await recognition.mark(
+        session,
+        settings,
+        consortium_id,
+        today(now, source.time_zone),
+        [t.model_dump(mode="json") for t in body.tests_done],
+    )
     sensitive = {
         "patient": patients.sealed_patient(
             body.patient, checked, list(data.signed_institution_ids)
         ),
         "diagnosis_text": body.diagnosis.text,
         "clinical_summary": body.clinical_summary,
-        "tests_done": [t.model_dump(mode="json") for t in body.tests_done],
+        "tests_done": tests_done,
     }
     sealed = protector.seal(sensitive, associated=referral_id)
     priority = service_levels.priority(body.urgency, green_channel=pathway is not None)
@@ -186,6 +194,8 @@ async def create(
         parent_referral_id=parent_referral_id,
         reason=body.reason,
         contacts=await notices.source_contacts(session, source.id, body.source_coordinator),
+        recognised_tests=recognised,
+        recognised_fen=recognised_fen,
         duplicate_reason=duplicate_reason if live is not None else None,
         signed_institution_ids=list(data.signed_institution_ids),
         patient_choice_id=data.patient_choice_id,

@@ -41,6 +41,7 @@ VALID_BODIES = {
     "reject_referral": {"reason_code": "no_bed"},
     "request_information_referral": {"question": "q"},
     "record_satisfaction": {"score": 3},
+    "record_repeated_tests": {"items": [{"index": 0, "reason_code": "other"}]},
     "amend_referral": {"answer": "a"},
     "record_milestone": {"milestone": "door", "at": "2026-01-01T00:00:00+00:00"},
     "record_follow_up": {"kind": "guidance", "guidance": "continue"},

@@ -49,6 +49,9 @@ def _row(r: reports.ReportRow) -> ReferralReportRow:
         follow_ups_on_time=c["follow_ups_on_time"],
         follow_ups_on_time_share=r.ratio("follow_ups_on_time", "follow_ups_due"),
         satisfaction_count=c["satisfaction_count"],
+        tests_recognised=c["tests_recognised"],
+        tests_repeated=c["tests_repeated"],
+        yuan_not_spent_twice=c["fen_not_spent_twice"] / 100,
         satisfaction_mean=r.satisfaction_mean,
     )
 

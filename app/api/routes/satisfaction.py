@@ -1,18 +1,19 @@
-"""Patient satisfaction per referral, for the appraisal's figures."""
+"""Per-referral records for the appraisal's figures: patient satisfaction, and the prior
+results the target repeated despite mutual recognition."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
 from pydantic import Field
 
-from app.api.deps import PrincipalDep, SessionDep
+from app.api.deps import PrincipalDep, ProtectorDep, SessionDep
 from app.api.errors import problem_responses
 from app.api.routes.lifecycle import UserId
 from app.api.schemas.common import ResponseModel, StrictModel
-from app.services import satisfaction
+from app.services import repeated_tests, satisfaction
 
 router = APIRouter(prefix="/v1", tags=["lifecycle"], responses=problem_responses(401, 422, 429))
 
@@ -80,3 +81,50 @@ async def get_satisfaction(
 ) -> SatisfactionOut:
     """The recorded satisfaction, for whoever may read the referral."""
     return SatisfactionOut.model_validate(await satisfaction.get(session, principal, referral_id))
+
+
+RepeatReason = Literal[
+    "clinically_needed", "result_unreadable", "condition_changed", "too_old", "other"
+]
+
+
+class RepeatIn(StrictModel):
+    index: int = Field(ge=0, le=49, description="The position of the test in tests_done.")
+    reason_code: RepeatReason
+
+
+class RepeatedTestsIn(StrictModel):
+    items: Annotated[list[RepeatIn], Field(min_length=1, max_length=50)]
+
+
+class RepeatedTestsOut(ResponseModel):
+    referral_id: str
+    tests_done: list[dict[str, Any]] = Field(
+        description="Each with its recognition and, if repeated, why (the caller's view)."
+    )
+
+
+@router.post(
+    "/referrals/{referral_id}/repeated-tests",
+    response_model=RepeatedTestsOut,
+    responses=problem_responses(403, 404),
+)
+async def record_repeated_tests(
+    referral_id: str,
+    body: RepeatedTestsIn,
+    session: SessionDep,
+    protector: ProtectorDep,
+    principal: PrincipalDep,
+    user: UserId = None,
+) -> RepeatedTestsOut:
+    """The current target says which prior results it repeated anyway, and why; counted (with
+    what the repeat cost, when the result was recognised) in the monthly figures."""
+    tests = await repeated_tests.record(
+        session,
+        protector,
+        principal,
+        referral_id,
+        [repeated_tests.Repeat(i.index, i.reason_code) for i in body.items],
+        user=user,
+    )
+    return RepeatedTestsOut(referral_id=referral_id, tests_done=tests)

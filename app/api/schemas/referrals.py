@@ -116,6 +116,15 @@ class TestDone(StrictModel):
     name: Text200
     result: Annotated[str, StringConstraints(max_length=2000)] | None = None
     done_on: IsoDate | None = None
+    code: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = Field(
+        None, description="The test's code, exactly as sent (e.g. a LOINC code: 2345-7)."
+    )
+    code_system: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.:-]{1,32}$")] | None = Field(
+        None, description="Its code system: loinc, or a local system's name."
+    )
+    performed_by_institution_id: Id | None = Field(
+        None, description="The institution that did the test (mutual recognition needs it)."
+    )
 
 
 class Doctor(StrictModel):

@@ -76,3 +76,14 @@ class ReferralReportRow(ResponseModel):
     satisfaction_mean: float | None = Field(
         None, description="Their mean score (1 to 5), rounded to 2 places; none without scores."
     )
+    tests_recognised: int = Field(
+        0,
+        description="Prior results of up-referrals the member received (created in the month) "
+        "that mutual recognition covered when they were made.",
+    )
+    tests_repeated: int = Field(0, description="Of those, repeated by the member anyway.")
+    yuan_not_spent_twice: float = Field(
+        0.0,
+        description="What repeating the recognised, not repeated results would have cost "
+        "(the recognition catalogue's example prices), in yuan.",
+    )

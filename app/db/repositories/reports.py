@@ -411,3 +411,39 @@ async def satisfaction(session: AsyncSession, scope: Scope) -> dict[Key, tuple[i
         mean = None if r.mean is None else round(float(r.mean), 2)
         out[(r.k, label(r.m))] = (int(r.n), mean)
     return out
+
+
+async def recognition_sums(session: AsyncSession, scope: Scope) -> dict[str, dict[Key, int]]:
+    """Mutual recognition, per member received and month of creation: prior results
+    recognised, repeated anyway, and the fen not spent twice (recognised minus repeated)."""
+    m = month(scope, Referral.created_at).label("m")
+    k = _key(scope, Referral.target_institution_id).label("k")
+    stmt = (
+        select(
+            k,
+            m,
+            func.coalesce(func.sum(Referral.recognised_tests), 0).label("recognised"),
+            func.coalesce(func.sum(Referral.repeated_tests), 0).label("repeated"),
+            func.coalesce(func.sum(Referral.recognised_fen - Referral.repeated_fen), 0).label(
+                "saved"
+            ),
+        )
+        .where(
+            Referral.direction == "up",
+            Referral.recognised_tests > 0,
+            _in_period(scope, Referral.created_at),
+        )
+        .group_by(k, m)
+    )
+    out: dict[str, dict[Key, int]] = {
+        "tests_recognised": {},
+        "tests_repeated": {},
+        "fen_not_spent_twice": {},
+    }
+    for r in await _rows(session, scope, stmt):
+        key = (r.k, label(r.m))
+        out["tests_recognised"][key] = int(r.recognised)
+        if int(r.repeated):
+            out["tests_repeated"][key] = int(r.repeated)
+        out["fen_not_spent_twice"][key] = int(r.saved)
+    return out
