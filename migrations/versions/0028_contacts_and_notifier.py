@@ -35,7 +35,7 @@ def _set_roles(roles: tuple[str, ...]) -> None:
     if op.get_bind().dialect.name == "sqlite":
         replace_check_constraint("api_key", "ck_api_key_role", "ck_api_key_role", _roles(roles))
         return
-    op.drop_constraint("ck_api_key_role", "api_key", type_="check")
+    op.drop_constraint(op.f("ck_api_key_role"), "api_key", type_="check")
     op.create_check_constraint("role", "api_key", _roles(roles))
 
 
