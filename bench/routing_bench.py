@@ -8,13 +8,16 @@ timed with ``time.perf_counter`` over ``--repeat`` samples (each sample runs the
 times to last about 5 ms); the median per call is printed with its ratio to the 10 case.
 ``decision_to_dict`` (what the API serialises) is timed the same way.
 
-Part 2, a full ``POST /v1/routing/preview`` over HTTP against the real service: for each size a
+Part 2, a full ``POST /v1/routing/preview`` and ``POST /v1/referrals`` over HTTP against the
+real service: for each size a
 consortium file (format ``referral-consortium/v1``) with that many members is generated, loaded
 into a fresh database with ``referral-service migrate`` and ``referral-service load-consortium``,
 the hospitals and the partner get a census through ``PUT /v1/institutions/{id}/capacity``
 (admin key from ``referral-service create-api-key``), the service is started
-(``referral-service serve``, one worker) and one clinic's previews are timed sequentially on
-one connection (median of ``--repeat`` after a warm-up). Databases are dropped at the end.
+(``referral-service serve``, one worker, its per-key rate limit off) and one clinic's previews,
+then its creates, are timed sequentially on one connection (median of ``--repeat`` after a
+warm-up; each created referral is cancelled, untimed, so that every create finds the same free
+beds). Databases are dropped at the end.
 
     .venv/bin/python bench/routing_bench.py [--sizes 10,1000,10000] [--repeat 20]
         [--backend postgresql|sqlite] [--skip-http] [--skip-pure]
@@ -26,6 +29,7 @@ import argparse
 import asyncio
 import json
 import random
+import secrets
 import shutil
 import statistics
 import sys
@@ -41,6 +45,7 @@ from typing import Any
 import httpx
 from benchlib import (
     DEFAULT_PG,
+    NO_RATE_LIMIT,
     PYTHON,
     Server,
     check_loopback,
@@ -56,14 +61,16 @@ from benchlib import (
 
 from app.domain import routing
 from app.domain.enums import CareType, InstitutionLevel
+from app.domain.identity import make_resident_id
 
 HOSPITAL_SHARE = 0.10
 CENTRE = (27.366, 118.858)  # Zhenghe county seat
 SAMPLE_S = 0.005  # each timing sample lasts at least this long
+#: fresh for every run (the service refuses weak secrets; each run has its own databases)
 BENCH_SECRETS = {
-    "REFERRAL_API_KEY_PEPPER": "bench-pepper-not-secret",
-    "REFERRAL_PATIENT_DATA_KEY": "bench-data-key-not-secret",
-    "REFERRAL_PATIENT_HMAC_KEY": "bench-hmac-key-not-secret",
+    "REFERRAL_API_KEY_PEPPER": secrets.token_hex(32),
+    "REFERRAL_PATIENT_DATA_KEY": secrets.token_hex(32),
+    "REFERRAL_PATIENT_HMAC_KEY": secrets.token_hex(32),
 }
 
 
@@ -345,13 +352,34 @@ async def put_census(base_url: str, admin_key: str, n: int, concurrency: int = 8
     return len(with_beds)
 
 
+def _timed(samples: list[float], sizes: list[int]) -> dict[str, Any]:
+    ordered = sorted(samples)
+    return {
+        "samples": len(samples),
+        "median_ms": statistics.median(samples) * 1000,
+        "min_ms": ordered[0] * 1000,
+        "max_ms": ordered[-1] * 1000,
+        "response_kb": statistics.median(sizes) / 1024,
+        "response_max_kb": max(sizes) / 1024,
+    }
+
+
+def _listed(decision: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "excluded": len(decision["excluded"]),
+        "excluded_total": decision.get("excluded_total", len(decision["excluded"])),
+        "alternatives": len(decision["alternatives"]),
+        "alternatives_total": decision.get("alternatives_total", len(decision["alternatives"])),
+    }
+
+
 def time_previews(
     base_url: str, key: str, repeat: int, max_seconds: float, expect_target: str
 ) -> dict[str, Any]:
     body = {"specialty_code": "03", "care_type": "inpatient"}
     headers = {"Authorization": f"Bearer {key}"}
     samples: list[float] = []
-    size = 0
+    sizes: list[int] = []
     statuses: dict[int, int] = {}
     with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
         for _ in range(3):  # warm-up
@@ -369,18 +397,69 @@ def time_previews(
             r = client.post("/v1/routing/preview", json=body)
             samples.append(time.perf_counter() - t0)
             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-            size = len(r.content)
-    ordered = sorted(samples)
+            sizes.append(len(r.content))
+    return {**_timed(samples, sizes), "statuses": statuses, **_listed(decision)}
+
+
+def referral_body(n: int) -> dict[str, Any]:
+    """A valid up-referral from the bench clinic: inpatient internal medicine ("03")."""
+    birth = datetime(1950, 1, 1).date() + timedelta(days=n % 20_000)
     return {
-        "samples": len(samples),
-        "median_ms": statistics.median(samples) * 1000,
-        "min_ms": ordered[0] * 1000,
-        "max_ms": ordered[-1] * 1000,
-        "response_kb": size / 1024,
-        "statuses": statuses,
-        "excluded": len(decision["excluded"]),
-        "alternatives": len(decision["alternatives"]),
+        "patient": {
+            "name": "基准患者",
+            "resident_id": make_resident_id("350725", birth, n % 1000),
+            "insurance_scheme": "urban_rural_resident",
+            "insurance_number": f"INS-{n:09d}",
+        },
+        "diagnosis": {"icd10": "I63.9", "text": "脑梗死"},
+        "specialty_code": "03",
+        "care_type": "inpatient",
+        "urgency": "urgent",
+        "clinical_summary": "Benchmark referral.",
+        "referring_doctor": {"name": "王医生", "id": "doc-bench"},
     }
+
+
+def time_creates(
+    base_url: str, key: str, repeat: int, max_seconds: float, expect_target: str
+) -> dict[str, Any]:
+    """Sequential creates; each is cancelled right after (untimed) to release its bed."""
+    headers = {"Authorization": f"Bearer {key}"}
+    samples: list[float] = []
+    sizes: list[int] = []
+    statuses: dict[int, int] = {}
+    decision: dict[str, Any] = {}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
+
+        def create(n: int) -> tuple[float, httpx.Response]:
+            key_header = {"Idempotency-Key": uuid.uuid4().hex}
+            t0 = time.perf_counter()
+            r = client.post("/v1/referrals", json=referral_body(n), headers=key_header)
+            elapsed = time.perf_counter() - t0
+            if r.status_code != 201:
+                raise RuntimeError(f"create: {r.status_code} {r.text[:400]}")
+            body = r.json()
+            if (body["routing"].get("target") or {}).get("code") != expect_target:
+                raise RuntimeError(f"create routed to {body['routing'].get('target')}")
+            cancel = client.post(
+                f"/v1/referrals/{body['id']}/cancel", headers={"If-Match": r.headers["etag"]}
+            )
+            if cancel.status_code != 200:
+                raise RuntimeError(f"cancel: {cancel.status_code} {cancel.text[:400]}")
+            return elapsed, r
+
+        for i in range(3):  # warm-up
+            create(i)
+        end = time.monotonic() + max_seconds
+        for i in range(repeat):
+            if time.monotonic() > end:
+                break
+            elapsed, r = create(100 + i)
+            samples.append(elapsed)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            sizes.append(len(r.content))
+            decision = r.json()["routing"]
+    return {**_timed(samples, sizes), "statuses": statuses, **_listed(decision)}
 
 
 def http_bench_one(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -424,6 +503,7 @@ def http_bench_one(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
                 "REFERRAL_HOST": "127.0.0.1",
                 "REFERRAL_PORT": str(port),
                 "REFERRAL_WORKERS": "1",
+                **NO_RATE_LIMIT,
             },
             workdir / f"service-{n}.log",
             port=port,
@@ -431,13 +511,17 @@ def http_bench_one(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
         t0 = time.perf_counter()
         censuses = asyncio.run(put_census(server.base_url, admin["key"], n))
         census_s = time.perf_counter() - t0
-        result = time_previews(
-            server.base_url, clinic["key"], args.repeat, args.max_seconds, members[0].code
-        )
-        result.update(
-            {"members": n, "load_s": load_s, "census_puts": censuses, "census_s": census_s}
-        )
-        return result
+        lead = members[0].code
+        preview = time_previews(server.base_url, clinic["key"], args.repeat, args.max_seconds, lead)
+        create = time_creates(server.base_url, clinic["key"], args.repeat, args.max_seconds, lead)
+        return {
+            "members": n,
+            "load_s": load_s,
+            "census_puts": censuses,
+            "census_s": census_s,
+            "preview": preview,
+            "create": create,
+        }
     finally:
         if server is not None:
             server.stop()
@@ -451,29 +535,41 @@ def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     base = rows[0]
     print()
     print(
-        f"Part 2: POST /v1/routing/preview over HTTP ({args.backend}, 1 worker, 1 connection), "
+        f"Part 2: over HTTP ({args.backend}, 1 worker, 1 connection, rate limit off), "
         f"median of up to {args.repeat}; ratios vs {base['members']} members"
     )
     head = (
-        f"{'members':>8}{'median ms':>11}{'ratio':>8}{'min ms':>9}{'max ms':>9}"
-        f"{'resp KB':>10}{'excluded':>10}{'load s':>9}{'census':>8}{'census s':>10}"
+        f"{'request':>8}{'members':>8}{'median ms':>11}{'ratio':>8}{'min ms':>9}{'max ms':>9}"
+        f"{'resp KB':>9}{'listed':>8}{'excluded':>10}{'alts':>6}{'of':>6}"
     )
     print(head)
     print("-" * len(head))
+    for what in ("preview", "create"):
+        for r in rows:
+            m = r[what]
+            print(
+                f"{what:>8}{r['members']:>8}{m['median_ms']:>11.2f}"
+                f"{m['median_ms'] / base[what]['median_ms']:>8.2f}"
+                f"{m['min_ms']:>9.2f}{m['max_ms']:>9.2f}{m['response_kb']:>9.1f}"
+                f"{m['excluded']:>8}{m['excluded_total']:>10}"
+                f"{m['alternatives']:>6}{m['alternatives_total']:>6}"
+            )
+    print(
+        "  resp KB: median body size; listed / excluded: exclusions named in the answer / all "
+        "excluded; alts / of: alternatives listed / all eligible after the target"
+    )
+    print(f"{'members':>8}{'load s':>9}{'census':>8}{'census s':>10}")
     for r in rows:
-        print(
-            f"{r['members']:>8}{r['median_ms']:>11.2f}{r['median_ms'] / base['median_ms']:>8.1f}"
-            f"{r['min_ms']:>9.2f}{r['max_ms']:>9.2f}{r['response_kb']:>10.1f}"
-            f"{r['excluded']:>10}{r['load_s']:>9.1f}{r['census_puts']:>8}{r['census_s']:>10.1f}"
-        )
+        print(f"{r['members']:>8}{r['load_s']:>9.1f}{r['census_puts']:>8}{r['census_s']:>10.1f}")
     print(
         "  load s: referral-service load-consortium FILE (wall time, includes interpreter start); "
         "census: PUT capacity calls for the hospitals and the partner, 8 at a time"
     )
     for r in rows:
-        bad = {k: v for k, v in r["statuses"].items() if k != 200}
-        if bad:
-            print(f"  non-200 answers with {r['members']} members: {bad}")
+        for what in ("preview", "create"):
+            bad = {k: v for k, v in r[what]["statuses"].items() if k not in (200, 201)}
+            if bad:
+                print(f"  non-2xx {what} answers with {r['members']} members: {bad}")
 
 
 def print_busy(before: tuple[int, int, int], after: tuple[int, int, int], what: str) -> None:
