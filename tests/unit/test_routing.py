@@ -6,12 +6,14 @@ import itertools
 import json
 import math
 import random
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from app.db.sql_functions import register_math_functions
 from app.domain.enums import CareType, Centre, InstitutionLevel
 from app.domain.geo import distance_from_km, haversine_km
 from app.domain.routing import (
@@ -603,6 +605,22 @@ def test_distance_from_matches_haversine() -> None:
     for _ in range(1000):
         lat, lon = rng.uniform(-90, 90), rng.uniform(-180, 180)
         assert from_source(lat, lon) == pytest.approx(haversine_km(SRC_LAT, SRC_LON, lat, lon))
+
+
+def test_sqlite_without_math_functions_gets_them_from_python() -> None:
+    """The pre-filter's distance (SQL) on a SQLite built without its math functions."""
+    conn = sqlite3.connect(":memory:")
+    assert register_math_functions(conn, force=True) == ["sin", "cos", "asin", "sqrt"]
+    assert register_math_functions(conn) == []  # present now
+    row = conn.execute("SELECT sin(0.5), cos(0.5), asin(0.5), sqrt(2), sqrt(-1), sin(NULL)")
+    assert row.fetchone() == (
+        math.sin(0.5),
+        math.cos(0.5),
+        math.asin(0.5),
+        math.sqrt(2),
+        None,
+        None,
+    )
 
 
 # -- property-style ----------------------------------------------------------------------------
