@@ -273,6 +273,7 @@ async def candidates(
 
 
 _INACTIVE = routing.ExclusionReason.INACTIVE
+_LEVEL_NOT_HIGHER = routing.ExclusionReason.LEVEL_NOT_HIGHER
 
 
 def _left_out(
@@ -284,11 +285,13 @@ def _left_out(
     counts: dict[str | None, int] = dict(answer.classified)
     for reason in answer.selected.values():
         counts[reason] -= 1
-    for reason, n in answer.by_level.items():
-        counts[reason] = counts.get(reason, 0) + n
+    for (level, active), n in answer.by_level.items():
+        if not (active and level in higher):  # active ones above the source's: classified
+            low = _LEVEL_NOT_HIGHER if active else _INACTIVE
+            counts[low.value] = counts.get(low.value, 0) + n
     for c in members:  # the named members, the lead, the partners: counted above, loaded
         if not (c.active and c.level in higher):
-            low = routing.ExclusionReason.LEVEL_NOT_HIGHER if c.active else _INACTIVE
+            low = _LEVEL_NOT_HIGHER if c.active else _INACTIVE
             counts[low.value] -= 1
     eligible = counts.pop(None, 0)
     excluded = {routing.ExclusionReason(r): n for r, n in counts.items() if r is not None and n}

@@ -170,9 +170,9 @@ class PrefilterAnswer:
     selected: dict[str, str | None]
     #: every member the database classified, per reason (None: eligible), the selected included
     classified: dict[str | None, int]
-    #: the members of a level not above the source's or inactive: per reason, the named
-    #: members, the lead and the partners among them included (the caller knows those)
-    by_level: dict[str, int]
+    #: every member per (level, active flag): the named members, the lead and the partners
+    #: among them included (the caller knows those)
+    by_level: dict[tuple[InstitutionLevel, bool], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,14 +311,11 @@ def _prefilter_statement(shape: _Shape) -> CompoundSelect[Any]:
     counted = select(literal_column("1"), cast(null(), String), c.reason, func.count()).group_by(
         c.reason
     )
-    low = case(
-        (m.active == false(), _reason(ExclusionReason.INACTIVE)),
-        else_=_reason(ExclusionReason.LEVEL_NOT_HIGHER),
-    )
+    # every member by level and active flag, in the order of the index (a streaming count)
     below = (
-        select(literal_column("2"), cast(null(), String), low, func.count())
-        .where(m.consortium_id == consortium, not_(and_(m.active == true(), higher)))
-        .group_by(low)
+        select(case((m.active == true(), 2), else_=3), m.level, cast(null(), String), func.count())
+        .where(m.consortium_id == consortium)
+        .group_by(m.level, m.active)
     )
     return union_all(selected, counted, below)
 
@@ -329,7 +326,8 @@ async def prefilter(session: AsyncSession, query: PrefilterQuery) -> PrefilterAn
     near misses (each with a margin on the distance, so that routing's own exact order over
     what is loaded starts with the same members as over all of them). The named members, the
     lead and the partners are left to the caller. One statement; the members below the
-    source's level are only counted."""
+    source's level and the inactive ones are only counted (all members, per level and active
+    flag)."""
     located = query.source_lat is not None and query.source_lon is not None
     green = query.centre is not None
     depth = len(query.specialty_codes)
@@ -365,5 +363,5 @@ async def prefilter(session: AsyncSession, query: PrefilterQuery) -> PrefilterAn
         elif kind == 1:
             answer.classified[why] = int(n)
         else:
-            answer.by_level[why] = int(n)
+            answer.by_level[(InstitutionLevel(item), kind == 2)] = int(n)
     return answer
