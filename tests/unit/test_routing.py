@@ -1000,3 +1000,20 @@ def test_left_out_members_count_in_the_explanation() -> None:
     assert "No consortium member can take the patient (inactive: 3, not of a higher" in (
         partnered.explanation
     )
+
+
+def test_a_decision_stored_before_the_bound_reads_with_totals_from_its_lists() -> None:
+    from app.api.schemas.referrals import DecisionOut
+
+    members = [cand("a"), cand("b", capacity_free=0), cand("c", census_as_of=None)]
+    stored = decision_to_dict(route(req(), members, [partner("city")]))
+    for key in ("alternatives_total", "alternatives_truncated", "excluded_total"):
+        del stored[key]
+    del stored["excluded_counts"], stored["excluded_truncated"]
+    for x in stored["excluded"]:
+        del x["distance_km"]
+    out = DecisionOut.model_validate(stored)
+    assert out.excluded_total == 2 and out.alternatives_total == 1
+    assert out.excluded_counts == {"stale_census": 1, "no_free_capacity": 1}
+    assert out.excluded_truncated is False and out.alternatives_truncated is False
+    assert out.excluded[0].distance_km is None
