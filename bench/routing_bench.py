@@ -9,15 +9,15 @@ times to last about 5 ms); the median per call is printed with its ratio to the 
 ``decision_to_dict`` (what the API serialises) is timed the same way.
 
 Part 2, a full ``POST /v1/routing/preview`` and ``POST /v1/referrals`` over HTTP against the
-real service: for each size a
-consortium file (format ``referral-consortium/v1``) with that many members is generated, loaded
-into a fresh database with ``referral-service migrate`` and ``referral-service load-consortium``,
-the hospitals and the partner get a census through ``PUT /v1/institutions/{id}/capacity``
-(admin key from ``referral-service create-api-key``), the service is started
-(``referral-service serve``, one worker, its per-key rate limit off) and one clinic's previews,
-then its creates, are timed sequentially on one connection (median of ``--repeat`` after a
-warm-up; each created referral is cancelled, untimed, so that every create finds the same free
-beds). Databases are dropped at the end.
+real service: for each size a consortium file (format ``referral-consortium/v1``) with that many
+members is generated and loaded into a fresh database with ``referral-service migrate`` and
+``referral-service load-consortium``; the service is started (``referral-service serve``, one
+worker, its per-key rate limit off); the hospitals and the partner get a census through
+``PUT /v1/institutions/{id}/capacity`` (admin key from ``referral-service create-api-key``); the
+tables are analysed (``ANALYZE``, as autovacuum would have done by then in a database in use);
+then one clinic's previews, and its creates, are timed sequentially on one connection (median
+of ``--repeat`` after a warm-up; each created referral is cancelled, untimed, so that every
+create finds the same free beds). Databases are dropped at the end.
 
     .venv/bin/python bench/routing_bench.py [--sizes 10,1000,10000] [--repeat 20]
         [--backend postgresql|sqlite] [--skip-http] [--skip-pure]
@@ -31,6 +31,7 @@ import json
 import random
 import secrets
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -55,6 +56,7 @@ from benchlib import (
     dump_json,
     free_port,
     machine_jiffies,
+    pg_execute,
     run_cli,
     start_server,
 )
@@ -462,6 +464,16 @@ def time_creates(
     return {**_timed(samples, sizes), "statuses": statuses, **_listed(decision)}
 
 
+def analyze(url: str, sqlite_path: Path) -> None:
+    """Table statistics, as autovacuum (PostgreSQL) would have them a minute after the load: the
+    plans measured are those of a database in use, not of one loaded a second ago."""
+    if url.startswith("postgresql"):
+        asyncio.run(pg_execute(url, "ANALYZE"))
+    else:
+        with sqlite3.connect(sqlite_path) as conn:
+            conn.execute("ANALYZE")
+
+
 def http_bench_one(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     db_name = None
     server: Server | None = None
@@ -511,6 +523,7 @@ def http_bench_one(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
         t0 = time.perf_counter()
         censuses = asyncio.run(put_census(server.base_url, admin["key"], n))
         census_s = time.perf_counter() - t0
+        analyze(url, workdir / f"routing-{n}.db")
         lead = members[0].code
         preview = time_previews(server.base_url, clinic["key"], args.repeat, args.max_seconds, lead)
         create = time_creates(server.base_url, clinic["key"], args.repeat, args.max_seconds, lead)
