@@ -15,9 +15,11 @@ members is generated and loaded into a fresh database with ``referral-service mi
 worker, its per-key rate limit off); the hospitals and the partner get a census through
 ``PUT /v1/institutions/{id}/capacity`` (admin key from ``referral-service create-api-key``); the
 tables are analysed (``ANALYZE``, as autovacuum would have done by then in a database in use);
-then one clinic's previews, and its creates, are timed sequentially on one connection (median
-of ``--repeat`` after a warm-up; each created referral is cancelled, untimed, so that every
-create finds the same free beds). Databases are dropped at the end.
+then, with every size's service running, one clinic's previews and then its creates are timed
+one request to each size in turn (so that a change of load on the machine touches the sizes
+alike), sequentially, one connection per size (median of ``--repeat`` after a warm-up; each
+created referral is cancelled, untimed, so that every create finds the same free beds).
+Databases are dropped at the end.
 
     .venv/bin/python bench/routing_bench.py [--sizes 10,1000,10000] [--repeat 20]
         [--backend postgresql|sqlite] [--skip-http] [--skip-pure]
@@ -375,32 +377,7 @@ def _listed(decision: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def time_previews(
-    base_url: str, key: str, repeat: int, max_seconds: float, expect_target: str
-) -> dict[str, Any]:
-    body = {"specialty_code": "03", "care_type": "inpatient"}
-    headers = {"Authorization": f"Bearer {key}"}
-    samples: list[float] = []
-    sizes: list[int] = []
-    statuses: dict[int, int] = {}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
-        for _ in range(3):  # warm-up
-            r = client.post("/v1/routing/preview", json=body)
-            if r.status_code != 200:
-                raise RuntimeError(f"preview: {r.status_code} {r.text[:400]}")
-            decision = r.json()
-            if (decision.get("target") or {}).get("code") != expect_target:
-                raise RuntimeError(f"preview routed to {decision.get('target')}, not the lead")
-        end = time.monotonic() + max_seconds
-        for _ in range(repeat):
-            if time.monotonic() > end:
-                break
-            t0 = time.perf_counter()
-            r = client.post("/v1/routing/preview", json=body)
-            samples.append(time.perf_counter() - t0)
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-            sizes.append(len(r.content))
-    return {**_timed(samples, sizes), "statuses": statuses, **_listed(decision)}
+PREVIEW_BODY = {"specialty_code": "03", "care_type": "inpatient"}
 
 
 def referral_body(n: int) -> dict[str, Any]:
@@ -422,46 +399,83 @@ def referral_body(n: int) -> dict[str, Any]:
     }
 
 
-def time_creates(
-    base_url: str, key: str, repeat: int, max_seconds: float, expect_target: str
-) -> dict[str, Any]:
-    """Sequential creates; each is cancelled right after (untimed) to release its bed."""
-    headers = {"Authorization": f"Bearer {key}"}
-    samples: list[float] = []
-    sizes: list[int] = []
-    statuses: dict[int, int] = {}
-    decision: dict[str, Any] = {}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
+@dataclass
+class Size:
+    """One consortium size: its database, its service, the clinic's connection."""
 
-        def create(n: int) -> tuple[float, httpx.Response]:
-            key_header = {"Idempotency-Key": uuid.uuid4().hex}
-            t0 = time.perf_counter()
-            r = client.post("/v1/referrals", json=referral_body(n), headers=key_header)
-            elapsed = time.perf_counter() - t0
-            if r.status_code != 201:
-                raise RuntimeError(f"create: {r.status_code} {r.text[:400]}")
-            body = r.json()
-            if (body["routing"].get("target") or {}).get("code") != expect_target:
-                raise RuntimeError(f"create routed to {body['routing'].get('target')}")
-            cancel = client.post(
-                f"/v1/referrals/{body['id']}/cancel", headers={"If-Match": r.headers["etag"]}
-            )
-            if cancel.status_code != 200:
-                raise RuntimeError(f"cancel: {cancel.status_code} {cancel.text[:400]}")
-            return elapsed, r
+    members: int
+    lead: str
+    client: httpx.Client
+    facts: dict[str, Any]
+    samples: dict[str, list[float]]
+    sizes: dict[str, list[int]]
+    decisions: dict[str, dict[str, Any]]
+    created: int = 0
 
-        for i in range(3):  # warm-up
-            create(i)
-        end = time.monotonic() + max_seconds
-        for i in range(repeat):
-            if time.monotonic() > end:
-                break
-            elapsed, r = create(100 + i)
-            samples.append(elapsed)
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-            sizes.append(len(r.content))
-            decision = r.json()["routing"]
-    return {**_timed(samples, sizes), "statuses": statuses, **_listed(decision)}
+    def preview(self) -> tuple[float, httpx.Response]:
+        t0 = time.perf_counter()
+        r = self.client.post("/v1/routing/preview", json=PREVIEW_BODY)
+        elapsed = time.perf_counter() - t0
+        if r.status_code != 200:
+            raise RuntimeError(f"preview: {r.status_code} {r.text[:400]}")
+        decision = r.json()
+        if (decision.get("target") or {}).get("code") != self.lead:
+            raise RuntimeError(f"preview routed to {decision.get('target')}, not the lead")
+        self.decisions["preview"] = decision
+        return elapsed, r
+
+    def create(self) -> tuple[float, httpx.Response]:
+        """A create, then its cancel (untimed) to release its bed."""
+        self.created += 1
+        key_header = {"Idempotency-Key": uuid.uuid4().hex}
+        t0 = time.perf_counter()
+        r = self.client.post("/v1/referrals", json=referral_body(self.created), headers=key_header)
+        elapsed = time.perf_counter() - t0
+        if r.status_code != 201:
+            raise RuntimeError(f"create: {r.status_code} {r.text[:400]}")
+        body = r.json()
+        if (body["routing"].get("target") or {}).get("code") != self.lead:
+            raise RuntimeError(f"create routed to {body['routing'].get('target')}")
+        cancel = self.client.post(
+            f"/v1/referrals/{body['id']}/cancel", headers={"If-Match": r.headers["etag"]}
+        )
+        if cancel.status_code != 200:
+            raise RuntimeError(f"cancel: {cancel.status_code} {cancel.text[:400]}")
+        self.decisions["create"] = body["routing"]
+        return elapsed, r
+
+    def result(self, what: str) -> dict[str, Any]:
+        samples, sizes = self.samples[what], self.sizes[what]
+        decision = self.decisions[what]
+        ordered = sorted(samples)
+        return {
+            "samples": len(samples),
+            "median_ms": statistics.median(samples) * 1000,
+            "min_ms": ordered[0] * 1000,
+            "max_ms": ordered[-1] * 1000,
+            "response_kb": statistics.median(sizes) / 1024,
+            "response_max_kb": max(sizes) / 1024,
+            "excluded": len(decision["excluded"]),
+            "excluded_total": decision.get("excluded_total", len(decision["excluded"])),
+            "alternatives": len(decision["alternatives"]),
+            "alternatives_total": decision.get("alternatives_total", len(decision["alternatives"])),
+        }
+
+
+def time_interleaved(sizes: list[Size], what: str, repeat: int, max_seconds: float) -> None:
+    """``repeat`` rounds of one request to each size in turn (after 3 warm-up rounds): a change
+    of load on the machine touches every size alike."""
+    for _ in range(3):
+        for size in sizes:
+            getattr(size, what)()
+    end = time.monotonic() + max_seconds
+    for _ in range(repeat):
+        if time.monotonic() > end:
+            break
+        for size in sizes:
+            elapsed, r = getattr(size, what)()
+            size.samples.setdefault(what, []).append(elapsed)
+            size.sizes.setdefault(what, []).append(len(r.content))
 
 
 def analyze(url: str, sqlite_path: Path) -> None:
@@ -474,82 +488,105 @@ def analyze(url: str, sqlite_path: Path) -> None:
             conn.execute("ANALYZE")
 
 
-def http_bench_one(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    db_name = None
-    server: Server | None = None
+def prepare_size(
+    n: int, args: argparse.Namespace, workdir: Path, servers: list[Server], db_names: list[str]
+) -> Size:
+    """A database with the consortium of ``n`` members and its census, and its service."""
+    if args.backend == "postgresql":
+        db_name = f"referral_bench_{uuid.uuid4().hex[:10]}"
+        url = asyncio.run(create_database(args.pg_url, db_name))
+        db_names.append(db_name)
+    else:
+        url = f"sqlite+aiosqlite:///{workdir / f'routing-{n}.db'}"
+    env = {**BENCH_SECRETS, "REFERRAL_DATABASE_URL": url, "REFERRAL_LOG_LEVEL": "warning"}
+    run_cli(["migrate"], env)
+    path = workdir / f"consortium-{n}.json"
+    path.write_text(json.dumps(consortium_file(n), ensure_ascii=False), encoding="utf-8")
+    t0 = time.perf_counter()
+    run_cli(["load-consortium", str(path)], env, timeout=1800)
+    load_s = time.perf_counter() - t0
+    members = members_of(n)
+    admin = json.loads(run_cli(["create-api-key", "--role", "admin", "--name", "bench"], env))
+    source = source_of(members).code
+    clinic = json.loads(
+        run_cli(
+            [
+                "create-api-key",
+                "--role",
+                "clinic",
+                "--name",
+                "bench clinic",
+                "--institution",
+                source,
+            ],
+            env,
+        )
+    )
+    port = free_port()
+    server = start_server(
+        f"service-{n}",
+        [PYTHON, "-m", "app.cli", "serve"],
+        {
+            **env,
+            "REFERRAL_HOST": "127.0.0.1",
+            "REFERRAL_PORT": str(port),
+            "REFERRAL_WORKERS": "1",
+            **NO_RATE_LIMIT,
+        },
+        workdir / f"service-{n}.log",
+        port=port,
+    )
+    servers.append(server)
+    t0 = time.perf_counter()
+    censuses = asyncio.run(put_census(server.base_url, admin["key"], n))
+    census_s = time.perf_counter() - t0
+    analyze(url, workdir / f"routing-{n}.db")
+    client = httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {clinic['key']}"}, timeout=120
+    )
+    facts = {"load_s": load_s, "census_puts": censuses, "census_s": census_s}
+    return Size(n, members[0].code, client, facts, {}, {}, {})
+
+
+def http_bench(sizes: list[int], args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    servers: list[Server] = []
+    db_names: list[str] = []
+    prepared: list[Size] = []
     try:
-        if args.backend == "postgresql":
-            db_name = f"referral_bench_{uuid.uuid4().hex[:10]}"
-            url = asyncio.run(create_database(args.pg_url, db_name))
-        else:
-            url = f"sqlite+aiosqlite:///{workdir / f'routing-{n}.db'}"
-        env = {**BENCH_SECRETS, "REFERRAL_DATABASE_URL": url, "REFERRAL_LOG_LEVEL": "warning"}
-        run_cli(["migrate"], env)
-        path = workdir / f"consortium-{n}.json"
-        path.write_text(json.dumps(consortium_file(n), ensure_ascii=False), encoding="utf-8")
-        t0 = time.perf_counter()
-        run_cli(["load-consortium", str(path)], env, timeout=1800)
-        load_s = time.perf_counter() - t0
-        members = members_of(n)
-        admin = json.loads(run_cli(["create-api-key", "--role", "admin", "--name", "bench"], env))
-        clinic = json.loads(
-            run_cli(
-                [
-                    "create-api-key",
-                    "--role",
-                    "clinic",
-                    "--name",
-                    "bench clinic",
-                    "--institution",
-                    source_of(members).code,
-                ],
-                env,
-            )
-        )
-        port = free_port()
-        server = start_server(
-            "service",
-            [PYTHON, "-m", "app.cli", "serve"],
+        for n in sizes:
+            print(f"\nconsortium of {n} members: database, census, service ...", flush=True)
+            prepared.append(prepare_size(n, args, workdir, servers, db_names))
+        print("\ntiming previews, then creates, one request to each size in turn ...", flush=True)
+        time_interleaved(prepared, "preview", args.repeat, args.max_seconds)
+        time_interleaved(prepared, "create", args.repeat, args.max_seconds)
+        return [
             {
-                **env,
-                "REFERRAL_HOST": "127.0.0.1",
-                "REFERRAL_PORT": str(port),
-                "REFERRAL_WORKERS": "1",
-                **NO_RATE_LIMIT,
-            },
-            workdir / f"service-{n}.log",
-            port=port,
-        )
-        t0 = time.perf_counter()
-        censuses = asyncio.run(put_census(server.base_url, admin["key"], n))
-        census_s = time.perf_counter() - t0
-        analyze(url, workdir / f"routing-{n}.db")
-        lead = members[0].code
-        preview = time_previews(server.base_url, clinic["key"], args.repeat, args.max_seconds, lead)
-        create = time_creates(server.base_url, clinic["key"], args.repeat, args.max_seconds, lead)
-        return {
-            "members": n,
-            "load_s": load_s,
-            "census_puts": censuses,
-            "census_s": census_s,
-            "preview": preview,
-            "create": create,
-        }
+                "members": size.members,
+                **size.facts,
+                "preview": size.result("preview"),
+                "create": size.result("create"),
+            }
+            for size in prepared
+        ]
     finally:
-        if server is not None:
+        for size in prepared:
+            size.client.close()
+        for server in servers:
             server.stop()
-        if db_name is not None and not args.keep_db:
-            asyncio.run(drop_database(args.pg_url, db_name))
-        elif db_name is not None:
-            print(f"kept database {db_name}")
+        for db_name in db_names:
+            if args.keep_db:
+                print(f"kept database {db_name}")
+            else:
+                asyncio.run(drop_database(args.pg_url, db_name))
 
 
 def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     base = rows[0]
     print()
     print(
-        f"Part 2: over HTTP ({args.backend}, 1 worker, 1 connection, rate limit off), "
-        f"median of up to {args.repeat}; ratios vs {base['members']} members"
+        f"Part 2: over HTTP ({args.backend}, 1 worker and 1 connection per size, rate limit "
+        f"off, sizes interleaved), median of up to {args.repeat}; ratios vs "
+        f"{base['members']} members"
     )
     head = (
         f"{'request':>8}{'members':>8}{'median ms':>11}{'ratio':>8}{'min ms':>9}{'max ms':>9}"
@@ -578,11 +615,6 @@ def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         "  load s: referral-service load-consortium FILE (wall time, includes interpreter start); "
         "census: PUT capacity calls for the hospitals and the partner, 8 at a time"
     )
-    for r in rows:
-        for what in ("preview", "create"):
-            bad = {k: v for k, v in r[what]["statuses"].items() if k not in (200, 201)}
-            if bad:
-                print(f"  non-2xx {what} answers with {r['members']} members: {bad}")
 
 
 def print_busy(before: tuple[int, int, int], after: tuple[int, int, int], what: str) -> None:
@@ -599,7 +631,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="10,1000,10000", help="members per consortium")
     p.add_argument("--repeat", type=int, default=20, help="timed samples per size (20)")
-    p.add_argument("--max-seconds", type=float, default=60, help="time limit per HTTP size (60)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=60,
+        help="time limit for the timed rounds of previews, and of creates (60)",
+    )
     p.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
     p.add_argument("--pg-url", default=DEFAULT_PG)
     p.add_argument("--skip-pure", action="store_true")
@@ -634,11 +671,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="referral-routing-bench-"))
         ok = False
         try:
-            rows = []
             j0 = machine_jiffies()
-            for n in sizes:
-                print(f"\npreview over HTTP: consortium of {n} members ...", flush=True)
-                rows.append(http_bench_one(n, args, workdir))
+            rows = http_bench(sizes, args, workdir)
             results["http"] = rows
             print_http(rows, args)
             print_busy(j0, machine_jiffies(), "part 2 (client, service and database)")
