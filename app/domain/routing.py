@@ -59,7 +59,8 @@ others come as :class:`LeftOut`: the ineligible ones counted per reason (in the 
 checks), and the number of eligible ones that rank below every member passed. They count in the
 explanation and in :meth:`RoutingDecision.exclusion_counts`, never in the ranking.
 
-Listing. :attr:`RoutingDecision.listing` orders the exclusions as a clinic asks about them: first
+Listing. :meth:`RoutingDecision.listed_exclusions` orders the exclusions as a clinic asks about
+them: first
 the named ones (the signed institutions in order, the lead hospital, the referring institution,
 those that declined this referral, then the partners), then the near
 misses (``only_parent_specialty``, ``stale_census``, ``no_free_capacity``), then the others
@@ -76,9 +77,10 @@ tie-break. A target without free capacity is flagged ``overflow`` for the counci
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -303,8 +305,9 @@ class RoutingDecision:
     explanation: str
     #: candidates the caller left out, counted (see :class:`LeftOut`)
     left_out: LeftOut = field(default_factory=LeftOut)
-    #: ``excluded`` in the order they are listed (module documentation); None: as ``excluded``
-    listing: tuple[Exclusion, ...] | None = None
+    #: the order in which ``excluded`` is listed, as a sort key (module documentation); None:
+    #: as ``excluded``. Applied when listed, to as many as are listed.
+    listing_key: Callable[[Exclusion], Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def overflow(self) -> bool:
@@ -327,8 +330,12 @@ class RoutingDecision:
 
     def listed_exclusions(self, limit: int | None = None) -> tuple[Exclusion, ...]:
         """The first ``limit`` exclusions in listing order (all when None)."""
-        ordered = self.excluded if self.listing is None else self.listing
-        return ordered if limit is None else ordered[:limit]
+        key = self.listing_key
+        if key is None:
+            return self.excluded if limit is None else self.excluded[:limit]
+        if limit is None:
+            return tuple(sorted(self.excluded, key=key))
+        return tuple(heapq.nsmallest(limit, self.excluded, key=key))
 
 
 def specialty_covers(offered: str, requested: str) -> bool:
@@ -800,7 +807,7 @@ def route(
         excluded=excluded,
         explanation=_explain(request, target, member_counts, all_counts, any_member_eligible),
         left_out=left,
-        listing=_listing(request, excluded),
+        listing_key=_listing_key(request),
     )
 
 
@@ -812,8 +819,8 @@ _DECLINED_PLACE: Final = 102
 _PARTNER_PLACE: Final = 103
 
 
-def _listing(request: RoutingRequest, excluded: Sequence[Exclusion]) -> tuple[Exclusion, ...]:
-    """``excluded`` in listing order (module documentation)."""
+def _listing_key(request: RoutingRequest) -> Callable[[Exclusion], Any]:
+    """The sort key of the listing order (module documentation)."""
     named: dict[str, int] = {}
     for inst in request.excluded_institution_ids:
         named[inst] = _DECLINED_PLACE
@@ -834,7 +841,7 @@ def _listing(request: RoutingRequest, excluded: Sequence[Exclusion]) -> tuple[Ex
         distance = _INF if x.distance_km is None else x.distance_km
         return (group, place, distance, x.code, x.institution_id)
 
-    return tuple(sorted(excluded, key=key))
+    return key
 
 
 # -- serialisation -----------------------------------------------------------------------------
