@@ -14,8 +14,8 @@ members is generated and loaded into a fresh database with ``referral-service mi
 ``referral-service load-consortium``; the service is started (``referral-service serve``, one
 worker, its per-key rate limit off); the hospitals and the partner get a census through
 ``PUT /v1/institutions/{id}/capacity`` (admin key from ``referral-service create-api-key``); the
-tables are analysed (``ANALYZE``, as autovacuum would have done by then in a database in use);
-then, with every size's service running, one clinic's previews and then its creates are timed
+tables are vacuumed and analysed (``VACUUM ANALYZE``, as autovacuum would have done by then in a
+database in use); then, with every size's service running, one clinic's previews and then its creates are timed
 one request to each size in turn (so that a change of load on the machine touches the sizes
 alike), sequentially, one connection per size (median of ``--repeat`` after a warm-up; each
 created referral is cancelled, untimed, so that every create finds the same free beds).
@@ -479,10 +479,11 @@ def time_interleaved(sizes: list[Size], what: str, repeat: int, max_seconds: flo
 
 
 def analyze(url: str, sqlite_path: Path) -> None:
-    """Table statistics, as autovacuum (PostgreSQL) would have them a minute after the load: the
-    plans measured are those of a database in use, not of one loaded a second ago."""
+    """Table statistics and visibility maps, as autovacuum (PostgreSQL) would have them a minute
+    after the load: the plans measured are those of a database in use (index-only scans
+    included), not of one loaded a second ago."""
     if url.startswith("postgresql"):
-        asyncio.run(pg_execute(url, "ANALYZE"))
+        asyncio.run(pg_execute(url, "VACUUM ANALYZE"))
     else:
         with sqlite3.connect(sqlite_path) as conn:
             conn.execute("ANALYZE")
