@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 PYTHON = sys.executable
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+#: The service's per-key rate limit off (app/config.py, app/api/ratelimit.py): a benchmark sends
+#: far more than 20 requests a second with one key (the census of 1,000 hospitals, the timed
+#: requests) and would measure 429 answers instead of the service.
+NO_RATE_LIMIT = {"REFERRAL_RATE_LIMIT_PER_SECOND": "0", "REFERRAL_RATE_LIMIT_BURST": "0"}
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 

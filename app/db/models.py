@@ -144,6 +144,8 @@ class Institution(TimestampMixin, Base):
             postgresql_where=text("is_lead"),
         ),
         Index("ix_institution_level_name", "level", "name"),
+        # routing's pre-filter: a consortium's members per level and active flag (migration 0019)
+        Index("ix_institution_consortium_level_active", "consortium_id", "level", "active"),
         Index("uq_institution_uscc", "uscc", unique=True),
         Index("uq_institution_licence_number", "licence_number", unique=True),
         Index("uq_institution_insurance_code", "insurance_code", unique=True),

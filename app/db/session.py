@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.db.sql_functions import LOCAL_MONTH, sqlite_local_month
+from app.db.sql_functions import LOCAL_MONTH, register_math_functions, sqlite_local_month
 
 READ_ONLY_OPTION = "referral_read_only"
 
@@ -98,6 +98,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, path: str | Non
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA secure_delete=ON")  # deleted rows leave no readable bytes
         cursor.close()
+        register_math_functions(dbapi_connection)
         dbapi_connection.create_function(LOCAL_MONTH, 2, sqlite_local_month, deterministic=True)
         if path is not None:
             st = os.stat(path)

@@ -53,6 +53,21 @@ second, or ``only_candidate`` when alone. When the patient's own choice is eligi
 first with ``patient_choice``; the rest keep their normal order, the first of them also recording
 ``patient_choice`` (it is second because of the patient's choice), the others as above.
 
+Candidates left out by the caller. The service's database pre-filter passes only the members
+that could be eligible and those a clinic asks about by name (``app.services.candidates``); the
+others come as :class:`LeftOut`: the ineligible ones counted per reason (in the same order of
+checks), and the number of eligible ones that rank below every member passed. They count in the
+explanation and in :meth:`RoutingDecision.exclusion_counts`, never in the ranking.
+
+Listing. :meth:`RoutingDecision.listed_exclusions` orders the exclusions as a clinic asks about
+them: first
+the named ones (the signed institutions in order, the lead hospital, the referring institution,
+those that declined this referral, then the partners), then the near
+misses (``only_parent_specialty``, ``stale_census``, ``no_free_capacity``), then the others
+(``inactive``, ``level_not_higher``, ``specialty_not_offered``, ``centre_not_held``), each group
+nearest first, then by code. :func:`decision_to_dict` lists the first ``EXCLUDED_LISTED`` and
+counts all of them per reason.
+
 Green channel (an extension of the brief, used when ``RoutingRequest.green_channel`` names a
 centre): the patient must be received, so the centre replaces the specialty check
 (``centre_not_held``), and neither a stale census nor full beds exclude anyone. The order is
@@ -62,9 +77,10 @@ tie-break. A target without free capacity is flagged ``overflow`` for the counci
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -76,9 +92,13 @@ from app.domain.enums import CareType, Centre, InstitutionLevel
 from app.domain.geo import distance_from_km
 
 __all__ = [
+    "ALTERNATIVES_LISTED",
+    "EXCLUDED_LISTED",
+    "NEAR_MISSES",
     "Candidate",
     "Exclusion",
     "ExclusionReason",
+    "LeftOut",
     "PatientChoiceNotAllowed",
     "RankedCandidate",
     "RankingRule",
@@ -113,6 +133,24 @@ class ExclusionReason(StrEnum):
     #: it offers only a parent subject (03) of the requested sub-specialty (03.04) and the
     #: consortium's policy does not count parent-only matches for this care type
     ONLY_PARENT_SPECIALTY = "only_parent_specialty"
+
+
+#: Exclusions of institutions that offer what is needed and failed only on this referral's
+#: particulars (the policy on parent subjects, declined, census, capacity): listed before the
+#: others (level, specialty, centre, inactive), which only ``exclusions=all`` names in full.
+NEAR_MISSES: Final = frozenset(
+    {
+        ExclusionReason.ONLY_PARENT_SPECIALTY,
+        ExclusionReason.PREVIOUSLY_DECLINED,
+        ExclusionReason.STALE_CENSUS,
+        ExclusionReason.NO_FREE_CAPACITY,
+    }
+)
+
+#: what :func:`decision_to_dict` lists by default (the API answer and the stored attempt); the
+#: rest is counted (``excluded_counts``, ``alternatives_total``)
+EXCLUDED_LISTED: Final = 20
+ALTERNATIVES_LISTED: Final = 20
 
 
 class RankingRule(StrEnum):
@@ -243,6 +281,19 @@ class Exclusion:
     reason: ExclusionReason
     detail: str
     in_consortium: bool = True
+    #: great-circle distance from the source, rounded to 0.1 km (None: a location is unknown)
+    distance_km: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """Members the caller did not pass to :func:`route` (its database pre-filter found them
+    ineligible, or ranked them below every eligible member it passed)."""
+
+    #: ineligible members per reason: the first failing check, as :func:`route` would find it
+    excluded: Mapping[ExclusionReason, int] = field(default_factory=dict)
+    #: eligible members that rank below every eligible member passed
+    eligible: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,10 +303,39 @@ class RoutingDecision:
     alternatives: tuple[RankedCandidate, ...]
     excluded: tuple[Exclusion, ...]
     explanation: str
+    #: candidates the caller left out, counted (see :class:`LeftOut`)
+    left_out: LeftOut = field(default_factory=LeftOut)
+    #: the order in which ``excluded`` is listed, as a sort key (module documentation); None:
+    #: as ``excluded``. Applied when listed, to as many as are listed.
+    listing_key: Callable[[Exclusion], Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def overflow(self) -> bool:
         return self.target is not None and self.target.overflow
+
+    def exclusion_counts(self) -> dict[ExclusionReason, int]:
+        """Every excluded candidate, those left out included, per reason (in check order)."""
+        counts = Counter(x.reason for x in self.excluded)
+        for reason, n in self.left_out.excluded.items():
+            counts[reason] += n
+        return {r: counts[r] for r in ExclusionReason if counts[r] > 0}
+
+    @property
+    def excluded_total(self) -> int:
+        return len(self.excluded) + sum(self.left_out.excluded.values())
+
+    @property
+    def alternatives_total(self) -> int:
+        return len(self.alternatives) + self.left_out.eligible
+
+    def listed_exclusions(self, limit: int | None = None) -> tuple[Exclusion, ...]:
+        """The first ``limit`` exclusions in listing order (all when None)."""
+        key = self.listing_key
+        if key is None:
+            return self.excluded if limit is None else self.excluded[:limit]
+        if limit is None:
+            return tuple(sorted(self.excluded, key=key))
+        return tuple(heapq.nsmallest(limit, self.excluded, key=key))
 
 
 def specialty_covers(offered: str, requested: str) -> bool:
@@ -353,11 +433,10 @@ def _centre_words(centre: Centre) -> str:
     return centre.value.replace("_", " ")
 
 
-def _summary(exclusions: Sequence[Exclusion]) -> str:
-    if not exclusions:
+def _summary(counts: Mapping[ExclusionReason, int]) -> str:
+    if not any(counts.values()):
         return "no candidates"
-    counts = Counter(e.reason for e in exclusions)
-    return ", ".join(f"{_REASON_SUMMARY[r]}: {counts[r]}" for r in ExclusionReason if r in counts)
+    return ", ".join(f"{_REASON_SUMMARY[r]}: {counts[r]}" for r in ExclusionReason if counts.get(r))
 
 
 def _why(target: RankedCandidate, request: RoutingRequest) -> str:
@@ -390,8 +469,8 @@ def _why(target: RankedCandidate, request: RoutingRequest) -> str:
 def _explain(
     request: RoutingRequest,
     target: RankedCandidate | None,
-    member_exclusions: Sequence[Exclusion],
-    all_exclusions: Sequence[Exclusion],
+    member_exclusions: Mapping[ExclusionReason, int],
+    all_exclusions: Mapping[ExclusionReason, int],
     any_member_eligible: bool,
 ) -> str:
     prefix = ""
@@ -527,13 +606,15 @@ def route(
     request: RoutingRequest,
     members: Sequence[Candidate],
     partners: Sequence[Candidate],
+    left_out: LeftOut | None = None,
 ) -> RoutingDecision:
     """Choose the target of an up-referral among ``members``, then ``partners``.
 
     Returns ROUTED with a member target, OUT_OF_CONSORTIUM with a partner target (no member
     eligible, or the patient chose the partner), or WAITLISTED without a target. Raises
     :class:`PatientChoiceNotAllowed` when ``patient_choice_id`` names an ineligible or unknown
-    institution. See the module documentation for the checks and the order.
+    institution. See the module documentation for the checks and the order; ``left_out``:
+    members not passed, counted only.
     """
     green = request.green_channel
     rules = _RULES if green is None else _GREEN_RULES
@@ -604,15 +685,15 @@ def route(
             elif free <= 0:
                 reason = _NO_FREE_CAPACITY
                 detail = _capacity_words(free, c.capacity_total, unit)
+        distance: float | None = None
+        if distance_from_source is not None and c.lat is not None and c.lon is not None:
+            distance = round(distance_from_source(c.lat, c.lon), 1)
         if reason is not None:
-            exclusion = Exclusion(inst, c.code, c.name, reason, detail, member)
+            exclusion = Exclusion(inst, c.code, c.name, reason, detail, member, distance)
             (member_exclusions if member else partner_exclusions).append(exclusion)
             continue
 
         stale = census is None or census < stale_before
-        distance: float | None = None
-        if distance_from_source is not None and c.lat is not None and c.lon is not None:
-            distance = round(distance_from_source(c.lat, c.lon), 1)
         distance_key = _INF if distance is None else distance
         free, total = c.capacity_free, c.capacity_total
         share_key = _INF if free is None or not total or total <= 0 else -(free / total)
@@ -715,13 +796,52 @@ def route(
         outcome = RoutingOutcome.OUT_OF_CONSORTIUM
     excluded = (*member_exclusions, *partner_exclusions)
     any_member_eligible = any(e[3] for e in eligible)
+    left = left_out or LeftOut()
+    member_counts = Counter(x.reason for x in member_exclusions)
+    member_counts.update(left.excluded)
+    all_counts = member_counts + Counter(x.reason for x in partner_exclusions)
     return RoutingDecision(
         outcome=outcome,
         target=target,
         alternatives=tuple(ranked[1:]),
         excluded=excluded,
-        explanation=_explain(request, target, member_exclusions, excluded, any_member_eligible),
+        explanation=_explain(request, target, member_counts, all_counts, any_member_eligible),
+        left_out=left,
+        listing_key=_listing_key(request),
     )
+
+
+#: places in the first group of the listing: the signed institutions (in order, at most a few),
+#: then these (the patient's choice is never excluded: it is the target, or refused)
+_LEAD_PLACE: Final = 100
+_SOURCE_PLACE: Final = 101
+_DECLINED_PLACE: Final = 102
+_PARTNER_PLACE: Final = 103
+
+
+def _listing_key(request: RoutingRequest) -> Callable[[Exclusion], Any]:
+    """The sort key of the listing order (module documentation)."""
+    named: dict[str, int] = {}
+    for inst in request.excluded_institution_ids:
+        named[inst] = _DECLINED_PLACE
+    named[request.source_institution_id] = _SOURCE_PLACE
+    if request.lead_institution_id is not None:
+        named[request.lead_institution_id] = _LEAD_PLACE
+    for i, inst in reversed(list(enumerate(request.signed_institution_ids))):
+        named[inst] = i
+
+    def key(x: Exclusion) -> tuple[int, int, float, str, str]:
+        place = named.get(x.institution_id)
+        if place is None and not x.in_consortium:
+            place = _PARTNER_PLACE
+        if place is not None:
+            group = 0
+        else:
+            group, place = (1 if x.reason in NEAR_MISSES else 2), 0
+        distance = _INF if x.distance_km is None else x.distance_km
+        return (group, place, distance, x.code, x.institution_id)
+
+    return key
 
 
 # -- serialisation -----------------------------------------------------------------------------
@@ -756,16 +876,38 @@ def _exclusion_to_dict(x: Exclusion) -> dict[str, Any]:
         "reason": x.reason.value,
         "detail": x.detail,
         "in_consortium": x.in_consortium,
+        "distance_km": x.distance_km,
     }
 
 
-def decision_to_dict(decision: RoutingDecision) -> dict[str, Any]:
-    """A JSON-serialisable form of ``decision`` (enums as their values) for storage and the API."""
+def decision_to_dict(
+    decision: RoutingDecision,
+    *,
+    excluded_limit: int | None = EXCLUDED_LISTED,
+    alternatives_limit: int | None = ALTERNATIVES_LISTED,
+) -> dict[str, Any]:
+    """A JSON-serialisable form of ``decision`` (enums as their values) for storage and the API.
+
+    Bounded whatever the number of candidates: the first ``alternatives_limit`` alternatives and
+    ``excluded_limit`` exclusions (in listing order), with the totals and the exclusions counted
+    per reason; None lists all."""
+    alternatives = decision.alternatives
+    if alternatives_limit is not None:
+        alternatives = alternatives[:alternatives_limit]
+    listed = decision.listed_exclusions(excluded_limit)
+    counts = decision.exclusion_counts()
+    excluded_total = sum(counts.values())
+    alternatives_total = decision.alternatives_total
     return {
         "outcome": decision.outcome.value,
         "target": None if decision.target is None else _ranked_to_dict(decision.target),
-        "alternatives": [_ranked_to_dict(r) for r in decision.alternatives],
-        "excluded": [_exclusion_to_dict(x) for x in decision.excluded],
+        "alternatives": [_ranked_to_dict(r) for r in alternatives],
+        "alternatives_total": alternatives_total,
+        "alternatives_truncated": len(alternatives) < alternatives_total,
+        "excluded": [_exclusion_to_dict(x) for x in listed],
+        "excluded_total": excluded_total,
+        "excluded_counts": {r.value: n for r, n in counts.items()},
+        "excluded_truncated": len(listed) < excluded_total,
         "explanation": decision.explanation,
         "overflow": decision.overflow,
     }

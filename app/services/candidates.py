@@ -1,11 +1,23 @@
 """Routing a referral: who sends it, what it needs, the candidates the consortium offers, and
-the decision (``app.domain.routing``) over them. Holding the chosen place is ``placement``."""
+the decision (``app.domain.routing``) over them. Holding the chosen place is ``placement``.
+
+For an up-referral the database pre-filters the candidates (``routing_repo.prefilter``): the
+members that cannot be eligible (inactive, not of a higher level, without the specialty or the
+green-channel centre, without a usable census, full) are counted per reason in SQL and never
+loaded; of the eligible ones only the best few are loaded (more than a decision lists, with a
+margin for places lost to other requests), and of the near misses the nearest few. The source,
+the patient's signed and chosen institutions, those that declined the referral, the lead hospital
+and the partners are always loaded, so that each gets its own reason. ``route`` over what is
+loaded gives the same target, the same listed alternatives in the same order and the same counts
+as over every member (``tests/integration/test_routing_prefilter.py``). Down-referrals and
+``exclusions=all`` load every member.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import date, datetime
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,11 +30,49 @@ from app.db.repositories import registry as registry_repo
 from app.db.repositories import routing as routing_repo
 from app.domain import routing
 from app.domain.capacity import free
-from app.domain.enums import CareType, Centre, Role
+from app.domain.enums import CareType, Centre, InstitutionLevel, Role
 from app.domain.errors import Forbidden, InvalidInput
+from app.domain.lifecycle import Direction
 from app.domain.localtime import DEFAULT_TIME_ZONE, today
 from app.services import pathways, routing_policy
 from app.services.auth import Principal
+
+#: the eligible members the pre-filter loads beyond those always loaded: the target and the
+#: listed alternatives, plus one for each place a create may lose to another request and route
+#: around (``placement.MAX_HOLD_ATTEMPTS``), plus a few
+PREFILTER_TOP = routing.ALTERNATIVES_LISTED + 1 + 8 + 3
+#: the near misses it loads (the nearest ones): as many as a decision lists
+PREFILTER_NEAR_MISSES = routing.EXCLUDED_LISTED
+
+
+@dataclass(frozen=True, slots=True)
+class CensusWindows:
+    """When a census ranks as stale and when it excludes (``REFERRAL_CENSUS_*``)."""
+
+    stale_after: timedelta
+    exclude_after: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> CensusWindows:
+        return cls(settings.census_stale_after, settings.census_exclude_after)
+
+
+def _default_windows() -> CensusWindows:
+    fields = Settings.model_fields
+    return CensusWindows(
+        timedelta(minutes=fields["census_stale_after_minutes"].default),
+        timedelta(minutes=fields["census_exclude_after_minutes"].default),
+    )
+
+
+#: the windows the pre-filter classifies with when its caller gives none (a create): the
+#: service's settings, set by ``app.main.create_app``; the decision checks they are its own
+_census: dict[str, CensusWindows] = {"windows": _default_windows()}
+
+
+def configure(settings: Settings) -> None:
+    _census["windows"] = CensusWindows.of(settings)
+
 
 # specialty codes found in the catalogue: codes are added with a catalogue, never removed, so
 # a code once found stays valid (an unknown code is asked again every time)
@@ -61,6 +111,12 @@ class Candidates:
     capacity_code: dict[str, str]  # institution -> the capacity row's specialty code
     #: the consortium's policy for this care type: do parent-only specialty matches count?
     parent_only_eligible: bool = True
+    #: the members the database's pre-filter did not load, counted
+    left_out: routing.LeftOut = field(default_factory=routing.LeftOut)
+    #: the census windows it classified with (None: not pre-filtered)
+    census: CensusWindows | None = None
+    #: the institutions it loaded as having declined the referral
+    declined: frozenset[str] = frozenset()
 
 
 def _ancestors(code: str) -> list[str]:
@@ -107,16 +163,66 @@ def check_wanted_day(data: RoutingInput, source: Source) -> None:
         )
 
 
-async def candidates(session: AsyncSession, source: Source, data: RoutingInput) -> Candidates:
-    facts = await routing_repo.institutions_for_routing(session, source.consortium_id)
-    ids = [f.id for f in facts]
+async def candidates(
+    session: AsyncSession,
+    source: Source,
+    data: RoutingInput,
+    *,
+    direction: Direction = Direction.UP,
+    complete: bool = False,
+    declined: Collection[str] = (),
+    census: CensusWindows | None = None,
+) -> Candidates:
+    """The candidates for routing ``data`` from ``source``: for an up-referral pre-filtered by
+    the database (module documentation), for a down-referral or with ``complete`` every member
+    and partner. ``declined``: the institutions the decision will exclude as having declined
+    (always loaded); ``census``: the windows the decision will use (default: the service's)."""
     codes = _ancestors(data.specialty_code)
+    parent_only = True
+    if "." in data.specialty_code and data.centre is None:  # a sub-specialty: policy applies
+        consortium = await registry_repo.get_consortium(session, source.consortium_id)
+        policy = routing_policy.current()
+        parent_only = policy.parent_only_eligible(
+            consortium.code if consortium else None, data.care_type
+        )
+    day = None
+    if data.care_type is not CareType.INPATIENT:
+        day = data.wanted_day or today(utcnow(), source.time_zone)
+    answer: routing_repo.PrefilterAnswer | None = None
+    windows: CensusWindows | None = None
+    higher = [lvl for lvl in InstitutionLevel if lvl.rank > InstitutionLevel(source.level).rank]
+    named = {source.id, *data.signed_institution_ids, *declined}
+    if data.patient_choice_id is not None:
+        named.add(data.patient_choice_id)
+    if direction is Direction.UP and not complete:
+        windows = census or _census["windows"]
+        now = utcnow()
+        answer = await routing_repo.prefilter(
+            session,
+            routing_repo.PrefilterQuery(
+                consortium_id=source.consortium_id,
+                higher_levels=higher,
+                named_ids=named,
+                specialty_codes=codes,
+                parent_only_eligible=parent_only,
+                centre=data.centre,
+                day=day,
+                stale_before=now - windows.stale_after,
+                exclude_before=now - windows.exclude_after,
+                source_lat=source.lat,
+                source_lon=source.lon,
+                top=PREFILTER_TOP,
+                near_misses=PREFILTER_NEAR_MISSES,
+            ),
+        )
+    only = None if answer is None else named | answer.selected.keys()
+    facts = await routing_repo.institutions_for_routing(session, source.consortium_id, only)
+    ids = [f.id for f in facts]
     offered = await routing_repo.specialties_offered(session, ids, codes)
     centres = await routing_repo.centres_held(session, ids) if data.centre else {}
-    if data.care_type is CareType.INPATIENT:
+    if day is None:
         rows = await capacity_repo.candidate_beds(session, ids, codes)
     else:
-        day = data.wanted_day or today(utcnow(), source.time_zone)
         rows = await capacity_repo.candidate_slots(session, ids, codes, day)
     # the most specific capacity row per institution (03.04 before 03)
     best: dict[str, tuple[str, int, int, int, datetime | None]] = {}
@@ -150,15 +256,46 @@ async def candidates(session: AsyncSession, source: Source, data: RoutingInput) 
                 lead_id = f.id
         elif f.is_partner:
             partners.append(cand)
-    parent_only = True
-    if "." in data.specialty_code and data.centre is None:  # a sub-specialty: policy applies
-        consortium = await registry_repo.get_consortium(session, source.consortium_id)
-        policy = routing_policy.current()
-        parent_only = policy.parent_only_eligible(
-            consortium.code if consortium else None, data.care_type
-        )
     capacity_code = {k: v[0] for k, v in best.items()}
-    return Candidates(members, partners, lead_id, capacity_code, parent_only)
+    left_out = routing.LeftOut()
+    if answer is not None:
+        left_out = _left_out(answer, members, higher)
+    return Candidates(
+        members,
+        partners,
+        lead_id,
+        capacity_code,
+        parent_only,
+        left_out,
+        windows,
+        frozenset(declined),
+    )
+
+
+_INACTIVE = routing.ExclusionReason.INACTIVE
+_LEVEL_NOT_HIGHER = routing.ExclusionReason.LEVEL_NOT_HIGHER
+
+
+def _left_out(
+    answer: routing_repo.PrefilterAnswer,
+    members: Sequence[routing.Candidate],
+    higher: Sequence[InstitutionLevel],
+) -> routing.LeftOut:
+    """What the database counted less what was loaded: the members left out, per reason."""
+    counts: dict[str | None, int] = dict(answer.classified)
+    for reason in answer.selected.values():
+        counts[reason] -= 1
+    for (level, active), n in answer.by_level.items():
+        if not (active and level in higher):  # active ones above the source's: classified
+            low = _LEVEL_NOT_HIGHER if active else _INACTIVE
+            counts[low.value] = counts.get(low.value, 0) + n
+    for c in members:  # the named members, the lead, the partners: counted above, loaded
+        if not (c.active and c.level in higher):
+            low = _LEVEL_NOT_HIGHER if c.active else _INACTIVE
+            counts[low.value] -= 1
+    eligible = counts.pop(None, 0)
+    excluded = {routing.ExclusionReason(r): n for r, n in counts.items() if r is not None and n}
+    return routing.LeftOut(excluded, eligible)
 
 
 def decide(
@@ -169,6 +306,10 @@ def decide(
     now: datetime,
     excluded: frozenset[str] = frozenset(),
 ) -> routing.RoutingDecision:
+    if cands.census is not None and cands.census != CensusWindows.of(settings):
+        raise RuntimeError("the candidates were pre-filtered with other census windows")
+    if cands.census is not None and not excluded <= cands.declined:
+        raise RuntimeError("the candidates were pre-filtered without the declined institutions")
     request = routing.RoutingRequest(
         source_institution_id=source.id,
         source_level=source.level,
@@ -189,7 +330,7 @@ def decide(
         stale_exclude_after=settings.census_exclude_after,
     )
     try:
-        return routing.route(request, cands.members, cands.partners)
+        return routing.route(request, cands.members, cands.partners, cands.left_out)
     except routing.PatientChoiceNotAllowed as exc:
         raise PatientChoiceRefused(
             "The patient's chosen hospital cannot take this referral.",
@@ -255,14 +396,24 @@ async def routing_input(
 
 
 async def preview(
-    session: AsyncSession, settings: Settings, principal: Principal, body: RoutingPreviewIn
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    body: RoutingPreviewIn,
+    *,
+    complete: bool = False,
 ) -> dict[str, Any]:
-    """The decision a create would take now, without creating or holding anything."""
+    """The decision a create would take now, without creating or holding anything; bounded as
+    stored, or with ``complete`` over every member with every alternative and exclusion."""
     data = await routing_input(session, body, body.signed_institution_ids)
     source = await source_for(session, principal, body.source_institution_id)
     check_wanted_day(data, source)
-    cands = await candidates(session, source, data)
-    return routing.decision_to_dict(decide(settings, source, data, cands, utcnow()))
+    census = CensusWindows.of(settings)
+    cands = await candidates(session, source, data, complete=complete, census=census)
+    decision = decide(settings, source, data, cands, utcnow())
+    if complete:
+        return routing.decision_to_dict(decision, excluded_limit=None, alternatives_limit=None)
+    return routing.decision_to_dict(decision)
 
 
 def without_capacity(cands: Candidates, institution_id: str) -> Candidates:

@@ -57,7 +57,8 @@ async def down_placement_inputs(
         signed_institution_ids=signed,
         patient_choice_id=None,
     )
-    cands = await candidates.candidates(session, source, data)
+    # every member: down-routing has its own rules (primary institutions), no pre-filter
+    cands = await candidates.candidates(session, source, data, direction=Direction.DOWN)
     request = DownRequest(
         source_institution_id=source.id,
         source_lat=source.lat,

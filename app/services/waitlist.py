@@ -70,7 +70,9 @@ async def _up_inputs(
     def decide(cands: Candidates) -> routing.RoutingDecision:
         return candidates.decide(settings, source, data, cands, now, excluded)
 
-    cands = await candidates.candidates(session, source, data)
+    cands = await candidates.candidates(
+        session, source, data, declined=excluded, census=candidates.CensusWindows.of(settings)
+    )
     need = placement.Need(data.care_type, data.wanted_day, green_channel=data.centre is not None)
     return cands, decide, need
 

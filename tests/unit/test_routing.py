@@ -6,17 +6,22 @@ import itertools
 import json
 import math
 import random
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from app.db.sql_functions import register_math_functions
 from app.domain.enums import CareType, Centre, InstitutionLevel
 from app.domain.geo import distance_from_km, haversine_km
 from app.domain.routing import (
+    ALTERNATIVES_LISTED,
+    EXCLUDED_LISTED,
     Candidate,
     ExclusionReason,
+    LeftOut,
     PatientChoiceNotAllowed,
     RankedCandidate,
     RankingRule,
@@ -602,6 +607,22 @@ def test_distance_from_matches_haversine() -> None:
         assert from_source(lat, lon) == pytest.approx(haversine_km(SRC_LAT, SRC_LON, lat, lon))
 
 
+def test_sqlite_without_math_functions_gets_them_from_python() -> None:
+    """The pre-filter's distance (SQL) on a SQLite built without its math functions."""
+    conn = sqlite3.connect(":memory:")
+    assert register_math_functions(conn, force=True) == ["sin", "cos", "asin", "sqrt"]
+    assert register_math_functions(conn) == []  # present now
+    row = conn.execute("SELECT sin(0.5), cos(0.5), asin(0.5), sqrt(2), sqrt(-1), sin(NULL)")
+    assert row.fetchone() == (
+        math.sin(0.5),
+        math.cos(0.5),
+        math.asin(0.5),
+        math.sqrt(2),
+        None,
+        None,
+    )
+
+
 # -- property-style ----------------------------------------------------------------------------
 
 
@@ -839,3 +860,160 @@ def test_every_entry_has_words() -> None:
     for above, entry in itertools.pairwise(ranked):
         assert entry.why.startswith(f"after {above.name}")
         assert entry.why_zh.startswith(f"排在{above.name}")
+
+
+# -- bounded decisions: the listing, the counts, what the caller left out ----------------------
+
+
+def _big_consortium(n: int, seed: int = 5) -> tuple[list[Candidate], list[Candidate]]:
+    """``n`` members around the source: a tenth hospitals (some full, some stale), the rest
+    primary and village institutions; two partners."""
+    rng = random.Random(seed)
+    members = [cand("src", level=L.PRIMARY, lat=SRC_LAT, lon=SRC_LON)]
+    for i in range(1, n):
+        lat, lon = SRC_LAT + rng.uniform(-0.5, 0.5), SRC_LON + rng.uniform(-0.5, 0.5)
+        if i % 10 == 0:
+            census = rng.choice([FRESH, FRESH, STALE, VERY_STALE])
+            free = rng.choice([0, 3, 10, 25])
+            members.append(
+                cand(f"h{i:04d}", lat=lat, lon=lon, capacity_free=free, census_as_of=census)
+            )
+        else:
+            level = L.PRIMARY if i % 3 else L.VILLAGE
+            members.append(cand(f"p{i:04d}", level=level, lat=lat, lon=lon, capacity_free=None))
+    partners = [partner("city"), partner("far", active=False)]
+    return members, partners
+
+
+def test_decision_lists_a_bounded_number_and_counts_all() -> None:
+    members, partners = _big_consortium(500)
+    d = route(req(lead_institution_id="h0010"), members, partners)
+    out = decision_to_dict(d)
+    assert len(out["excluded"]) == EXCLUDED_LISTED
+    assert out["excluded_total"] == len(d.excluded) > EXCLUDED_LISTED
+    assert out["excluded_truncated"] is True
+    # the counts per reason add up to the total and agree with the full list
+    assert sum(out["excluded_counts"].values()) == out["excluded_total"]
+    counts: dict[str, int] = {}
+    for x in d.excluded:
+        counts[x.reason.value] = counts.get(x.reason.value, 0) + 1
+    assert out["excluded_counts"] == counts
+    assert list(out["excluded_counts"]) == [r.value for r in ExclusionReason if r.value in counts]
+    assert out["excluded_counts"]["level_not_higher"] == 450
+    assert len(out["alternatives"]) == ALTERNATIVES_LISTED
+    assert out["alternatives_total"] == len(d.alternatives) > ALTERNATIVES_LISTED
+    assert out["alternatives_truncated"] is True
+    assert [a["rank"] for a in out["alternatives"]] == list(range(2, ALTERNATIVES_LISTED + 2))
+    # a few hundred bytes an entry, whatever the size of the consortium
+    assert len(json.dumps(out, ensure_ascii=False)) < 40_000
+
+
+def test_decision_lists_everything_when_asked_and_when_small() -> None:
+    members, partners = _big_consortium(500)
+    d = route(req(), members, partners)
+    full = decision_to_dict(d, excluded_limit=None, alternatives_limit=None)
+    assert len(full["excluded"]) == full["excluded_total"] == len(d.excluded)
+    assert len(full["alternatives"]) == full["alternatives_total"]
+    assert full["excluded_truncated"] is False and full["alternatives_truncated"] is False
+    # the bounded list is the head of the complete one
+    assert decision_to_dict(d)["excluded"] == full["excluded"][:EXCLUDED_LISTED]
+    small = decision_to_dict(route(req(), [cand("a"), cand("b", capacity_free=0)], []))
+    assert small["excluded_total"] == 1 and small["excluded_truncated"] is False
+    assert small["excluded_counts"] == {"no_free_capacity": 1}
+
+
+def test_listing_names_first_what_a_clinic_asks_about_then_near_misses_nearest_first() -> None:
+    members = [
+        cand("src", level=L.PRIMARY, lat=SRC_LAT, lon=SRC_LON),
+        cand("far-full", lat=SRC_LAT + 0.4, capacity_free=0),
+        cand("near-full", lat=SRC_LAT + 0.1, capacity_free=0),
+        cand("stale", lat=SRC_LAT + 0.2, census_as_of=VERY_STALE),
+        cand("village", level=L.VILLAGE, lat=SRC_LAT + 0.01),
+        cand("signed-2", level=L.PRIMARY, lat=SRC_LAT + 0.3),
+        cand("signed-1", capacity_free=0, lat=SRC_LAT + 0.5),
+        cand("lead", active=False, lat=SRC_LAT + 0.6),
+        cand("declined", lat=SRC_LAT + 0.7),
+        cand("chosen-ok"),
+        cand("other", specialties=frozenset({"04"}), lat=SRC_LAT + 0.02),
+    ]
+    request = req(
+        lead_institution_id="lead",
+        signed_institution_ids=("signed-1", "signed-2"),
+        excluded_institution_ids=frozenset({"declined"}),
+    )
+    d = route(request, members, [partner("city", capacity_free=0)])
+    listed = [x.institution_id for x in d.listed_exclusions()]
+    assert listed == [
+        "signed-1",
+        "signed-2",
+        "lead",
+        "src",
+        "declined",
+        "city",
+        "near-full",  # near misses, nearest first
+        "stale",
+        "far-full",
+        "village",  # the others, nearest first
+        "other",
+    ]
+    assert [x.institution_id for x in d.listed_exclusions(3)] == listed[:3]
+    near = next(x for x in d.excluded if x.institution_id == "near-full")
+    assert near.distance_km == pytest.approx(11.1, abs=0.05)
+
+
+def test_left_out_members_are_counted_not_ranked() -> None:
+    members, partners = _big_consortium(300)
+    full = route(req(lead_institution_id="h0010"), members, partners)
+    # what a database pre-filter would pass: the source, the lead, every hospital
+    passed = [c for c in members if c.level is L.SECONDARY or c.institution_id == "src"]
+    lower = {"level_not_higher": len(members) - len(passed)}
+    left = LeftOut({ExclusionReason.LEVEL_NOT_HIGHER: lower["level_not_higher"]}, 0)
+    part = route(req(lead_institution_id="h0010"), passed, partners, left)
+    assert part.target == full.target
+    assert part.alternatives == full.alternatives
+    assert part.explanation == full.explanation
+    assert part.exclusion_counts() == full.exclusion_counts()
+    assert part.excluded_total == full.excluded_total
+    a, b = decision_to_dict(part), decision_to_dict(full)
+    for key in ("excluded_counts", "excluded_total", "alternatives", "alternatives_total"):
+        assert a[key] == b[key]
+    # eligible members left out rank below the listed ones: counted in the total only
+    more = route(req(), passed[:40], partners, LeftOut({}, 7))
+    assert more.alternatives_total == len(more.alternatives) + 7
+    assert decision_to_dict(more)["alternatives_total"] == len(more.alternatives) + 7
+
+
+def test_left_out_members_count_in_the_explanation() -> None:
+    left = LeftOut({ExclusionReason.LEVEL_NOT_HIGHER: 8950, ExclusionReason.INACTIVE: 3}, 0)
+    d = route(req(), [cand("a", capacity_free=0)], [], left)
+    assert d.outcome is RoutingOutcome.WAITLISTED
+    assert "inactive: 3, not of a higher level: 8950, full: 1" in d.explanation
+    out = decision_to_dict(d)
+    assert out["excluded_counts"] == {
+        "inactive": 3,
+        "level_not_higher": 8950,
+        "no_free_capacity": 1,
+    }
+    assert out["excluded_total"] == 8954 and len(out["excluded"]) == 1
+    assert out["excluded_truncated"] is True
+    partnered = route(req(), [cand("a", capacity_free=0)], [partner("city")], left)
+    assert "No consortium member can take the patient (inactive: 3, not of a higher" in (
+        partnered.explanation
+    )
+
+
+def test_a_decision_stored_before_the_bound_reads_with_totals_from_its_lists() -> None:
+    from app.api.schemas.referrals import DecisionOut
+
+    members = [cand("a"), cand("b", capacity_free=0), cand("c", census_as_of=None)]
+    stored = decision_to_dict(route(req(), members, [partner("city")]))
+    for key in ("alternatives_total", "alternatives_truncated", "excluded_total"):
+        del stored[key]
+    del stored["excluded_counts"], stored["excluded_truncated"]
+    for x in stored["excluded"]:
+        del x["distance_km"]
+    out = DecisionOut.model_validate(stored)
+    assert out.excluded_total == 2 and out.alternatives_total == 1
+    assert out.excluded_counts == {"stale_census": 1, "no_free_capacity": 1}
+    assert out.excluded_truncated is False and out.alternatives_truncated is False
+    assert out.excluded[0].distance_km is None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from app.api.deps import ContextDep, PrincipalDep, ProtectorDep, SessionDep, SettingsDep
 from app.api.errors import problem_responses
@@ -30,10 +30,24 @@ IdempotencyKey = Annotated[
     responses=problem_responses(403),
 )
 async def preview_routing(
-    body: RoutingPreviewIn, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+    body: RoutingPreviewIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    exclusions: Annotated[
+        Literal["listed", "all"],
+        Query(
+            description="listed: the decision as a create stores it (at most 20 alternatives "
+            "and 20 exclusions, all of them counted); all: routed over every member, listing "
+            "every alternative and every exclusion (large for a large consortium)."
+        ),
+    ] = "listed",
 ) -> DecisionOut:
     """The decision `POST /v1/referrals` would take now, without creating or holding anything."""
-    return DecisionOut.model_validate(await candidates.preview(session, settings, principal, body))
+    decision = await candidates.preview(
+        session, settings, principal, body, complete=exclusions == "all"
+    )
+    return DecisionOut.model_validate(decision)
 
 
 @router.post(

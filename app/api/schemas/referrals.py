@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, StringConstraints, Tag
+from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
 
 from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
 from app.api.schemas.national import InsuranceSchemeIn, InsuranceSchemeOut
@@ -228,15 +228,60 @@ class ExclusionOut(ResponseModel):
     reason: str
     detail: str
     in_consortium: bool = True
+    distance_km: float | None = Field(
+        None, description="From the referring institution, rounded to 0.1 km; null: unknown."
+    )
 
 
 class DecisionOut(ResponseModel):
     outcome: str = Field(description="routed, out_of_consortium or waitlisted")
     target: RankedOut | None
-    alternatives: list[RankedOut]
-    excluded: list[ExclusionOut]
+    alternatives: list[RankedOut] = Field(
+        description="The next candidates in rank order: the first 20 (all with "
+        "`exclusions=all` on a preview); `alternatives_total` counts them all."
+    )
+    alternatives_total: int = Field(
+        0, description="Every eligible candidate after the target, listed or not."
+    )
+    alternatives_truncated: bool = Field(
+        False, description="`alternatives` lists fewer than `alternatives_total`."
+    )
+    excluded: list[ExclusionOut] = Field(
+        description="The first 20 excluded institutions a clinic asks about: the signed "
+        "institutions, the lead hospital, the referring institution, those that declined, the "
+        "partners; then near misses (full, stale census, only the parent "
+        "subject), nearest first. Those excluded for level, specialty, centre or being "
+        "inactive are counted, and listed (after the others) only with `exclusions=all`."
+    )
+    excluded_total: int = Field(0, description="Every excluded institution, listed or not.")
+    excluded_counts: dict[str, int] = Field(
+        default_factory=dict,
+        description="Every excluded institution counted per reason, e.g. "
+        '`{"level_not_higher": 8950, "no_free_capacity": 3}`; they add up to `excluded_total`.',
+    )
+    excluded_truncated: bool = Field(
+        False, description="`excluded` lists fewer than `excluded_total`."
+    )
     explanation: str
     overflow: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _totals_of_complete_lists(cls, data: Any) -> Any:
+        """Decisions stored before the lists were bounded listed everything: their totals
+        and counts are those of the lists."""
+        if isinstance(data, dict) and "excluded_total" not in data:
+            data = dict(data)
+            excluded = data.get("excluded") or []
+            counts: dict[str, int] = {}
+            for x in excluded:
+                counts[x["reason"]] = counts.get(x["reason"], 0) + 1
+            data.update(
+                excluded_total=len(excluded),
+                excluded_counts=counts,
+                alternatives_total=len(data.get("alternatives") or []),
+            )
+        return data
 
 
 class PatientOut(ResponseModel):

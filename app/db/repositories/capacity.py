@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, and_, case, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.db.models import BedCapacity, CapacityChange, SlotCapacity
 
@@ -171,6 +173,46 @@ async def candidate_slots(
         SlotCapacity.day == day,
     )
     return [tuple(r) for r in (await session.execute(stmt)).all()]  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class BestRow:
+    """The most specific capacity row of an institution among some specialty codes, as SQL
+    over outer joins (``joins``: join target and ON clause): what :func:`candidate_beds` and
+    :func:`candidate_slots` give, reduced as routing reduces them (03.04 before 03)."""
+
+    joins: tuple[tuple[Any, ColumnElement[bool]], ...]
+    present: ColumnElement[bool]
+    total: ColumnElement[Any]
+    occupied: ColumnElement[Any]
+    held: ColumnElement[Any]
+    as_of: ColumnElement[Any]
+
+
+def most_specific_row(institution_id: Any, codes: Sequence[Any], day: Any | None) -> BestRow:
+    """``codes`` (values or bound parameters) from the general to the specific (``03``,
+    ``03.04``); ``day`` None: beds, else that day's outpatient slots. One outer join per code
+    (a primary-key lookup each)."""
+    joins: list[tuple[Any, ColumnElement[bool]]] = []
+    for i, code in enumerate(codes):
+        row: Any = aliased(BedCapacity if day is None else SlotCapacity, name=f"capacity_{i}")
+        on = and_(row.institution_id == institution_id, row.specialty_code == code)
+        if day is not None:
+            on = and_(on, row.day == day)
+        joins.append((row, on))
+    deepest_first = [row for row, _ in reversed(joins)]
+
+    def pick(column: str) -> ColumnElement[Any]:
+        return case(*((r.institution_id.is_not(None), getattr(r, column)) for r in deepest_first))
+
+    return BestRow(
+        joins=tuple(joins),
+        present=or_(*(r.institution_id.is_not(None) for r in deepest_first)),
+        total=pick("total"),
+        occupied=pick("occupied"),
+        held=pick("held"),
+        as_of=pick("as_of"),
+    )
 
 
 async def _try_hold(session: AsyncSession, model: type[CapacityRow], *where: Any) -> bool:
