@@ -33,6 +33,7 @@ class Status(StrEnum):
     NO_SHOW = "no_show"
     WAITLISTED = "waitlisted"
     NEEDS_INFORMATION = "needs_information"
+    FORWARDED = "forwarded"  # passed through on the way to the institution the target named
 
 
 class Direction(StrEnum):
@@ -58,6 +59,7 @@ class Action(StrEnum):
     EXPIRE = "expire"  # the sweeper's, not an endpoint
     REQUEST_INFORMATION = "request-information"
     AMEND = "amend"
+    FORWARD = "forward"
 
 
 class Party(StrEnum):
@@ -134,6 +136,9 @@ TRANSITIONS: tuple[Transition, ...] = (
                HoldEffect.RELEASE, reroute=True),
     Transition(Status.NEEDS_INFORMATION, Action.CANCEL, Status.CANCELLED, Party.SOURCE,
                HoldEffect.RELEASE),
+    # referred onward: the target sends it to a member or partner it knows is better placed
+    Transition(Status.PENDING, Action.FORWARD, Status.FORWARDED, Party.TARGET, HoldEffect.RELEASE,
+               reroute=True),
 )
 # fmt: on
 

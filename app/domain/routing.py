@@ -167,6 +167,7 @@ class RankingRule(StrEnum):
     TIE_BREAK = "tie_break"
     ONLY_CANDIDATE = "only_candidate"
     PATIENT_CHOICE = "patient_choice"
+    FORWARDED = "forwarded_by_target"  # named by the hospital that forwarded the referral
     EPISODE_ORIGIN = "episode_origin"  # down-referral: back to who referred the patient up
 
 
@@ -231,6 +232,8 @@ class RoutingRequest:
     care_type: CareType
     signed_institution_ids: tuple[str, ...] = ()
     patient_choice_id: str | None = None
+    #: who named ``patient_choice_id``: the patient, or the target that forwarded the referral
+    choice_by: str = "patient"
     excluded_institution_ids: frozenset[str] = frozenset()
     now: datetime
     stale_after: timedelta
@@ -446,6 +449,8 @@ def _why(target: RankedCandidate, request: RoutingRequest) -> str:
     rule = target.rule
     if rule is RankingRule.PATIENT_CHOICE:
         return "the patient's own choice"
+    if rule is RankingRule.FORWARDED:
+        return "named by the hospital that forwarded the referral"
     if rule in (RankingRule.ONLY_CANDIDATE, RankingRule.CONSORTIUM_MEMBER):
         return f"the only eligible {kind}"
     if rule is RankingRule.SPECIALTY_MATCH:
@@ -534,6 +539,11 @@ def _entry_why(
     a = above.name
     if rule is RankingRule.PATIENT_CHOICE:
         return f"after {a}, the patient's own choice", f"排在患者自选的{a}之后"
+    if rule is RankingRule.FORWARDED:
+        return (
+            f"after {a}, which the forwarding hospital named",
+            f"排在转诊医院转介指定的{a}之后",
+        )
     if rule is RankingRule.CONSORTIUM_MEMBER:
         return (
             f"after {a}: consortium members come before partners outside the consortium",
@@ -586,6 +596,7 @@ def _entry_why(
 
 _WHY_ZH: Final = {
     RankingRule.PATIENT_CHOICE: "患者自选",
+    RankingRule.FORWARDED: "由转出医院转介指定",
     RankingRule.ONLY_CANDIDATE: "唯一符合条件的机构",
     RankingRule.CONSORTIUM_MEMBER: "唯一符合条件的机构",
     RankingRule.SPECIALTY_MATCH: "开设所需专业",
@@ -753,16 +764,17 @@ def route(
 
     ranked: list[RankedCandidate] = []
     previous: _Components = ()
+    chosen_rule = RankingRule.FORWARDED if request.choice_by == "target" else _PATIENT_CHOICE
     for i, (_, numbers, c, member, stale, distance, offered_code) in enumerate(eligible):
         if i == 0:
             if chosen:
-                rule = _PATIENT_CHOICE
+                rule = chosen_rule
             elif len(eligible) == 1:
                 rule = _ONLY_CANDIDATE
             else:
                 rule = _deciding_rule(numbers, eligible[1][1], rules)
         elif i == 1 and chosen:
-            rule = _PATIENT_CHOICE
+            rule = chosen_rule
         else:
             rule = _deciding_rule(previous, numbers, rules)
         previous = numbers

@@ -91,6 +91,8 @@ class RoutingInput:
     signed_institution_ids: tuple[str, ...]
     patient_choice_id: str | None
     centre: Centre | None = None  # green channel: the centre the pathway needs
+    #: who named ``patient_choice_id``: the patient, or the target forwarding the referral
+    choice_by: str = "patient"
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +323,7 @@ def decide(
         care_type=data.care_type,
         signed_institution_ids=data.signed_institution_ids,
         patient_choice_id=data.patient_choice_id,
+        choice_by=data.choice_by,
         excluded_institution_ids=excluded,
         green_channel=data.centre,
         parent_only_eligible=cands.parent_only_eligible,
@@ -332,9 +335,20 @@ def decide(
     try:
         return routing.route(request, cands.members, cands.partners, cands.left_out)
     except routing.PatientChoiceNotAllowed as exc:
+        forwarded = data.choice_by == "target"
         raise PatientChoiceRefused(
-            "The patient's chosen hospital cannot take this referral.",
-            [{"loc": ["body", "patient_choice_institution_id"], "msg": str(exc.reason)}],
+            "The named hospital cannot take this referral."
+            if forwarded
+            else "The patient's chosen hospital cannot take this referral.",
+            [
+                {
+                    "loc": [
+                        "body",
+                        "target_institution_id" if forwarded else "patient_choice_institution_id",
+                    ],
+                    "msg": str(exc.reason),
+                }
+            ],
             reason=str(exc.reason),
         ) from exc
 

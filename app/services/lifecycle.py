@@ -213,6 +213,7 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
             now,
             event_type="rerouted",
             cause=command.reason_code or str(action),
+            named=command.forward_to if action is Action.FORWARD else None,
         )
     else:  # (a re-route keeps the follow-ups in place_again)
         await episode_repo.sync_follow_ups(session, row)

@@ -31,6 +31,7 @@ class TransitionCommand:
     tests_done: list[dict[str, Any]] | None = None
     outcome: OutcomeIn | None = None  # completing an up-referral: the outcome back
     coordinator: dict[str, Any] | None = None  # accepting: who to call at the target
+    forward_to: str | None = None  # forwarding: the member or partner the target names
 
     @classmethod
     def of(
@@ -56,6 +57,7 @@ class TransitionCommand:
                 else None
             ),
             coordinator=given.get("coordinator"),
+            forward_to=given.get("target_institution_id"),
             question=given.get("question"),
             answer=given.get("answer"),
             clinical_summary=given.get("clinical_summary"),

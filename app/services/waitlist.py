@@ -54,7 +54,11 @@ class FreedPlace:
 
 
 async def _up_inputs(
-    session: AsyncSession, settings: Settings, row: Referral, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    row: Referral,
+    now: datetime,
+    named: str | None = None,
 ) -> tuple[Candidates, placement.Decide, placement.Need]:
     source = await candidates.load_source(session, row.source_institution_id)
     data = RoutingInput(
@@ -62,8 +66,10 @@ async def _up_inputs(
         care_type=row.care_type,
         wanted_day=row.wanted_day,
         signed_institution_ids=tuple(row.signed_institution_ids or ()),
-        patient_choice_id=None,  # the patient's choice applied to the first routing only
+        # the patient's choice applied to the first routing only; a forwarding target names one
+        patient_choice_id=named,
         centre=await pathways.centre_of(session, row.pathway_code),
+        choice_by="target",
     )
     excluded = frozenset(row.declined_institution_ids or ())
 
@@ -87,8 +93,10 @@ async def place_again(
     event_type: str,
     record_waitlisted: bool = True,
     cause: str | None = None,
+    named: str | None = None,
 ) -> routing.RoutingDecision:
-    """Route (again) with the declined hospitals excluded; pending with a hold, or waitlisted."""
+    """Route (again) with the declined hospitals excluded; pending with a hold, or waitlisted.
+    ``named``: the institution a forwarding target named (it must be eligible: else 422)."""
     if row.direction is Direction.DOWN:
         parent = await repo.get(session, row.parent_referral_id) if row.parent_referral_id else None
         cands, decide, need = await down_referrals.down_placement_inputs(
@@ -96,10 +104,10 @@ async def place_again(
             row,
             signed=tuple(row.signed_institution_ids or ()),
             episode_origin=parent.source_institution_id if parent else None,
-            requested=None,
+            requested=named,
         )
     else:
-        cands, decide, need = await _up_inputs(session, settings, row, now)
+        cands, decide, need = await _up_inputs(session, settings, row, now, named)
     placed = await placement.place(session, cands, decide, need)
     target = placed.target
     if target is None and not record_waitlisted:

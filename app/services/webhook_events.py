@@ -36,6 +36,7 @@ class WebhookEventType(StrEnum):
     FOLLOW_UP_DUE = "referral.follow_up_due"
     NEEDS_INFORMATION = "referral.needs_information"
     AMENDED = "referral.amended"
+    FORWARDED = "referral.forwarded"
     OUTCOME_SENT = "referral.outcome_sent"
     PATIENT_NOTICE = "referral.patient_notice"
     DOCUMENT_ATTACHED = "referral.document_attached"

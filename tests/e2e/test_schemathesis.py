@@ -53,6 +53,7 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "create_webhook_subscription": "url: https (http only in demo mode), a host, no userinfo",
         "quote_reimbursement": "the target is at another level than the source",
         "reject_referral": "reason_code other needs reason_text",
+        "forward_referral": "the named institution must be eligible (routing's rules)",
         "complete_referral": "an outcome's diagnosis codes of their edition, its documents on "
         "the referral, an outcome only on up-referrals",
         "put_capacity": "specialty codes of the catalogue (GET /v1/specialties); occupied at "
@@ -76,6 +77,7 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
             "no_show",
             "request_information",
             "amend",
+            "forward",
         )
     },
     "415": {

@@ -117,7 +117,13 @@ async def test_wrong_state_is_409_naming_allowed_actions(api, client, auth) -> N
     assert r.status_code == 409
     body = r.json()
     assert body["status"] == 409 and body["type"].endswith("/transition-not-allowed")
-    assert set(body["allowed_actions"]) == {"accept", "reject", "cancel", "request-information"}
+    assert set(body["allowed_actions"]) == {
+        "accept",
+        "reject",
+        "cancel",
+        "request-information",
+        "forward",
+    }
 
 
 async def test_roles_403_and_404(api, client, auth) -> None:
@@ -238,7 +244,10 @@ async def test_worklist_order_filters_and_actions(api, client, auth) -> None:
     items = page1["items"] + r2.json()["items"]
     assert [i["urgency"] for i in items] == ["emergency", "urgent", "routine", "routine"]
     assert items[2]["created_at"] <= items[3]["created_at"]
-    assert all(i["allowed_actions"] == ["accept", "reject", "request-information"] for i in items)
+    assert all(
+        i["allowed_actions"] == ["accept", "reject", "request-information", "forward"]
+        for i in items
+    )
     assert items[0]["last_event"]["type"] == "created"  # not the bookkeeping tier_decided
     clinic = await client.get(
         "/v1/referrals", params={"box": "outgoing"}, headers=auth("demo clinic ZH-THC-TS")

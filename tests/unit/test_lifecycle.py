@@ -8,7 +8,8 @@ The expected table below is written from the lifecycle the service documents (RE
 - the target accepts, rejects, records arrival, admission, the visit, the start of follow-up,
   completion and a no-show (up only); the source cancels before arrival (and while waitlisted);
   the service itself expires a pending referral;
-- the target may send a pending referral back to its source for information: it waits in
+- the target may forward a pending referral to an institution it names (sent on, like a
+  rejection, to that one), or send it back to its source for information: it waits in
   needs information with its place kept, the source amends it (pending at the same target) or
   cancels it, and unanswered it expires like a pending one;
 - a rejection or an expiry sends the referral on (re-routed), except a rejection because the
@@ -84,6 +85,7 @@ EXPECTED = (
     Row(S.NEEDS_INFORMATION, A.AMEND,      S.PENDING,      P.SOURCE, H.KEEP,    False, ALL, BOTH),
     Row(S.NEEDS_INFORMATION, A.EXPIRE,     S.EXPIRED,      P.SYSTEM, H.RELEASE, True,  ALL, BOTH),
     Row(S.NEEDS_INFORMATION, A.CANCEL,     S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH),
+    Row(S.PENDING,      A.FORWARD,         S.FORWARDED,    P.TARGET, H.RELEASE, True,  ALL, BOTH),
 )
 # fmt: on
 
@@ -109,7 +111,7 @@ def _reachable() -> set[tuple[Status, CareType, str]]:
         seen.add(state)
         status, care, direction = state
         nxt = [r.to for (s, _a, c, d), r in ALLOWED.items() if (s, c, d) == state]
-        if status in (S.REJECTED, S.EXPIRED, S.WAITLISTED):
+        if status in (S.REJECTED, S.EXPIRED, S.FORWARDED, S.WAITLISTED):
             nxt += [S.PENDING, S.WAITLISTED]
         todo += [(n, care, direction) for n in nxt]
     return seen
@@ -160,8 +162,9 @@ def test_only_a_rejection_or_an_expiry_routes_again() -> None:
         (S.PENDING, A.REJECT),
         (S.PENDING, A.EXPIRE),
         (S.NEEDS_INFORMATION, A.EXPIRE),
+        (S.PENDING, A.FORWARD),
     }
-    assert {t.to for t in TRANSITIONS if t.reroute} == {S.REJECTED, S.EXPIRED}
+    assert {t.to for t in TRANSITIONS if t.reroute} == {S.REJECTED, S.EXPIRED, S.FORWARDED}
 
 
 def test_holds_follow_the_state() -> None:
@@ -169,7 +172,7 @@ def test_holds_follow_the_state() -> None:
     for t in TRANSITIONS:
         if t.source is not S.WAITLISTED:  # nothing held while waitlisted
             by_effect.setdefault(t.hold, set()).add(t.action)
-    assert by_effect[H.RELEASE] == {A.REJECT, A.CANCEL, A.EXPIRE, A.NO_SHOW}
+    assert by_effect[H.RELEASE] == {A.REJECT, A.CANCEL, A.EXPIRE, A.NO_SHOW, A.FORWARD}
     assert by_effect[H.OCCUPY] == {A.ADMIT, A.SEE, A.START_FOLLOW_UP}
     assert by_effect[H.KEEP] == {
         A.ACCEPT,
@@ -217,14 +220,14 @@ def test_reachable_states_are_those_of_the_lifecycle() -> None:
             A.ADMIT,
             INPATIENT,
             "up",
-            {"accept", "reject", "cancel", "request-information"},
+            {"accept", "reject", "cancel", "request-information", "forward"},
         ),
         (
             S.PENDING,
             A.ARRIVE,
             OUTPATIENT,
             "down",
-            {"accept", "reject", "cancel", "request-information"},
+            {"accept", "reject", "cancel", "request-information", "forward"},
         ),
         (S.NEEDS_INFORMATION, A.ACCEPT, INPATIENT, "up", {"amend", "cancel"}),
         (S.ACCEPTED, A.ACCEPT, INPATIENT, "up", {"arrive", "no-show", "cancel"}),
@@ -292,9 +295,21 @@ TARGET, SOURCE, SYSTEM = frozenset({P.TARGET}), frozenset({P.SOURCE}), frozenset
 @pytest.mark.parametrize(
     ("status", "care", "direction", "parties", "expected"),
     [
-        (S.PENDING, INPATIENT, "up", TARGET, ["accept", "reject", "request-information"]),
+        (
+            S.PENDING,
+            INPATIENT,
+            "up",
+            TARGET,
+            ["accept", "reject", "request-information", "forward"],
+        ),
         (S.PENDING, INPATIENT, "up", SOURCE, ["cancel"]),
-        (S.PENDING, OUTPATIENT, "down", TARGET, ["accept", "reject", "request-information"]),
+        (
+            S.PENDING,
+            OUTPATIENT,
+            "down",
+            TARGET,
+            ["accept", "reject", "request-information", "forward"],
+        ),
         (S.NEEDS_INFORMATION, INPATIENT, "up", SOURCE, ["amend", "cancel"]),
         (S.NEEDS_INFORMATION, INPATIENT, "up", TARGET, []),
         (S.PENDING, INPATIENT, "up", SYSTEM, []),  # expiry is the sweeper's, never offered

@@ -14,6 +14,7 @@ from app.api.schemas.lifecycle import (
     AmendIn,
     CompleteIn,
     EventOut,
+    ForwardIn,
     NoteIn,
     RejectIn,
     RequestInformationIn,
@@ -37,7 +38,12 @@ UserId = Annotated[
 def _transition_route(action: Action, body_model: type[Any], summary: str) -> None:
     """One POST /v1/referrals/{id}/<action> endpoint; each has its own operation id."""
     name = f"{action.value.replace('-', '_')}_referral"
-    required = action in (Action.REJECT, Action.REQUEST_INFORMATION, Action.AMEND)
+    required = action in (
+        Action.REJECT,
+        Action.REQUEST_INFORMATION,
+        Action.AMEND,
+        Action.FORWARD,
+    )
     body_default: Any = Body() if required else Body(default=None)
 
     async def endpoint(
@@ -88,6 +94,11 @@ for _action, _model, _summary in (
         "Ask the source for information (current target): the place stays held meanwhile",
     ),
     (Action.AMEND, AmendIn, "Answer the target's question (source): back to the same target"),
+    (
+        Action.FORWARD,
+        ForwardIn,
+        "Refer onward (current target): to a named member or partner, routed and held as usual",
+    ),
 ):
     _transition_route(_action, _model, _summary)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -33,6 +33,21 @@ class AcceptIn(StrictModel):
 class RejectIn(StrictModel):
     reason_code: RejectReason = Field(description="Why the hospital cannot take the patient.")
     reason_text: Note | None = Field(None, description="Required when reason_code is other.")
+
+
+class ForwardIn(StrictModel):
+    target_institution_id: Id = Field(
+        description="The member or partner better placed to take the patient (it must be "
+        "eligible: the same rules as routing; else 422 naming this field with the reason)."
+    )
+    reason_code: Literal[
+        "better_capability",
+        "specialist_available",
+        "closer_to_patient",
+        "capacity_elsewhere",
+        "other",
+    ] = Field(description="Why it is forwarded.")
+    reason_text: Note | None = None
 
 
 class RequestInformationIn(StrictModel):
