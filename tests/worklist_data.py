@@ -218,7 +218,7 @@ DOWN_STATUSES = (
     ("pending", 3),
     ("waitlisted", 1),
 )
-CLOSED = "('completed', 'cancelled', 'rejected', 'expired', 'no_show')"
+CLOSED_SQL = "(" + ", ".join(f"'{c}'" for c in CLOSED) + ")"
 LIVE = "('accepted', 'arrived', 'in_follow_up')"
 
 
@@ -294,7 +294,7 @@ async def generate_follow_ups(
             ) AS s
             CROSS JOIN LATERAL (
                 SELECT CAST(:end AS timestamptz)
-                    - (s.u4 * CASE WHEN s.status IN {CLOSED} THEN CAST(:days AS integer)
+                    - (s.u4 * CASE WHEN s.status IN {CLOSED_SQL} THEN CAST(:days AS integer)
                                ELSE CAST(:recent AS integer) END)
                       * interval '1 day' AS at
             ) AS t
