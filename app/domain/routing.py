@@ -44,7 +44,7 @@ Order (a single sort key, earlier components decide first; :class:`RankingRule`)
 6. ``free_share``: higher ``capacity_free / capacity_total`` first, unknown share last;
 7. ``tie_break``: ``code``, then ``institution_id``.
 
-``consortium_member`` is a rule value added to the brief's list: it names why the first partner
+``consortium_member`` is the rule value that names why the first partner
 ranks below the last member.
 
 Each ranked entry records the rule that placed it: the first key component on which it differs
@@ -68,7 +68,7 @@ misses (``only_parent_specialty``, ``stale_census``, ``no_free_capacity``), then
 nearest first, then by code. :func:`decision_to_dict` lists the first ``EXCLUDED_LISTED`` and
 counts all of them per reason.
 
-Green channel (an extension of the brief, used when ``RoutingRequest.green_channel`` names a
+Green channel (used when ``RoutingRequest.green_channel`` names a
 centre): the patient must be received, so the centre replaces the specialty check
 (``centre_not_held``), and neither a stale census nor full beds exclude anyone. The order is
 members before partners, then distance (nearest first), then fresh census, free share and the
