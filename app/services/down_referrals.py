@@ -28,6 +28,7 @@ from app.services import (
     outcomes,
     patients,
     placement,
+    routing_inputs,
     service_levels,
     up_referrals,
 )
@@ -49,7 +50,7 @@ async def down_placement_inputs(
     requested: str | None,
 ) -> tuple[Candidates, placement.Decide, placement.Need]:
     """The candidates, the down-routing rules and what is held, for ``placement``."""
-    source = await candidates.load_source(session, row.source_institution_id)
+    source = await routing_inputs.load_source(session, row.source_institution_id)
     data = RoutingInput(
         specialty_code=row.specialty_code,
         care_type=row.care_type,
@@ -97,7 +98,7 @@ async def create(
     if principal.role is not Role.HOSPITAL or principal.institution_id is None:
         raise Forbidden("Down-referrals are sent by hospitals.")
     now = utcnow()
-    source = await candidates.load_source(session, principal.institution_id)
+    source = await routing_inputs.load_source(session, principal.institution_id)
     checked = patients.check_patient(body.patient, today(now, source.time_zone))
     diagnosis = diagnoses.validate(settings, body.diagnosis)
     check_stability(body.condition_specialty_code, body.stability)

@@ -28,6 +28,7 @@ from app.services import (
     patients,
     placement,
     recognition,
+    routing_inputs,
     service_levels,
     tiers,
 )
@@ -118,11 +119,11 @@ async def create(
     if principal.role not in (Role.CLINIC, Role.HOSPITAL):
         raise Forbidden("Only a clinic or hospital key sends referrals.")
     now = utcnow()
-    source = await candidates.source_for(session, principal, None)
+    source = await routing_inputs.source_for(session, principal, None)
     checked = patients.check_patient(body.patient, today(now, source.time_zone))
     diagnosis = diagnoses.validate(settings, body.diagnosis)
-    data = await candidates.routing_input(session, body, body.patient.signed_institution_ids)
-    candidates.check_wanted_day(data, source)
+    data = await routing_inputs.routing_input(session, body, body.patient.signed_institution_ids)
+    routing_inputs.check_wanted_day(data, source)
     consortium_id = source.consortium_id
     # the targets the referral keeps: its consortium's own, or the shared defaults
     pathway = await pathways.for_referral(session, body.pathway, consortium_id)

@@ -15,7 +15,7 @@ from app.db.repositories import episodes as episode_repo
 from app.db.repositories import referrals as repo
 from app.domain import routing
 from app.domain.lifecycle import Direction
-from app.services import candidates, down_referrals, pathways, placement
+from app.services import candidates, down_referrals, pathways, placement, routing_inputs
 from app.services.candidates import Candidates, RoutingInput
 
 WAITLIST_BATCH = 20
@@ -60,7 +60,7 @@ async def _up_inputs(
     now: datetime,
     named: str | None = None,
 ) -> tuple[Candidates, placement.Decide, placement.Need]:
-    source = await candidates.load_source(session, row.source_institution_id)
+    source = await routing_inputs.load_source(session, row.source_institution_id)
     data = RoutingInput(
         specialty_code=row.specialty_code,
         care_type=row.care_type,

@@ -17,7 +17,7 @@ from app.db.models import BedCapacity
 from app.db.session import Database
 from app.domain.enums import CareType
 from app.domain.errors import Conflict
-from app.services import candidates, placement
+from app.services import candidates, placement, routing_inputs
 from app.services.candidates import RoutingInput
 
 NEED = placement.Need(CareType.INPATIENT, None)
@@ -38,7 +38,7 @@ async def _held(database: Database, ids: dict[str, str]) -> dict[str, int]:
 async def _read_candidates(app: Any, clinic_id: str) -> tuple[Any, candidates.Candidates]:
     database: Database = app.state.database
     async with database.unit_of_work(read_only=True) as session:
-        source = await candidates.load_source(session, clinic_id)
+        source = await routing_inputs.load_source(session, clinic_id)
         return source, await candidates.candidates(session, source, DATA)
 
 

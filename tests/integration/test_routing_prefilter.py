@@ -40,8 +40,9 @@ from app.domain.routing import (
     ExclusionReason,
     LeftOut,
 )
-from app.services.candidates import PREFILTER_TOP, RoutingInput, candidates, load_source
+from app.services.candidates import PREFILTER_TOP, RoutingInput, candidates
 from app.services.placement import MAX_HOLD_ATTEMPTS
+from app.services.routing_inputs import load_source
 from tests.factories import referral_body
 
 GENERATED = 400

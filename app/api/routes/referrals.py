@@ -10,7 +10,7 @@ from app.api.deps import ContextDep, PrincipalDep, ProtectorDep, SessionDep, Set
 from app.api.errors import problem_responses
 from app.api.presenters import ETAG_HEADER, created_response, referral_links, referral_out
 from app.api.schemas.referrals import DecisionOut, ReferralCreateBody, ReferralOut, RoutingPreviewIn
-from app.services import candidates, creates, views
+from app.services import creates, routing_inputs, views
 
 router = APIRouter(prefix="/v1", tags=["referrals"], responses=problem_responses(401, 422, 429))
 
@@ -44,7 +44,7 @@ async def preview_routing(
     ] = "listed",
 ) -> DecisionOut:
     """The decision `POST /v1/referrals` would take now, without creating or holding anything."""
-    decision = await candidates.preview(
+    decision = await routing_inputs.preview(
         session, settings, principal, body, complete=exclusions == "all"
     )
     return DecisionOut.model_validate(decision)
