@@ -99,6 +99,7 @@ def referral_out(view: ReferralView) -> ReferralOut:
         episode_id=row.episode_id,
         parent_referral_id=row.parent_referral_id,
         overflow=row.overflow,
+        council_directed=row.council_directed,
         respond_by=row.respond_by,
         routing=DecisionOut.model_validate(view.decision) if view.decision else None,
         tier=TierOut.model_validate(view.tier) if view.tier else None,

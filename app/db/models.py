@@ -337,6 +337,10 @@ class Referral(Base):
     pathway_version: Mapped[int | None] = mapped_column(Integer)
     pathway_targets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     overflow: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # the council placed it at a member of its choice (held, or there even when full)
+    council_directed: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     episode_id: Mapped[str | None] = mapped_column(String(36), index=True)
     parent_referral_id: Mapped[str | None] = mapped_column(String(36))
     reason: Mapped[str | None] = mapped_column(String(32))

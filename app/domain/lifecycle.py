@@ -60,6 +60,7 @@ class Action(StrEnum):
     REQUEST_INFORMATION = "request-information"
     AMEND = "amend"
     FORWARD = "forward"
+    PLACE = "place"  # the council places a pending or waitlisted referral at a named member
 
 
 class Party(StrEnum):
@@ -68,6 +69,7 @@ class Party(StrEnum):
     TARGET = "target"
     SOURCE = "source"
     SYSTEM = "system"
+    COUNCIL = "council"  # the consortium's council (and admins): unified deployment of beds
 
 
 class HoldEffect(StrEnum):
@@ -139,6 +141,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     # referred onward: the target sends it to a member or partner it knows is better placed
     Transition(Status.PENDING, Action.FORWARD, Status.FORWARDED, Party.TARGET, HoldEffect.RELEASE,
                reroute=True),
+    # council-directed placement (003: "unified deployment and use of the bed resources")
+    Transition(Status.PENDING, Action.PLACE, Status.PENDING, Party.COUNCIL, HoldEffect.RELEASE),
+    Transition(Status.WAITLISTED, Action.PLACE, Status.PENDING, Party.COUNCIL, HoldEffect.KEEP),
 )
 # fmt: on
 

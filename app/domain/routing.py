@@ -168,6 +168,7 @@ class RankingRule(StrEnum):
     ONLY_CANDIDATE = "only_candidate"
     PATIENT_CHOICE = "patient_choice"
     FORWARDED = "forwarded_by_target"  # named by the hospital that forwarded the referral
+    COUNCIL_DIRECTED = "council_directed"  # placed there by the consortium's council
     EPISODE_ORIGIN = "episode_origin"  # down-referral: back to who referred the patient up
 
 
@@ -232,7 +233,8 @@ class RoutingRequest:
     care_type: CareType
     signed_institution_ids: tuple[str, ...] = ()
     patient_choice_id: str | None = None
-    #: who named ``patient_choice_id``: the patient, or the target that forwarded the referral
+    #: who named ``patient_choice_id``: the patient, the target that forwarded the referral, or
+    #: the council (placed there even without a free place or a fresh census: overflow)
     choice_by: str = "patient"
     excluded_institution_ids: frozenset[str] = frozenset()
     now: datetime
@@ -451,6 +453,8 @@ def _why(target: RankedCandidate, request: RoutingRequest) -> str:
         return "the patient's own choice"
     if rule is RankingRule.FORWARDED:
         return "named by the hospital that forwarded the referral"
+    if rule is RankingRule.COUNCIL_DIRECTED:
+        return "placed there by the consortium's council"
     if rule in (RankingRule.ONLY_CANDIDATE, RankingRule.CONSORTIUM_MEMBER):
         return f"the only eligible {kind}"
     if rule is RankingRule.SPECIALTY_MATCH:
@@ -544,6 +548,8 @@ def _entry_why(
             f"after {a}, which the forwarding hospital named",
             f"排在转诊医院转介指定的{a}之后",
         )
+    if rule is RankingRule.COUNCIL_DIRECTED:
+        return f"after {a}, where the council placed the patient", f"排在医联体统一调配的{a}之后"
     if rule is RankingRule.CONSORTIUM_MEMBER:
         return (
             f"after {a}: consortium members come before partners outside the consortium",
@@ -597,6 +603,7 @@ def _entry_why(
 _WHY_ZH: Final = {
     RankingRule.PATIENT_CHOICE: "患者自选",
     RankingRule.FORWARDED: "由转出医院转介指定",
+    RankingRule.COUNCIL_DIRECTED: "医联体统一调配",
     RankingRule.ONLY_CANDIDATE: "唯一符合条件的机构",
     RankingRule.CONSORTIUM_MEMBER: "唯一符合条件的机构",
     RankingRule.SPECIALTY_MATCH: "开设所需专业",
@@ -659,6 +666,8 @@ def route(
     # One pass: each candidate is either excluded (first failing check) or gets its sort key,
     # computed once. Then one sort.
     eligible: list[_Eligible] = []
+    directed = request.choice_by == "council"
+    choice_of = request.patient_choice_id
     member_exclusions: list[Exclusion] = []
     partner_exclusions: list[Exclusion] = []
     member_ids = {c.institution_id for c in members}
@@ -687,7 +696,8 @@ def route(
             reason, detail = _CENTRE_NOT_HELD, centre_detail
         elif inst in declined:
             reason, detail = _PREVIOUSLY_DECLINED, "declined or let it expire"
-        elif green is None:
+        elif green is None and not (directed and inst == choice_of):
+            # (the council places where it says even without a free place or a fresh census)
             free = c.capacity_free
             if census is None or free is None:
                 reason, detail = _STALE_CENSUS, "no census reported"
@@ -764,7 +774,10 @@ def route(
 
     ranked: list[RankedCandidate] = []
     previous: _Components = ()
-    chosen_rule = RankingRule.FORWARDED if request.choice_by == "target" else _PATIENT_CHOICE
+    chosen_rule = {
+        "target": RankingRule.FORWARDED,
+        "council": RankingRule.COUNCIL_DIRECTED,
+    }.get(request.choice_by, _PATIENT_CHOICE)
     for i, (_, numbers, c, member, stale, distance, offered_code) in enumerate(eligible):
         if i == 0:
             if chosen:
@@ -779,7 +792,9 @@ def route(
             rule = _deciding_rule(previous, numbers, rules)
         previous = numbers
         free = c.capacity_free
-        overflow = i == 0 and green is not None and (free is None or free <= 0)
+        overflow = (
+            i == 0 and (green is not None or (directed and chosen)) and (free is None or free <= 0)
+        )
         entry = RankedCandidate(
             c.institution_id,
             c.code,

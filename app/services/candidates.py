@@ -289,20 +289,14 @@ def decide(
     try:
         return routing.route(request, cands.members, cands.partners, cands.left_out)
     except routing.PatientChoiceNotAllowed as exc:
-        forwarded = data.choice_by == "target"
+        field = {"target": "target_institution_id", "council": "institution_id"}.get(
+            data.choice_by, "patient_choice_institution_id"
+        )
         raise PatientChoiceRefused(
-            "The named hospital cannot take this referral."
-            if forwarded
-            else "The patient's chosen hospital cannot take this referral.",
-            [
-                {
-                    "loc": [
-                        "body",
-                        "target_institution_id" if forwarded else "patient_choice_institution_id",
-                    ],
-                    "msg": str(exc.reason),
-                }
-            ],
+            "The patient's chosen hospital cannot take this referral."
+            if data.choice_by == "patient"
+            else "The named institution cannot take this referral.",
+            [{"loc": ["body", field], "msg": str(exc.reason)}],
             reason=str(exc.reason),
         ) from exc
 

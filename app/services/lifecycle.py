@@ -61,6 +61,9 @@ def parties_of(principal: Principal, row: Referral) -> frozenset[Party]:
         parties.add(Party.SOURCE)
     if principal.role is Role.COUNCIL and principal.consortium_id == row.consortium_id:
         parties.add(Party.SOURCE)  # the council may cancel on the clinic's behalf
+        parties.add(Party.COUNCIL)  # and place the patient where it decides
+    if principal.role is Role.ADMIN:
+        parties.add(Party.COUNCIL)
     return frozenset(parties)
 
 
@@ -188,21 +191,35 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
     if lifecycle.closes(step, command.reason_code):
         row.closed_at = now
         row.respond_by = None
-    _event(
-        session,
-        row,
-        EVENT_OF.get(action, str(step.to)),
-        previous,
-        actor,
-        now,
-        # a question or an answer is clinical text: sealed with the referral, not in the event
-        reason=None if action in EVENT_OF else command.reason_text or command.note,
-        reason_code=command.reason_code,
-    )
+    if action is not Action.PLACE:  # a council placement's event is its council_placed one
+        _event(
+            session,
+            row,
+            EVENT_OF.get(action, str(step.to)),
+            previous,
+            actor,
+            now,
+            # a question or an answer is clinical text: sealed with the referral, not in events
+            reason=None if action in EVENT_OF else command.reason_text or command.note,
+            reason_code=command.reason_code,
+        )
     if action is Action.ACCEPT:  # the patient should be told: a notification, not a state
         webhook_events.enqueue(session, row, "patient_notice", now)
     if command.outcome is not None:  # the referrer is told, with its own webhook event
         _event(session, row, "outcome_sent", row.status, actor, now)
+    if action is Action.PLACE:  # at the member the council names: held, or flagged when full
+        row.council_directed = True
+        await waitlist.place_again(
+            session,
+            settings,
+            row,
+            actor,
+            now,
+            event_type="council_placed",
+            cause=command.reason_code,
+            named=command.forward_to,
+            directed=True,
+        )
     if lifecycle.reroutes(step, command.reason_code):
         _decline_current_target(row)
         await waitlist.place_again(

@@ -60,12 +60,14 @@ class Need:
     wanted_day: date | None
     #: a green-channel patient is received at a full centre all the same (no hold: overflow)
     green_channel: bool = False
+    #: the council placed the patient there: received even when full (no hold), flagged
+    council_directed: bool = False
 
     def holds(self, target: routing.RankedCandidate | None) -> bool:
         """Whether placing at ``target`` takes a place."""
         if target is None:
             return False
-        if self.green_channel and not target.capacity_free:
+        if (self.green_channel or self.council_directed) and not target.capacity_free:
             return False
         return self.care_type is CareType.INPATIENT or self.wanted_day is not None
 

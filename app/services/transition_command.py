@@ -57,7 +57,7 @@ class TransitionCommand:
                 else None
             ),
             coordinator=given.get("coordinator"),
-            forward_to=given.get("target_institution_id"),
+            forward_to=given.get("target_institution_id") or given.get("institution_id"),
             question=given.get("question"),
             answer=given.get("answer"),
             clinical_summary=given.get("clinical_summary"),

@@ -59,6 +59,7 @@ async def _up_inputs(
     row: Referral,
     now: datetime,
     named: str | None = None,
+    directed: bool = False,
 ) -> tuple[Candidates, placement.Decide, placement.Need]:
     source = await routing_inputs.load_source(session, row.source_institution_id)
     data = RoutingInput(
@@ -69,7 +70,7 @@ async def _up_inputs(
         # the patient's choice applied to the first routing only; a forwarding target names one
         patient_choice_id=named,
         centre=await pathways.centre_of(session, row.pathway_code),
-        choice_by="target",
+        choice_by="council" if directed else "target",
     )
     excluded = frozenset(row.declined_institution_ids or ())
 
@@ -79,7 +80,12 @@ async def _up_inputs(
     cands = await candidates.candidates(
         session, source, data, declined=excluded, census=candidates.CensusWindows.of(settings)
     )
-    need = placement.Need(data.care_type, data.wanted_day, green_channel=data.centre is not None)
+    need = placement.Need(
+        data.care_type,
+        data.wanted_day,
+        green_channel=data.centre is not None,
+        council_directed=directed,
+    )
     return cands, decide, need
 
 
@@ -94,6 +100,7 @@ async def place_again(
     record_waitlisted: bool = True,
     cause: str | None = None,
     named: str | None = None,
+    directed: bool = False,
 ) -> routing.RoutingDecision:
     """Route (again) with the declined hospitals excluded; pending with a hold, or waitlisted.
     ``named``: the institution a forwarding target named (it must be eligible: else 422)."""
@@ -107,7 +114,7 @@ async def place_again(
             requested=named,
         )
     else:
-        cands, decide, need = await _up_inputs(session, settings, row, now, named)
+        cands, decide, need = await _up_inputs(session, settings, row, now, named, directed)
     placed = await placement.place(session, cands, decide, need)
     target = placed.target
     if target is None and not record_waitlisted:

@@ -37,6 +37,7 @@ class WebhookEventType(StrEnum):
     NEEDS_INFORMATION = "referral.needs_information"
     AMENDED = "referral.amended"
     FORWARDED = "referral.forwarded"
+    COUNCIL_PLACED = "referral.council_placed"
     OUTCOME_SENT = "referral.outcome_sent"
     PATIENT_NOTICE = "referral.patient_notice"
     DOCUMENT_ATTACHED = "referral.document_attached"

@@ -54,6 +54,7 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "quote_reimbursement": "the target is at another level than the source",
         "reject_referral": "reason_code other needs reason_text",
         "forward_referral": "the named institution must be eligible (routing's rules)",
+        "place_referral": "the named institution must offer the care (routing's rules)",
         "record_repeated_tests": "each index names a test done of this referral",
         "complete_referral": "an outcome's diagnosis codes of their edition, its documents on "
         "the referral, an outcome only on up-referrals",
@@ -79,6 +80,7 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
             "request_information",
             "amend",
             "forward",
+            "place",
         )
     },
     "415": {

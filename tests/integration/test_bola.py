@@ -44,6 +44,7 @@ VALID_BODIES = {
     "record_repeated_tests": {"items": [{"index": 0, "reason_code": "other"}]},
     "amend_referral": {"answer": "a"},
     "forward_referral": {"target_institution_id": "x", "reason_code": "other"},
+    "place_referral": {"institution_id": "x", "reason_code": "other"},
     "record_milestone": {"milestone": "door", "at": "2026-01-01T00:00:00+00:00"},
     "record_follow_up": {"kind": "guidance", "guidance": "continue"},
 }

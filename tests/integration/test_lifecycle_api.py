@@ -123,6 +123,7 @@ async def test_wrong_state_is_409_naming_allowed_actions(api, client, auth) -> N
         "cancel",
         "request-information",
         "forward",
+        "place",
     }
 
 

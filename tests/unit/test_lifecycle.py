@@ -8,6 +8,7 @@ The expected table below is written from the lifecycle the service documents (RE
 - the target accepts, rejects, records arrival, admission, the visit, the start of follow-up,
   completion and a no-show (up only); the source cancels before arrival (and while waitlisted);
   the service itself expires a pending referral;
+- the council (or an admin) places a pending or waitlisted referral at a member it names;
 - the target may forward a pending referral to an institution it names (sent on, like a
   rejection, to that one), or send it back to its source for information: it waits in
   needs information with its place kept, the source amends it (pending at the same target) or
@@ -86,6 +87,8 @@ EXPECTED = (
     Row(S.NEEDS_INFORMATION, A.EXPIRE,     S.EXPIRED,      P.SYSTEM, H.RELEASE, True,  ALL, BOTH),
     Row(S.NEEDS_INFORMATION, A.CANCEL,     S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH),
     Row(S.PENDING,      A.FORWARD,         S.FORWARDED,    P.TARGET, H.RELEASE, True,  ALL, BOTH),
+    Row(S.PENDING,      A.PLACE,           S.PENDING,      P.COUNCIL, H.RELEASE, False, ALL, BOTH),
+    Row(S.WAITLISTED,   A.PLACE,           S.PENDING,      P.COUNCIL, H.KEEP,   False, ALL, BOTH),
 )
 # fmt: on
 
@@ -172,7 +175,7 @@ def test_holds_follow_the_state() -> None:
     for t in TRANSITIONS:
         if t.source is not S.WAITLISTED:  # nothing held while waitlisted
             by_effect.setdefault(t.hold, set()).add(t.action)
-    assert by_effect[H.RELEASE] == {A.REJECT, A.CANCEL, A.EXPIRE, A.NO_SHOW, A.FORWARD}
+    assert by_effect[H.RELEASE] == {A.REJECT, A.CANCEL, A.EXPIRE, A.NO_SHOW, A.FORWARD, A.PLACE}
     assert by_effect[H.OCCUPY] == {A.ADMIT, A.SEE, A.START_FOLLOW_UP}
     assert by_effect[H.KEEP] == {
         A.ACCEPT,
@@ -220,14 +223,14 @@ def test_reachable_states_are_those_of_the_lifecycle() -> None:
             A.ADMIT,
             INPATIENT,
             "up",
-            {"accept", "reject", "cancel", "request-information", "forward"},
+            {"accept", "reject", "cancel", "request-information", "forward", "place"},
         ),
         (
             S.PENDING,
             A.ARRIVE,
             OUTPATIENT,
             "down",
-            {"accept", "reject", "cancel", "request-information", "forward"},
+            {"accept", "reject", "cancel", "request-information", "forward", "place"},
         ),
         (S.NEEDS_INFORMATION, A.ACCEPT, INPATIENT, "up", {"amend", "cancel"}),
         (S.ACCEPTED, A.ACCEPT, INPATIENT, "up", {"arrive", "no-show", "cancel"}),
@@ -240,8 +243,8 @@ def test_reachable_states_are_those_of_the_lifecycle() -> None:
         (S.ARRIVED, A.ADMIT, INPATIENT, "down", {"start-follow-up"}),
         (S.ADMITTED, A.ADMIT, INPATIENT, "up", {"complete"}),
         (S.IN_FOLLOW_UP, A.CANCEL, OUTPATIENT, "down", {"complete"}),
-        (S.WAITLISTED, A.ACCEPT, INPATIENT, "up", {"cancel"}),
-        (S.WAITLISTED, A.EXPIRE, INPATIENT, "up", {"cancel"}),  # nothing to answer yet
+        (S.WAITLISTED, A.ACCEPT, INPATIENT, "up", {"cancel", "place"}),
+        (S.WAITLISTED, A.EXPIRE, INPATIENT, "up", {"cancel", "place"}),  # nothing to answer yet
         (S.REJECTED, A.ACCEPT, INPATIENT, "up", set()),  # passed through, never stays
         (S.EXPIRED, A.CANCEL, INPATIENT, "up", set()),
         (S.COMPLETED, A.CANCEL, INPATIENT, "up", set()),
@@ -347,6 +350,7 @@ def test_all_parties_together_get_every_endpoint_action(
     assert sorted(everyone) == sorted(
         actions(status, care, TARGET, direction=direction)
         + actions(status, care, SOURCE, direction=direction)
+        + actions(status, care, frozenset({P.COUNCIL}), direction=direction)
     )
 
 

@@ -16,6 +16,7 @@ from app.api.schemas.lifecycle import (
     EventOut,
     ForwardIn,
     NoteIn,
+    PlaceIn,
     RejectIn,
     RequestInformationIn,
 )
@@ -43,6 +44,7 @@ def _transition_route(action: Action, body_model: type[Any], summary: str) -> No
         Action.REQUEST_INFORMATION,
         Action.AMEND,
         Action.FORWARD,
+        Action.PLACE,
     )
     body_default: Any = Body() if required else Body(default=None)
 
@@ -98,6 +100,11 @@ for _action, _model, _summary in (
         Action.FORWARD,
         ForwardIn,
         "Refer onward (current target): to a named member or partner, routed and held as usual",
+    ),
+    (
+        Action.PLACE,
+        PlaceIn,
+        "Council-directed placement (its council, admins): at a named member, held or flagged",
     ),
 ):
     _transition_route(_action, _model, _summary)

@@ -50,6 +50,16 @@ class ForwardIn(StrictModel):
     reason_text: Note | None = None
 
 
+class PlaceIn(StrictModel):
+    institution_id: Id = Field(
+        description="The member (or partner) the council places the patient at; it must offer "
+        "the care (routing's rules but capacity and census): held when free, else there all "
+        "the same, flagged."
+    )
+    reason_code: Literal["bed_deployment", "waiting_too_long", "patient_safety", "other"]
+    reason_text: Note | None = None
+
+
 class RequestInformationIn(StrictModel):
     question: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = Field(
         description="What the target needs from the source (sealed at rest like the clinical "

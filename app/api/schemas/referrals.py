@@ -372,6 +372,9 @@ class ReferralOut(ResponseModel):
         description="The referral this one follows on from (up-referral → down → up again)."
     )
     overflow: bool = Field(description="Placed at a full centre (green channel): for the council.")
+    council_directed: bool = Field(
+        False, description="Placed by the council at a member of its choice (even when full)."
+    )
     respond_by: datetime | None = Field(description="The target must answer by then.")
     routing: DecisionOut | None
     tier: TierOut | None = Field(
