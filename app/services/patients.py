@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from app.api.schemas.referrals import PatientIn
 from app.domain.enums import Sex, SexCode
@@ -17,6 +17,9 @@ from app.domain.identity_documents import (
     mask_document,
     validate_document,
 )
+
+if TYPE_CHECKING:
+    from app.services.diagnoses import Diagnosis
 
 _EARLIEST_BIRTH: Final = date(1900, 1, 1)
 _PATIENT: Final = ["body", "patient"]
@@ -205,3 +208,23 @@ def escalation_patient(
             "signed_institution_ids": [],
         }
     )
+
+
+def referral_columns(
+    checked: CheckedPatient,
+    diagnosis: Diagnosis,
+    resident_hmac: str,
+    insurance_scheme: str,
+) -> dict[str, Any]:
+    """The patient's and the diagnosis' columns of a new referral row (up or down): what is
+    kept in the clear (codes, sex, birth date, the keyed hash), the rest being sealed."""
+    return {
+        "insurance_scheme": insurance_scheme,
+        "diagnosis_code": diagnosis.code.code,
+        "diagnosis_code_system": diagnosis.code.system,
+        "diagnosis_name": diagnosis.name,
+        "diagnosis_morphology": diagnosis.morphology,
+        "patient_sex": checked.sex.code,
+        "patient_birth_date": checked.birth_date,
+        "resident_id_hmac": resident_hmac,
+    }

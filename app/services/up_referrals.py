@@ -181,14 +181,9 @@ async def create(
         care_type=data.care_type,
         wanted_day=data.wanted_day,
         urgency=body.urgency,
-        insurance_scheme=body.patient.insurance_scheme,
-        diagnosis_code=diagnosis.code.code,
-        diagnosis_code_system=diagnosis.code.system,
-        diagnosis_name=diagnosis.name,
-        diagnosis_morphology=diagnosis.morphology,
-        patient_sex=checked.sex.code,
-        patient_birth_date=checked.birth_date,
-        resident_id_hmac=resident_hmac,
+        **patients.referral_columns(
+            checked, diagnosis, resident_hmac, body.patient.insurance_scheme
+        ),
         sensitive=sealed,
         referring_doctor=doctor.name if doctor else None,
         episode_id=episode_id,
