@@ -13,7 +13,9 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -264,3 +266,24 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 def dump_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def up_referral(n: int, birth: date, patient_name: str) -> dict[str, Any]:
+    """A valid inpatient internal-medicine ("03") up-referral from a Zhenghe clinic; ``n`` and
+    ``birth`` make the resident ID (and so the patient) unique."""
+    from app.domain.identity import make_resident_id
+
+    return {
+        "patient": {
+            "name": patient_name,
+            "resident_id": make_resident_id("350725", birth, n % 1000),
+            "insurance_scheme": "urban_rural_resident",
+            "insurance_number": f"INS-{n:09d}",
+        },
+        "diagnosis": {"icd10": "I63.9", "text": "脑梗死"},
+        "specialty_code": "03",
+        "care_type": "inpatient",
+        "urgency": "urgent",
+        "clinical_summary": "Benchmark referral.",
+        "referring_doctor": {"name": "王医生", "id": "doc-bench"},
+    }

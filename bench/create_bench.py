@@ -59,10 +59,9 @@ from benchlib import (
     pg_execute,
     pg_fetch,
     start_server,
+    up_referral,
 )
 from sqlalchemy.engine import make_url
-
-from app.domain.identity import make_resident_id
 
 BENCH_DIR = Path(__file__).resolve().parent
 REQUEST_TIMEOUT_S = 30.0
@@ -80,20 +79,7 @@ BARE_TABLE = (
 def referral_bytes(n: int) -> bytes:
     """A valid up-referral body; ``n`` makes the resident ID unique (up to 25 million)."""
     birth = date(1940, 1, 1) + timedelta(days=(n // 1000) % 25_000)
-    body = {
-        "patient": {
-            "name": "压测患者",
-            "resident_id": make_resident_id("350725", birth, n % 1000),
-            "insurance_scheme": "urban_rural_resident",
-            "insurance_number": f"INS-{n:09d}",
-        },
-        "diagnosis": {"icd10": "I63.9", "text": "脑梗死"},
-        "specialty_code": "03",
-        "care_type": "inpatient",
-        "urgency": "urgent",
-        "clinical_summary": "Benchmark referral.",
-        "referring_doctor": {"name": "王医生", "id": "doc-bench"},
-    }
+    body = up_referral(n, birth, "压测患者")
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 

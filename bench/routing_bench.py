@@ -61,11 +61,11 @@ from benchlib import (
     pg_execute,
     run_cli,
     start_server,
+    up_referral,
 )
 
 from app.domain import routing
 from app.domain.enums import CareType, InstitutionLevel
-from app.domain.identity import make_resident_id
 
 HOSPITAL_SHARE = 0.10
 CENTRE = (27.366, 118.858)  # Zhenghe county seat
@@ -383,20 +383,7 @@ PREVIEW_BODY = {"specialty_code": "03", "care_type": "inpatient"}
 def referral_body(n: int) -> dict[str, Any]:
     """A valid up-referral from the bench clinic: inpatient internal medicine ("03")."""
     birth = datetime(1950, 1, 1).date() + timedelta(days=n % 20_000)
-    return {
-        "patient": {
-            "name": "基准患者",
-            "resident_id": make_resident_id("350725", birth, n % 1000),
-            "insurance_scheme": "urban_rural_resident",
-            "insurance_number": f"INS-{n:09d}",
-        },
-        "diagnosis": {"icd10": "I63.9", "text": "脑梗死"},
-        "specialty_code": "03",
-        "care_type": "inpatient",
-        "urgency": "urgent",
-        "clinical_summary": "Benchmark referral.",
-        "referring_doctor": {"name": "王医生", "id": "doc-bench"},
-    }
+    return up_referral(n, birth, "基准患者")
 
 
 @dataclass

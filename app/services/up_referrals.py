@@ -4,7 +4,6 @@ routed by specialty and free capacity, the bed or slot held last (``placement``)
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +13,7 @@ from app.config import Settings
 from app.db.base import new_id, utcnow
 from app.db.models import Referral
 from app.db.repositories import referrals as repo
+from app.domain import routing
 from app.domain.enums import CareType, Role
 from app.domain.errors import Conflict, Forbidden
 from app.domain.lifecycle import Direction, Status
@@ -97,8 +97,10 @@ async def _waitlist_goes_first(
     return await waitlist.waitlist_first(session, settings, consortium_id, place_, priority, now)
 
 
-def _decider(settings: Settings, source: Source, data: RoutingInput, now: datetime) -> Any:
-    def decide(cands: Candidates) -> Any:
+def _decider(
+    settings: Settings, source: Source, data: RoutingInput, now: datetime
+) -> placement.Decide:
+    def decide(cands: Candidates) -> routing.RoutingDecision:
         return candidates.decide(settings, source, data, cands, now)
 
     return decide
