@@ -32,6 +32,7 @@ from app.api.routes import (
     tiers,
 )
 from app.api.routes import documents as document_routes
+from app.api.routes import memberships as membership_routes
 from app.api.routes import notices as notice_routes
 from app.api.routes import satisfaction as satisfaction_routes
 from app.api.routes import webhooks as webhook_routes
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(registry.router)
+    app.include_router(membership_routes.router)
     app.include_router(capacity.router)
     app.include_router(referrals.router)
     app.include_router(lifecycle.router)

@@ -100,6 +100,7 @@ def referral_out(view: ReferralView) -> ReferralOut:
         parent_referral_id=row.parent_referral_id,
         overflow=row.overflow,
         council_directed=row.council_directed,
+        consortium_basis=row.consortium_basis,
         respond_by=row.respond_by,
         routing=DecisionOut.model_validate(view.decision) if view.decision else None,
         tier=TierOut.model_validate(view.tier) if view.tier else None,

@@ -85,6 +85,14 @@ class Consortium(TimestampMixin, Base):
     time_zone: Mapped[str] = mapped_column(
         String(64), default=DEFAULT_TIME_ZONE, server_default=text("'Asia/Shanghai'")
     )
+    #: a specialty alliance's scope: the green-channel pathways (centres) and the specialty
+    #: codes whose referrals run in it by default (migration 0034)
+    alliance_centres: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    alliance_specialties: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
@@ -136,10 +144,10 @@ class Institution(TimestampMixin, Base):
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
     __table_args__ = (
+        # the consortium's lead unit: one hospital or several (migration 0033)
         Index(
-            "uq_institution_one_lead_per_consortium",
+            "ix_institution_lead_unit",
             "consortium_id",
-            unique=True,
             sqlite_where=text("is_lead"),
             postgresql_where=text("is_lead"),
         ),
@@ -163,6 +171,22 @@ class ConsortiumPartner(Base):
     institution_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("institution.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+class ConsortiumMembership(TimestampMixin, Base):
+    """Membership of a consortium other than the institution's own (``institution.consortium_id``,
+    its county community or urban group): a provincial or municipal specialty alliance, say.
+    ``is_lead``: in that consortium's lead unit."""
+
+    __tablename__ = "consortium_membership"
+
+    consortium_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("consortium.id", ondelete="CASCADE"), primary_key=True
+    )
+    institution_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("institution.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    is_lead: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class InstitutionSpecialty(Base):
@@ -341,6 +365,9 @@ class Referral(Base):
     council_directed: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
     )
+    # why the referral runs in its consortium: named by the caller, the specialty alliance of
+    # its pathway or specialty, or the source's own consortium (NULL: before migration 0034)
+    consortium_basis: Mapped[str | None] = mapped_column(String(16))
     episode_id: Mapped[str | None] = mapped_column(String(36), index=True)
     parent_referral_id: Mapped[str | None] = mapped_column(String(36))
     reason: Mapped[str | None] = mapped_column(String(32))

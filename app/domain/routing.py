@@ -38,7 +38,7 @@ Order (a single sort key, earlier components decide first; :class:`RankingRule`)
 1. ``fresh_census``: fresh before stale;
 2. ``signed_institution``: the patient's signed institutions first, in the order given
    (members only);
-3. ``lead_hospital``: the consortium's lead hospital (members only);
+3. ``lead_hospital``: a hospital of the consortium's lead unit (members only);
 4. ``lowest_adequate_level``: lower level first ("major illness stays in the county");
 5. ``travel_distance``: great-circle distance from the source, rounded to 0.1 km, unknown last;
 6. ``free_share``: higher ``capacity_free / capacity_total`` first, unknown share last;
@@ -228,7 +228,9 @@ class RoutingRequest:
     source_lat: float | None
     source_lon: float | None
     consortium_id: str
-    lead_institution_id: str | None
+    #: the consortium's lead unit: one hospital, or several (Zhenghe's County Hospital with the
+    #: County TCM and Maternity-and-Child hospitals); each ranks as ``lead_hospital``
+    lead_institution_ids: frozenset[str]
     specialty_code: str
     care_type: CareType
     signed_institution_ids: tuple[str, ...] = ()
@@ -465,6 +467,8 @@ def _why(target: RankedCandidate, request: RoutingRequest) -> str:
     if rule is RankingRule.SIGNED_INSTITUTION:
         return "one of the patient's signed institutions"
     if rule is RankingRule.LEAD_HOSPITAL:
+        if len(request.lead_institution_ids) > 1:
+            return "a hospital of the consortium's lead unit"
         return "the consortium's lead hospital"
     if rule is RankingRule.LOWEST_ADEQUATE_LEVEL:
         return f"the lowest adequate level ({target.level.value})"
@@ -573,6 +577,11 @@ def _entry_why(
             f"排在{a}之后：{a}在患者家庭医生签约中排序更前",
         )
     if rule is RankingRule.LEAD_HOSPITAL:
+        if len(request.lead_institution_ids) > 1:
+            return (
+                f"after {a}, a hospital of the consortium's lead unit",
+                f"排在{a}之后：{a}为医联体牵头单位成员医院",
+            )
         return (
             f"after {a}, the consortium's lead hospital",
             f"排在{a}之后：{a}为医联体牵头医院",
@@ -647,7 +656,7 @@ def route(
     now = request.now
     stale_before = now - request.stale_after  # census older than this: stale
     exclude_before = now - request.stale_exclude_after  # older than this: excluded
-    lead_id = request.lead_institution_id
+    lead_ids = request.lead_institution_ids
     signed_index: dict[str, float] = {}
     for i, inst in enumerate(request.signed_institution_ids):
         signed_index.setdefault(inst, float(i))
@@ -733,7 +742,7 @@ def route(
         else:
             if member:
                 signed = signed_index.get(inst, not_signed)
-                lead = 0.0 if inst == lead_id else 1.0
+                lead = 0.0 if inst in lead_ids else 1.0
             else:  # partners: no signed or lead preference
                 signed, lead = not_signed, 1.0
             numbers = (
@@ -852,8 +861,8 @@ def _listing_key(request: RoutingRequest) -> Callable[[Exclusion], Any]:
     for inst in request.excluded_institution_ids:
         named[inst] = _DECLINED_PLACE
     named[request.source_institution_id] = _SOURCE_PLACE
-    if request.lead_institution_id is not None:
-        named[request.lead_institution_id] = _LEAD_PLACE
+    for inst in sorted(request.lead_institution_ids):
+        named[inst] = _LEAD_PLACE
     for i, inst in reversed(list(enumerate(request.signed_institution_ids))):
         named[inst] = i
 

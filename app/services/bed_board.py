@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.db.models import BedCapacity, Consortium, Institution, SlotCapacity
+from app.db.repositories.memberships import member_of
 from app.domain.enums import Role
 from app.domain.errors import Forbidden, NotFound
 from app.domain.localtime import today
@@ -49,7 +50,7 @@ async def board(
     slot_day = day or today(now, consortium.time_zone)
     members = (
         select(Institution.id, Institution.code, Institution.name)
-        .where(Institution.consortium_id == consortium.id)
+        .where(member_of(consortium.id))  # its own and those that joined it
         .subquery()
     )
     rows: list[BoardRow] = []

@@ -27,6 +27,7 @@ from app.db.base import utcnow
 from app.db.repositories import capacity as capacity_repo
 from app.db.repositories import registry as registry_repo
 from app.db.repositories import routing as routing_repo
+from app.db.repositories.memberships import Affiliation
 from app.domain import routing
 from app.domain.capacity import free
 from app.domain.enums import CareType, Centre, InstitutionLevel
@@ -96,13 +97,17 @@ class Source:
     lat: float | None
     lon: float | None
     time_zone: str = DEFAULT_TIME_ZONE  # the consortium's: its "today"
+    #: the consortium the referral runs in (``consortium_id``) has members from other ones
+    joined_members: bool = False
+    #: the consortia the source belongs to, its own first (a create chooses among them)
+    affiliations: tuple[Affiliation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Candidates:
     members: list[routing.Candidate]
     partners: list[routing.Candidate]
-    lead_id: str | None
+    lead_ids: frozenset[str]  # the consortium's lead unit
     capacity_code: dict[str, str]  # institution -> the capacity row's specialty code
     #: the consortium's policy for this care type: do parent-only specialty matches count?
     parent_only_eligible: bool = True
@@ -169,10 +174,13 @@ async def candidates(
                 source_lon=source.lon,
                 top=PREFILTER_TOP,
                 near_misses=PREFILTER_NEAR_MISSES,
+                joined=source.joined_members,
             ),
         )
     only = None if answer is None else named | answer.selected.keys()
-    facts = await routing_repo.institutions_for_routing(session, source.consortium_id, only)
+    facts = await routing_repo.institutions_for_routing(
+        session, source.consortium_id, only, joined=source.joined_members
+    )
     ids = [f.id for f in facts]
     offered = await routing_repo.specialties_offered(session, ids, codes)
     centres = await routing_repo.centres_held(session, ids) if data.centre else {}
@@ -188,7 +196,7 @@ async def candidates(
             best[iid] = (code, total, occupied, held, as_of)
     members: list[routing.Candidate] = []
     partners: list[routing.Candidate] = []
-    lead_id = None
+    lead_ids: set[str] = set()
     for f in facts:
         cap = best.get(f.id)
         cand = routing.Candidate(
@@ -197,7 +205,7 @@ async def candidates(
             name=f.name,
             level=f.level,
             active=f.active,
-            in_consortium=f.consortium_id == source.consortium_id,
+            in_consortium=f.is_member,
             specialties=frozenset(offered.get(f.id, ())),
             centres=frozenset(centres.get(f.id, ())),
             lat=f.lat,
@@ -206,10 +214,10 @@ async def candidates(
             capacity_total=cap[1] if cap else None,
             census_as_of=cap[4] if cap else None,
         )
-        if f.consortium_id == source.consortium_id:
+        if f.is_member:
             members.append(cand)
             if f.is_lead:
-                lead_id = f.id
+                lead_ids.add(f.id)
         elif f.is_partner:
             partners.append(cand)
     capacity_code = {k: v[0] for k, v in best.items()}
@@ -219,7 +227,7 @@ async def candidates(
     return Candidates(
         members,
         partners,
-        lead_id,
+        frozenset(lead_ids),
         capacity_code,
         parent_only,
         left_out,
@@ -272,7 +280,7 @@ def decide(
         source_lat=source.lat,
         source_lon=source.lon,
         consortium_id=source.consortium_id,
-        lead_institution_id=cands.lead_id,
+        lead_institution_ids=cands.lead_ids,
         specialty_code=data.specialty_code,
         care_type=data.care_type,
         signed_institution_ids=data.signed_institution_ids,

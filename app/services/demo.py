@@ -69,10 +69,12 @@ async def load_demo(session: AsyncSession, *, pepper: bytes, seed: bytes) -> lis
         members = await repo.list_institutions(
             session, after=None, limit=10_000, consortium_id=result.consortium_id
         )
+        council_issued = False  # one council key, at the first of the lead unit
         for inst in members:
             if inst.consortium_id != result.consortium_id:
                 continue  # upstream partners get no demo key
-            if inst.is_lead:
+            if inst.is_lead and not council_issued:
+                council_issued = True
                 name = f"demo council {result.consortium_code}"
                 keys.append(
                     DemoKey(

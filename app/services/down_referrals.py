@@ -50,7 +50,7 @@ async def down_placement_inputs(
     requested: str | None,
 ) -> tuple[Candidates, placement.Decide, placement.Need]:
     """The candidates, the down-routing rules and what is held, for ``placement``."""
-    source = await routing_inputs.load_source(session, row.source_institution_id)
+    source = await routing_inputs.load_source(session, row.source_institution_id, row.consortium_id)
     data = RoutingInput(
         specialty_code=row.specialty_code,
         care_type=row.care_type,
@@ -98,7 +98,7 @@ async def create(
     if principal.role is not Role.HOSPITAL or principal.institution_id is None:
         raise Forbidden("Down-referrals are sent by hospitals.")
     now = utcnow()
-    source = await routing_inputs.load_source(session, principal.institution_id)
+    source = own_source = await routing_inputs.load_source(session, principal.institution_id)
     checked = patients.check_patient(body.patient, today(now, source.time_zone))
     diagnosis = diagnoses.validate(settings, body.diagnosis)
     check_stability(body.condition_specialty_code, body.stability)
@@ -142,6 +142,10 @@ async def create(
                 [{"loc": ["body", "up_referral_id"], "msg": "not this patient's up-referral"}],
             )
         episode_id, episode_origin = parent.episode_id, parent.source_institution_id
+        # back down in the consortium the patient came up in, where the hospital is a member
+        for affiliation in source.affiliations:
+            if affiliation.consortium_id == parent.consortium_id:
+                source = routing_inputs.within(source, affiliation)
         reused = outcomes.of(protector, parent) if discharge_summary is None else None
         if reused is not None:  # the outcome sent back becomes the discharge summary
             discharge_summary = "\n\n".join(
@@ -179,6 +183,7 @@ async def create(
         id=referral_id,
         number=await number_for(session, source.consortium_id, now, number),
         consortium_id=source.consortium_id,
+        consortium_basis="up_referral" if source is not own_source else "own",
         direction=Direction.DOWN,
         status=Status.PENDING,
         source_institution_id=source.id,

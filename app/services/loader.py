@@ -25,8 +25,9 @@ from pydantic import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
-from app.db.models import BedCapacity, Consortium, Institution, SlotCapacity
+from app.db.models import BedCapacity, Consortium, ConsortiumMembership, Institution, SlotCapacity
 from app.db.repositories import capacity as capacity_repo
+from app.db.repositories import memberships as memberships_repo
 from app.db.repositories import registry as repo
 from app.domain import national_codes as nc
 from app.domain.enums import (
@@ -101,8 +102,19 @@ class FileConsortium(_Model):
     close_knit: bool = True
     region_code: str | None = None
     referral_prefix: str = Field(pattern=r"^[A-Z]{2,4}$")
-    lead: Code
+    #: the lead unit: one member's code, or several (Zhenghe's three county hospitals)
+    lead: Code | list[Code]
     upstream_partners: list[Code] = Field(default_factory=list)
+    #: a specialty alliance's scope: its pathways (centres) and specialty codes
+    alliance_centres: list[Centre] = Field(default_factory=list)
+    alliance_specialties: list[str] = Field(default_factory=list)
+    #: institutions registered with another consortium that join this one (by code)
+    joined_members: list[Code] = Field(default_factory=list)
+
+    @property
+    def leads(self) -> list[str]:
+        return [self.lead] if isinstance(self.lead, str) else list(self.lead)
+
     notes: str | None = None
     time_zone: Annotated[str, AfterValidator(validate_zone)] | None = None
 
@@ -143,8 +155,10 @@ def parse_file(path: Path) -> ConsortiumFile:
     member_codes = {i.code for i in parsed.institutions}
     partner_codes = {p.code for p in parsed.partners}
     problems = []
-    if parsed.consortium.lead not in member_codes:
-        problems.append({"loc": ["consortium", "lead"], "msg": "lead is not a listed member"})
+    joined_codes = set(parsed.consortium.joined_members)
+    for code in parsed.consortium.leads:
+        if code not in member_codes | joined_codes:
+            problems.append({"loc": ["consortium", "lead"], "msg": "lead is not a listed member"})
     for code in parsed.consortium.upstream_partners:
         if code not in partner_codes:
             problems.append(
@@ -259,6 +273,7 @@ async def load_consortium(
     default_time_zone: str = DEFAULT_TIME_ZONE,
 ) -> LoadResult:
     codes = {c for i in [*parsed.institutions, *parsed.partners] for c in i.specialties}
+    codes |= set(parsed.consortium.alliance_specialties)
     known = await repo.existing_specialty_codes(session, codes)
     unknown = sorted(codes - known)
     if unknown:
@@ -278,6 +293,8 @@ async def load_consortium(
         "referral_prefix": spec.referral_prefix,
         "notes": spec.notes,
         "time_zone": time_zone,
+        "alliance_centres": [c.value for c in spec.alliance_centres],
+        "alliance_specialties": list(spec.alliance_specialties),
     }
     if consortium is None:
         consortium = await repo.add_consortium(session, Consortium(code=spec.code, **values))
@@ -288,7 +305,22 @@ async def load_consortium(
     for item in parsed.institutions:
         by_code[item.code] = await _upsert_institution(session, item, consortium.id)
     partner_rows = [await _upsert_institution(session, p, None) for p in parsed.partners]
-    await repo.set_lead(session, consortium.id, by_code[spec.lead].id)
+    for code in spec.joined_members:
+        joining = await repo.get_institution_by_code(session, code)
+        if joining is None:
+            raise InvalidInput(
+                "The file names a joined member that is not registered.",
+                [{"loc": ["consortium", "joined_members"], "msg": f"unknown institution {code}"}],
+            )
+        by_code[code] = joining
+        if joining.consortium_id != consortium.id and not await memberships_repo.get_membership(
+            session, consortium.id, joining.id
+        ):
+            await memberships_repo.add_membership(
+                session,
+                ConsortiumMembership(consortium_id=consortium.id, institution_id=joining.id),
+            )
+    await memberships_repo.set_leads(session, consortium.id, [by_code[c].id for c in spec.leads])
     partner_by_code = {r.code: r for r in partner_rows}
     await repo.set_partners(
         session, consortium.id, [partner_by_code[c].id for c in spec.upstream_partners]

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.db.repositories import memberships as memberships_repo
 from app.db.repositories import registry as registry_repo
 from app.domain.errors import InvalidInput
 
@@ -103,9 +104,10 @@ async def mark(
     ]
     if unknown:
         raise InvalidInput("The tests done name unknown institutions.", unknown)
+    members = await memberships_repo.member_ids(session, consortium_id, list(found))
     marked, count, fen = [], 0, 0
     for t in tests:
-        reason, item = _why_not(catalogue, found, consortium_id, day, t)
+        reason, item = _why_not(catalogue, found, members, day, t)
         recognised = reason is None
         if recognised and item is not None:
             count += 1
@@ -127,7 +129,7 @@ async def mark(
 def _why_not(
     catalogue: Catalogue | None,
     found: dict[str, Any],
-    consortium_id: str,
+    members: set[str],  # of the referral's consortium, among ``found``
     day: date,
     test: dict[str, Any],
 ) -> tuple[str | None, Item | None]:
@@ -142,7 +144,7 @@ def _why_not(
     performer = found.get(test.get("performed_by_institution_id") or "")
     if performer is None:
         return "performer_unknown", item
-    if performer.consortium_id != consortium_id:
+    if performer.id not in members:
         return "performed_outside_consortium", item
     if str(performer.level) not in item.levels:
         return "performer_level_not_recognised", item

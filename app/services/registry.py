@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Consortium, Institution, Specialty
+from app.db.repositories import memberships as memberships_repo
 from app.db.repositories import registry as repo
 from app.domain.enums import Centre, InstitutionGrade, InstitutionLevel, InstitutionType, Role
 from app.domain.errors import Forbidden, InvalidInput, NotFound
@@ -19,8 +20,16 @@ from app.services.auth import Principal
 @dataclass(frozen=True, slots=True)
 class ConsortiumView:
     row: Consortium
-    lead_institution_id: str | None
+    #: the lead unit: one hospital, or several (by code)
+    lead_institution_ids: list[str] = field(default_factory=list)
     upstream_partner_ids: list[str] = field(default_factory=list)
+    #: members whose own consortium is another one (joined this alliance)
+    joined_member_ids: list[str] = field(default_factory=list)
+
+    @property
+    def lead_institution_id(self) -> str | None:
+        """The first of the lead unit (the one lead of a unit of one)."""
+        return self.lead_institution_ids[0] if self.lead_institution_ids else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +61,10 @@ async def _consortium_views(
     session: AsyncSession, rows: Sequence[Consortium]
 ) -> list[ConsortiumView]:
     ids = [r.id for r in rows]
-    leads = await repo.lead_ids(session, ids)
+    leads = await memberships_repo.lead_ids(session, ids)
     partners = await repo.partner_ids(session, ids)
-    return [ConsortiumView(r, leads.get(r.id), partners.get(r.id, [])) for r in rows]
+    joined = await memberships_repo.joined_ids(session, ids)
+    return [ConsortiumView(r, leads[r.id], partners[r.id], joined[r.id]) for r in rows]
 
 
 async def get_consortium(session: AsyncSession, consortium_id: str) -> ConsortiumView:
@@ -98,13 +108,18 @@ async def _check_partners(
             )
 
 
-async def _check_lead(session: AsyncSession, consortium_id: str, lead_id: str) -> None:
-    lead = await repo.get_institution(session, lead_id)
-    if lead is None or lead.consortium_id != consortium_id:
-        raise InvalidInput(
-            "The lead institution must be a member of the consortium.",
-            [{"loc": ["body", "lead_institution_id"], "msg": "not a member of this consortium"}],
-        )
+async def _check_leads(
+    session: AsyncSession, consortium_id: str, lead_ids: Sequence[str], field_name: str
+) -> None:
+    for i, lead_id in enumerate(lead_ids):
+        if not await memberships_repo.is_member(session, consortium_id, lead_id):
+            loc: list[str | int] = ["body", field_name]
+            if field_name == "lead_institution_ids":
+                loc.append(i)
+            raise InvalidInput(
+                "A lead institution must be a member of the consortium.",
+                [{"loc": loc, "msg": "not a member of this consortium"}],
+            )
 
 
 async def _check_unique(
@@ -130,6 +145,9 @@ async def create_consortium(
     partners = list(data.pop("upstream_partner_ids", None) or [])
     await _check_unique(session, code=data["code"], prefix=data["referral_prefix"])
     await _check_partners(session, partners)
+    for scope in ("alliance_centres", "alliance_specialties"):
+        data[scope] = list(dict.fromkeys(data.get(scope) or []))
+    await _check_specialties(session, data["alliance_specialties"], "alliance_specialties")
     row = await repo.add_consortium(session, Consortium(**data))
     await repo.set_partners(session, row.id, partners)
     return await get_consortium(session, row.id)
@@ -146,11 +164,23 @@ async def update_consortium(
         partners = list(changes.pop("upstream_partner_ids") or [])
         await _check_partners(session, partners, principal, consortium_id)
         await repo.set_partners(session, consortium_id, partners)
-    if "lead_institution_id" in changes:
-        lead_id = changes.pop("lead_institution_id")
-        if lead_id is not None:
-            await _check_lead(session, consortium_id, lead_id)
-        await repo.set_lead(session, consortium_id, lead_id)
+    if "lead_institution_ids" in changes or "lead_institution_id" in changes:
+        # a lead unit of several, or of one (the field clients of a single lead send)
+        one = changes.pop("lead_institution_id", None)
+        name = (
+            "lead_institution_ids" if "lead_institution_ids" in changes else "lead_institution_id"
+        )
+        leads = list(
+            dict.fromkeys(changes.pop("lead_institution_ids", None) or ([one] if one else []))
+        )
+        await _check_leads(session, consortium_id, leads, name)
+        await memberships_repo.set_leads(session, consortium_id, leads)
+    for scope in ("alliance_centres", "alliance_specialties"):
+        if scope in changes:
+            values = list(dict.fromkeys(changes.pop(scope) or []))
+            if scope == "alliance_specialties":
+                await _check_specialties(session, values, scope)
+            setattr(row, scope, values)
     if "referral_prefix" in changes and changes["referral_prefix"] != row.referral_prefix:
         await _check_unique(session, prefix=changes["referral_prefix"])
     for key, value in changes.items():
@@ -183,13 +213,15 @@ async def list_institutions(
     )
 
 
-async def _check_specialties(session: AsyncSession, codes: Sequence[str]) -> None:
+async def _check_specialties(
+    session: AsyncSession, codes: Sequence[str], field_name: str = "specialties"
+) -> None:
     known = await repo.existing_specialty_codes(session, codes)
     unknown = [n for n, c in enumerate(codes) if c not in known]
     if unknown:
         raise InvalidInput(
             "Unknown specialty code.",
-            [{"loc": ["body", "specialties", n], "msg": "unknown specialty code"} for n in unknown],
+            [{"loc": ["body", field_name, n], "msg": "unknown specialty code"} for n in unknown],
         )
 
 

@@ -5,6 +5,7 @@ and the preview itself."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.schemas.referrals import RoutingFields, RoutingPreviewIn
 from app.config import Settings
 from app.db.base import utcnow
+from app.db.repositories import memberships as memberships_repo
 from app.db.repositories import registry as registry_repo
+from app.db.repositories.memberships import Affiliation
 from app.domain import routing
 from app.domain.enums import CareType, Role
 from app.domain.errors import Forbidden, InvalidInput
@@ -46,20 +49,96 @@ async def source_for(session: AsyncSession, principal: Principal, source_id: str
     else:
         raise Forbidden("This key's role may not send referrals.")
     source = await load_source(session, source_id or "")
-    if principal.role is Role.COUNCIL and source.consortium_id != principal.consortium_id:
+    if principal.role is Role.COUNCIL and principal.consortium_id not in {
+        a.consortium_id for a in source.affiliations
+    }:
         raise Forbidden("A council key may preview only for its own consortium.")
     return source
 
 
-async def load_source(session: AsyncSession, source_id: str) -> Source:
+async def load_source(
+    session: AsyncSession, source_id: str, consortium_id: str | None = None
+) -> Source:
+    """The source institution, in its own consortium with the others it joined (a create
+    chooses among them: :func:`run_in`), or in ``consortium_id``, the one a stored referral
+    runs in."""
     inst = await registry_repo.get_institution_row(session, source_id)
-    if inst is None or inst.consortium_id is None:
+    found: list[Affiliation] = []
+    if inst is not None and consortium_id is None:
+        found = await memberships_repo.affiliations(session, inst.consortium_id, inst.id)
+    elif inst is not None and consortium_id is not None:
+        one = await memberships_repo.affiliation(
+            session, consortium_id, own=consortium_id == inst.consortium_id
+        )
+        found = [one] if one is not None else []
+    if inst is None or not found:
         raise InvalidInput(
             "The source institution is not a member of a consortium.",
             [{"loc": ["body", "source_institution_id"], "msg": "not a consortium member"}],
         )
-    time_zone = await registry_repo.consortium_time_zone(session, inst.consortium_id)
-    return Source(inst.id, inst.consortium_id, inst.level, inst.latitude, inst.longitude, time_zone)
+    first = found[0]
+    return Source(
+        inst.id,
+        first.consortium_id,
+        inst.level,
+        inst.latitude,
+        inst.longitude,
+        first.time_zone,
+        first.joined_members,
+        tuple(found),
+    )
+
+
+def run_in(source: Source, named: str | None, data: RoutingInput) -> tuple[Source, str]:
+    """The consortium a new referral runs in, and why: the one the caller named (the source
+    must belong to it), else the specialty alliance the source joined for the referral's
+    green-channel pathway, else for its specialty (a sub-specialty's parent subject counts),
+    else the source's own. Several alliances fitting: the first by code."""
+    chosen: Affiliation | None = None
+    basis = "own"
+    if named is not None:
+        chosen = next((a for a in source.affiliations if named in (a.consortium_id, a.code)), None)
+        if chosen is None:
+            raise InvalidInput(
+                "The referring institution is not a member of this consortium.",
+                [{"loc": ["body", "consortium_id"], "msg": "not a consortium of the source"}],
+            )
+        basis = "named"
+    else:
+        joined = [a for a in source.affiliations if not a.own]
+        if data.centre is not None:
+            chosen = next((a for a in joined if data.centre.value in a.centres), None)
+            basis = "pathway"
+        if chosen is None:
+            code = data.specialty_code
+            chosen = next(
+                (
+                    a
+                    for a in joined
+                    if any(code == s or code.startswith(s + ".") for s in a.specialties)
+                ),
+                None,
+            )
+            basis = "specialty"
+        if chosen is None:
+            chosen, basis = source.affiliations[0], "own"
+    return within(source, chosen), basis
+
+
+def _covers(affiliation: Affiliation, code: str) -> bool:
+    return any(code == s or code.startswith(s + ".") for s in affiliation.specialties)
+
+
+def within(source: Source, affiliation: Affiliation) -> Source:
+    """The source as a member of ``affiliation``, one of its consortia."""
+    if affiliation.consortium_id == source.consortium_id:
+        return source
+    return replace(
+        source,
+        consortium_id=affiliation.consortium_id,
+        time_zone=affiliation.time_zone,
+        joined_members=affiliation.joined_members,
+    )
 
 
 def check_wanted_day(data: RoutingInput, source: Source) -> None:
@@ -139,6 +218,10 @@ async def preview(
     stored, or with ``complete`` over every member with every alternative and exclusion."""
     data = await routing_input(session, body, body.signed_institution_ids)
     source = await source_for(session, principal, body.source_institution_id)
+    named = body.consortium_id
+    if named is None and principal.role is Role.COUNCIL:
+        named = principal.consortium_id  # a council previews in its own consortium
+    source, _basis = run_in(source, named, data)
     check_wanted_day(data, source)
     census = CensusWindows.of(settings)
     cands = await candidates(session, source, data, complete=complete, census=census)

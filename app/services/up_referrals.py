@@ -125,6 +125,7 @@ async def create(
     checked = patients.check_patient(body.patient, today(now, source.time_zone))
     diagnosis = diagnoses.validate(settings, body.diagnosis)
     data = await routing_inputs.routing_input(session, body, body.patient.signed_institution_ids)
+    source, basis = routing_inputs.run_in(source, body.consortium_id, data)
     routing_inputs.check_wanted_day(data, source)
     consortium_id = source.consortium_id
     # the targets the referral keeps: its consortium's own, or the shared defaults
@@ -176,6 +177,7 @@ async def create(
         id=referral_id,
         number=referral_number,
         consortium_id=consortium_id,
+        consortium_basis=basis,
         direction=Direction.UP,
         status=Status.PENDING,
         source_institution_id=source.id,

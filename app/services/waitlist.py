@@ -61,7 +61,7 @@ async def _up_inputs(
     named: str | None = None,
     directed: bool = False,
 ) -> tuple[Candidates, placement.Decide, placement.Need]:
-    source = await routing_inputs.load_source(session, row.source_institution_id)
+    source = await routing_inputs.load_source(session, row.source_institution_id, row.consortium_id)
     data = RoutingInput(
         specialty_code=row.specialty_code,
         care_type=row.care_type,

@@ -21,10 +21,17 @@ def settings_overrides() -> dict[str, Any]:
     return {"webhook_allow": "127.0.0.1:9"}
 
 
-REGISTRY_READS = {"get_consortium", "get_institution", "get_capacity"}
+REGISTRY_READS = {"get_consortium", "get_institution", "get_capacity", "list_memberships"}
 # the consortium's own figures: its council (and admins) read them, anyone else gets 403
 COUNCIL_READS = {"get_bed_board"}
-REGISTRY_WRITES = {"update_consortium", "update_institution", "put_capacity", "update_pathway"}
+REGISTRY_WRITES = {
+    "update_consortium",
+    "update_institution",
+    "put_capacity",
+    "update_pathway",
+    "join_consortium",
+    "leave_consortium",
+}
 SOURCE_OPS = {
     "list_referral_tiers",
     "get_referral",

@@ -74,7 +74,7 @@ def req(**changes: Any) -> RoutingRequest:
         source_lat=SRC_LAT,
         source_lon=SRC_LON,
         consortium_id="zhenghe",
-        lead_institution_id=None,
+        lead_institution_ids=frozenset(),
         specialty_code="03.04",
         care_type=CareType.INPATIENT,
         now=NOW,
@@ -111,7 +111,7 @@ def test_single_member_is_routed_with_explanation() -> None:
 def test_lead_hospital_explanation() -> None:
     members = [cand("lead", name="Zhenghe County Hospital", capacity_free=12, capacity_total=120)]
     members.append(cand("b"))
-    d = route(req(lead_institution_id="lead"), members, [])
+    d = route(req(lead_institution_ids=frozenset({"lead"})), members, [])
     assert d.target is not None
     assert d.target.rule is RankingRule.LEAD_HOSPITAL
     assert d.explanation == (
@@ -251,7 +251,7 @@ def _pair(
 def test_fresh_census_beats_everything_else() -> None:
     fresh = cand("z", level=L.TERTIARY, lat=SRC_LAT + 1.0, capacity_free=1, census_as_of=FRESH)
     stale = cand("a", census_as_of=STALE)
-    _pair(fresh, stale, RankingRule.FRESH_CENSUS, req(lead_institution_id="a"))
+    _pair(fresh, stale, RankingRule.FRESH_CENSUS, req(lead_institution_ids=frozenset({"a"})))
     _pair(fresh, stale, RankingRule.FRESH_CENSUS, req(signed_institution_ids=("a",)))
 
 
@@ -276,7 +276,7 @@ def test_signed_institution_beats_lead() -> None:
     signed = cand("z", level=L.TERTIARY, lat=SRC_LAT + 1.0)
     lead = cand("a")
     _pair(signed, lead, RankingRule.SIGNED_INSTITUTION, req(signed_institution_ids=("z",)))
-    request = req(signed_institution_ids=("z",), lead_institution_id="a")
+    request = req(signed_institution_ids=("z",), lead_institution_ids=frozenset({"a"}))
     _pair(signed, lead, RankingRule.SIGNED_INSTITUTION, request)
 
 
@@ -287,7 +287,7 @@ def test_signed_institutions_keep_the_given_order() -> None:
 
 def test_lead_beats_lower_level() -> None:
     lead = cand("z", level=L.TERTIARY, lat=SRC_LAT + 1.0)
-    _pair(lead, cand("a"), RankingRule.LEAD_HOSPITAL, req(lead_institution_id="z"))
+    _pair(lead, cand("a"), RankingRule.LEAD_HOSPITAL, req(lead_institution_ids=frozenset({"z"})))
 
 
 def test_lowest_adequate_level_beats_distance() -> None:
@@ -352,7 +352,7 @@ def test_rules_of_a_longer_list() -> None:
         cand("a", lat=SRC_LAT + 0.5),
         cand("lead", level=L.TERTIARY),
     ]
-    d = route(req(lead_institution_id="lead"), members, [])
+    d = route(req(lead_institution_ids=frozenset({"lead"})), members, [])
     assert ranked_ids(d) == ["lead", "b", "d", "a", "c", "e"]
     assert [r.rank for r in (d.target, *d.alternatives) if r] == [1, 2, 3, 4, 5, 6]
     rules = [r.rule for r in (d.target, *d.alternatives) if r]
@@ -429,7 +429,7 @@ def test_falls_through_to_partners() -> None:
         partner("near", lat=SRC_LAT + 1.0, name="Nanping First Hospital"),
         partner("shut", active=False),
     ]
-    d = route(req(lead_institution_id="a"), members, partners)
+    d = route(req(lead_institution_ids=frozenset({"a"})), members, partners)
     assert d.outcome is RoutingOutcome.OUT_OF_CONSORTIUM
     assert ranked_ids(d) == ["near", "far"]
     assert d.target is not None
@@ -447,7 +447,7 @@ def test_falls_through_to_partners() -> None:
 
 def test_partners_ignore_signed_and_lead() -> None:
     partners = [partner("signed", lat=SRC_LAT + 2.0), partner("near", lat=SRC_LAT + 1.0)]
-    request = req(signed_institution_ids=("signed",), lead_institution_id="signed")
+    request = req(signed_institution_ids=("signed",), lead_institution_ids=frozenset({"signed"}))
     d = route(request, [], partners)
     assert ranked_ids(d) == ["near", "signed"]
 
@@ -517,7 +517,11 @@ def test_green_channel_goes_to_nearest_centre_even_when_full() -> None:
         cand("near", capacity_free=0, lat=SRC_LAT + 0.1, centres=stroke, census_as_of=None),
         cand("nocentre", lat=SRC_LAT + 0.01, specialties=frozenset({"03.03"})),
     ]
-    request = req(green_channel=Centre.STROKE, lead_institution_id="lead", specialty_code="03.03")
+    request = req(
+        green_channel=Centre.STROKE,
+        lead_institution_ids=frozenset({"lead"}),
+        specialty_code="03.03",
+    )
     d = route(request, members, [])
     assert d.outcome is RoutingOutcome.ROUTED
     assert ranked_ids(d) == ["near", "lead"]
@@ -680,7 +684,7 @@ def _reference_key(x: RankedCandidate, c: Candidate, r: RoutingRequest) -> tuple
         if x.in_consortium and x.institution_id in r.signed_institution_ids
         else len(r.signed_institution_ids)
     )
-    lead = x.in_consortium and x.institution_id == r.lead_institution_id
+    lead = x.in_consortium and x.institution_id in r.lead_institution_ids
     share = (
         -(x.capacity_free / x.capacity_total)
         if x.capacity_free is not None and x.capacity_total
@@ -715,7 +719,7 @@ def test_random_candidates(seed: int) -> None:
     request = req(
         source_level=rng.choice([L.VILLAGE, L.PRIMARY]),
         specialty_code=rng.choice(["03", "03.04", "04"]),
-        lead_institution_id=rng.choice([None, *pool]) if pool else None,
+        lead_institution_ids=frozenset(rng.sample(pool, min(len(pool), rng.randrange(3)))),
         signed_institution_ids=tuple(rng.sample(pool, min(len(pool), rng.randrange(3)))),
         excluded_institution_ids=frozenset(rng.sample(pool, min(len(pool), rng.randrange(3)))),
     )
@@ -799,7 +803,9 @@ def test_ten_thousand_candidates_are_all_accounted_for() -> None:
     rng = random.Random(10_000)
     members = [_random_candidate(rng, i, True) for i in range(9_000)]
     partners = [_random_candidate(rng, 10_000 + i, False) for i in range(1_000)]
-    request = req(lead_institution_id="i00001", signed_institution_ids=("i00002", "i00003"))
+    request = req(
+        lead_institution_ids=frozenset({"i00001"}), signed_institution_ids=("i00002", "i00003")
+    )
     d = route(request, members, partners)
     assert len(d.alternatives) + len(d.excluded) + 1 == 10_000
 
@@ -811,7 +817,11 @@ def test_sub_specialty_ranks_before_parent_only_even_when_the_parent_is_the_lead
     cardio = cand("cardio", name="Cardiology Centre", specialties=frozenset({"03.04"}))
     general = cand("general", name="Township Centre", specialties=frozenset({"03"}))
     names = {"03": "internal medicine", "03.04": "cardiology"}
-    d = route(req(lead_institution_id="general", specialty_names=names), [general, cardio], [])
+    d = route(
+        req(lead_institution_ids=frozenset({"general"}), specialty_names=names),
+        [general, cardio],
+        [],
+    )
     assert ranked_ids(d) == ["cardio", "general"]
     assert d.target is not None and d.target.specialty_match == "exact"
     assert d.target.rule is RankingRule.SPECIALTY_MATCH
@@ -841,7 +851,7 @@ def test_parent_only_target_says_so_in_the_explanation() -> None:
 
 def test_second_entry_says_the_first_is_the_lead_not_itself() -> None:
     members = [cand("lead", name="County Hospital"), cand("b", name="TCM Hospital")]
-    d = route(req(lead_institution_id="lead"), members, [])
+    d = route(req(lead_institution_ids=frozenset({"lead"})), members, [])
     assert d.target is not None
     assert d.target.why == "chosen: the consortium's lead hospital"
     assert d.target.why_zh.startswith("首选：医联体牵头医院")
@@ -854,7 +864,7 @@ def test_second_entry_says_the_first_is_the_lead_not_itself() -> None:
 def test_every_entry_has_words() -> None:
     rng = random.Random(7)
     members = [_random_candidate(rng, i, True) for i in range(1, 40)]
-    d = route(req(lead_institution_id=members[3].institution_id), members, [])
+    d = route(req(lead_institution_ids=frozenset({members[3].institution_id})), members, [])
     ranked = [r for r in (d.target, *d.alternatives) if r is not None]
     assert len(ranked) >= 3
     for above, entry in itertools.pairwise(ranked):
@@ -887,7 +897,7 @@ def _big_consortium(n: int, seed: int = 5) -> tuple[list[Candidate], list[Candid
 
 def test_decision_lists_a_bounded_number_and_counts_all() -> None:
     members, partners = _big_consortium(500)
-    d = route(req(lead_institution_id="h0010"), members, partners)
+    d = route(req(lead_institution_ids=frozenset({"h0010"})), members, partners)
     out = decision_to_dict(d)
     assert len(out["excluded"]) == EXCLUDED_LISTED
     assert out["excluded_total"] == len(d.excluded) > EXCLUDED_LISTED
@@ -937,7 +947,7 @@ def test_listing_names_first_what_a_clinic_asks_about_then_near_misses_nearest_f
         cand("other", specialties=frozenset({"04"}), lat=SRC_LAT + 0.02),
     ]
     request = req(
-        lead_institution_id="lead",
+        lead_institution_ids=frozenset({"lead"}),
         signed_institution_ids=("signed-1", "signed-2"),
         excluded_institution_ids=frozenset({"declined"}),
     )
@@ -963,12 +973,12 @@ def test_listing_names_first_what_a_clinic_asks_about_then_near_misses_nearest_f
 
 def test_left_out_members_are_counted_not_ranked() -> None:
     members, partners = _big_consortium(300)
-    full = route(req(lead_institution_id="h0010"), members, partners)
+    full = route(req(lead_institution_ids=frozenset({"h0010"})), members, partners)
     # what a database pre-filter would pass: the source, the lead, every hospital
     passed = [c for c in members if c.level is L.SECONDARY or c.institution_id == "src"]
     lower = {"level_not_higher": len(members) - len(passed)}
     left = LeftOut({ExclusionReason.LEVEL_NOT_HIGHER: lower["level_not_higher"]}, 0)
-    part = route(req(lead_institution_id="h0010"), passed, partners, left)
+    part = route(req(lead_institution_ids=frozenset({"h0010"})), passed, partners, left)
     assert part.target == full.target
     assert part.alternatives == full.alternatives
     assert part.explanation == full.explanation

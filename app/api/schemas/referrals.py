@@ -149,6 +149,12 @@ class RoutingFields(StrictModel):
         description="Green channel (stroke, chest_pain, trauma, critical_maternal, "
         "critical_neonatal): nearest centre even when full; heads every worklist.",
     )
+    consortium_id: Id | None = Field(
+        None,
+        description="The consortium or alliance the referral runs in (id or code), one the "
+        "source belongs to. Default: the specialty alliance the source joined for this pathway "
+        "or specialty, else the source's own consortium (`consortium_basis` says which).",
+    )
 
 
 DuplicateReason = Literal["second_opinion", "different_condition", "previous_stalled", "other"]
@@ -329,6 +335,13 @@ class ReferralOut(ResponseModel):
     direction: str
     status: str
     consortium_id: str
+    consortium_basis: str | None = Field(
+        description="Why the referral runs in its consortium: named (by the caller), pathway or "
+        "specialty (the specialty alliance the source joined for it), own (the source's own "
+        "consortium), up_referral (a down-referral back in the consortium the patient came up "
+        "in); null for referrals stored before alliances.",
+        examples=["own"],
+    )
     source_institution_id: str
     target_institution_id: str | None
     out_of_consortium: bool

@@ -31,6 +31,16 @@ RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,12}$")]
 SpecialtyCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}(\.[0-9]{2})?$")]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=36)]
 
+ALLIANCE_CENTRES = (
+    "A specialty alliance's green-channel pathways: a referral on such a pathway from one of "
+    "its members runs in it unless the caller names the consortium."
+)
+ALLIANCE_SPECIALTIES = (
+    "A specialty alliance's specialties (GB/T 2261.1-style subject codes, sub-specialties "
+    "included): a referral for one of them from one of its members runs in it unless the caller "
+    "names the consortium."
+)
+
 
 class SpecialtyOut(ResponseModel):
     code: str = Field(examples=["03.04"])
@@ -48,8 +58,21 @@ class ConsortiumOut(ResponseModel):
     close_knit: bool
     region_code: str | None
     referral_prefix: str
-    lead_institution_id: str | None
+    lead_institution_id: str | None = Field(
+        description="The lead hospital; with a lead unit of several, the first of "
+        "`lead_institution_ids`."
+    )
+    lead_institution_ids: list[str] = Field(
+        description="The lead unit: one hospital or several (by code). Each ranks as "
+        "`lead_hospital` in routing."
+    )
     upstream_partner_ids: list[str]
+    joined_member_ids: list[str] = Field(
+        description="Members whose own consortium is another one (joined with PUT "
+        "/v1/consortia/{id}/memberships/{institution_id})."
+    )
+    alliance_centres: list[Centre] = Field(description=ALLIANCE_CENTRES)
+    alliance_specialties: list[str] = Field(description=ALLIANCE_SPECIALTIES)
     notes: str | None
     time_zone: str = Field(
         description="IANA time zone of the consortium's days and months.",
@@ -68,6 +91,14 @@ class ConsortiumIn(StrictModel):
     region_code: RegionCode | None = None
     referral_prefix: Prefix = Field(description="2-4 capital letters that start referral numbers.")
     upstream_partner_ids: list[Id] = Field(default_factory=list, max_length=50)
+    alliance_centres: list[Centre] = Field(
+        default_factory=list,
+        max_length=10,
+        description=ALLIANCE_CENTRES,
+    )
+    alliance_specialties: list[SpecialtyCode] = Field(
+        default_factory=list, max_length=50, description=ALLIANCE_SPECIALTIES
+    )
     notes: Annotated[str, StringConstraints(max_length=2000)] | None = None
     time_zone: TimeZoneName | None = Field(
         None,
@@ -98,8 +129,24 @@ class NoNullPatch(StrictModel):
 
 class ConsortiumPatch(NoNullPatch):
     _not_nullable = frozenset(
-        {"name", "kind", "close_knit", "referral_prefix", "upstream_partner_ids", "time_zone"}
+        {
+            "name",
+            "kind",
+            "close_knit",
+            "referral_prefix",
+            "upstream_partner_ids",
+            "time_zone",
+            "lead_institution_ids",
+            "alliance_centres",
+            "alliance_specialties",
+        }
     )
+
+    @model_validator(mode="after")
+    def _one_lead_field(self) -> ConsortiumPatch:
+        if {"lead_institution_id", "lead_institution_ids"} <= self.model_fields_set:
+            raise ValueError("send lead_institution_id or lead_institution_ids, not both")
+        return self
 
     name: Name | SkipJsonSchema[None] = None
     name_en: Name | None = None
@@ -107,8 +154,17 @@ class ConsortiumPatch(NoNullPatch):
     close_knit: bool | SkipJsonSchema[None] = None
     region_code: RegionCode | None = None
     referral_prefix: Prefix | SkipJsonSchema[None] = None
-    lead_institution_id: Id | None = None
+    lead_institution_id: Id | None = Field(
+        None, description="A lead unit of one (null: none). Or send `lead_institution_ids`."
+    )
+    lead_institution_ids: Annotated[list[Id], Field(max_length=10)] | SkipJsonSchema[None] = Field(
+        None, description="The lead unit: members of the consortium ([]: none)."
+    )
     upstream_partner_ids: Annotated[list[Id], Field(max_length=50)] | SkipJsonSchema[None] = None
+    alliance_centres: Annotated[list[Centre], Field(max_length=10)] | SkipJsonSchema[None] = None
+    alliance_specialties: (
+        Annotated[list[SpecialtyCode], Field(max_length=50)] | SkipJsonSchema[None]
+    ) = None
     notes: Annotated[str, StringConstraints(max_length=2000)] | None = None
     time_zone: TimeZoneName | SkipJsonSchema[None] = None
 

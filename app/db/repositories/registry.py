@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.strategy_options import _AbstractLoad
@@ -18,6 +18,7 @@ from app.db.models import (
     InstitutionSpecialty,
     Specialty,
 )
+from app.db.repositories.memberships import member_of
 from app.domain.enums import Centre, InstitutionLevel, InstitutionType
 
 # --- specialties -------------------------------------------------------------------------
@@ -145,15 +146,6 @@ async def add_consortium(session: AsyncSession, consortium: Consortium) -> Conso
     return consortium
 
 
-async def lead_ids(session: AsyncSession, consortium_ids: Sequence[str]) -> dict[str, str]:
-    if not consortium_ids:
-        return {}
-    stmt = select(Institution.consortium_id, Institution.id).where(
-        Institution.consortium_id.in_(consortium_ids), Institution.is_lead.is_(True)
-    )
-    return {str(c): i for c, i in (await session.execute(stmt)).all()}
-
-
 async def partner_ids(session: AsyncSession, consortium_ids: Sequence[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {cid: [] for cid in consortium_ids}
     if not consortium_ids:
@@ -177,22 +169,6 @@ async def set_partners(
     for iid in dict.fromkeys(institution_ids):
         session.add(ConsortiumPartner(consortium_id=consortium_id, institution_id=iid))
     await session.flush()
-
-
-async def set_lead(session: AsyncSession, consortium_id: str, institution_id: str | None) -> None:
-    await session.execute(
-        update(Institution)
-        .where(Institution.consortium_id == consortium_id, Institution.is_lead.is_(True))
-        .values(is_lead=False, version=Institution.version + 1)
-        .execution_options(synchronize_session="fetch")
-    )
-    if institution_id is not None:
-        await session.execute(
-            update(Institution)
-            .where(Institution.id == institution_id)
-            .values(is_lead=True, version=Institution.version + 1)
-            .execution_options(synchronize_session="fetch")
-        )
 
 
 # --- institutions ------------------------------------------------------------------------
@@ -268,9 +244,7 @@ async def list_institutions(
         partners = select(ConsortiumPartner.institution_id).where(
             ConsortiumPartner.consortium_id == consortium_id
         )
-        stmt = stmt.where(
-            or_(Institution.consortium_id == consortium_id, Institution.id.in_(partners))
-        )
+        stmt = stmt.where(or_(member_of(consortium_id), Institution.id.in_(partners)))
     if level is not None:
         stmt = stmt.where(Institution.level == level)
     if type_ is not None:

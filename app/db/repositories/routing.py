@@ -37,6 +37,7 @@ from sqlalchemy.orm import aliased
 
 from app.db.models import ConsortiumPartner, Institution, InstitutionCentre, InstitutionSpecialty
 from app.db.repositories.capacity import most_specific_row
+from app.db.repositories.memberships import lead_of, member_of
 from app.domain.enums import Centre, InstitutionLevel
 from app.domain.geo import EARTH_RADIUS_KM
 from app.domain.routing import NEAR_MISSES, ExclusionReason
@@ -49,41 +50,45 @@ class InstitutionFacts:
     name: str
     level: InstitutionLevel
     active: bool
-    consortium_id: str | None
-    is_lead: bool
+    is_member: bool  # of the consortium routed in (its own, or joined)
+    is_lead: bool  # in that consortium's lead unit
     lat: float | None
     lon: float | None
     is_partner: bool
 
 
 async def institutions_for_routing(
-    session: AsyncSession, consortium_id: str, only: Collection[str] | None = None
+    session: AsyncSession,
+    consortium_id: str,
+    only: Collection[str] | None = None,
+    *,
+    joined: bool = False,
 ) -> Sequence[InstitutionFacts]:
     """The consortium's members and its upstream partners; with ``only``, the institutions
-    named there, the lead hospital and the partners (one indexed lookup each, no scan of the
-    consortium)."""
+    named there, the lead unit and the partners (one indexed lookup each, no scan of the
+    consortium). ``joined``: the consortium has members that joined it from another one
+    (``app.db.repositories.memberships``); ``is_member`` and ``is_lead`` are this consortium's."""
     partners = select(ConsortiumPartner.institution_id).where(
         ConsortiumPartner.consortium_id == consortium_id
     )
+    member = member_of(consortium_id, joined=joined)
+    lead = lead_of(consortium_id, joined=joined)
     columns = (
         Institution.id,
         Institution.code,
         Institution.name,
         Institution.level,
         Institution.active,
-        Institution.consortium_id,
-        Institution.is_lead,
+        member,
+        lead,
         Institution.latitude,
         Institution.longitude,
         Institution.id.in_(partners),
     )
     stmt: Any
     if only is None:
-        stmt = select(*columns).where(
-            or_(Institution.consortium_id == consortium_id, Institution.id.in_(partners))
-        )
+        stmt = select(*columns).where(or_(member, Institution.id.in_(partners)))
     else:
-        lead = and_(Institution.consortium_id == consortium_id, Institution.is_lead == true())
         stmt = union(
             select(*columns).where(Institution.id.in_(list(only))),
             select(*columns).where(Institution.id.in_(partners)),
@@ -96,8 +101,8 @@ async def institutions_for_routing(
             name=r[2],
             level=r[3],
             active=r[4],
-            consortium_id=r[5],
-            is_lead=r[6],
+            is_member=bool(r[5]),
+            is_lead=bool(r[6]),
             lat=r[7],
             lon=r[8],
             is_partner=bool(r[9]),
@@ -162,6 +167,7 @@ class PrefilterQuery:
     source_lon: float | None
     top: int  # eligible members to load: at least the best ``top``
     near_misses: int  # near misses to load for the listing: at least the nearest so many
+    joined: bool = False  # the consortium has members that joined it from another one
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +191,7 @@ class _Shape:
     parent_rule: bool  # parent-only matches excluded (a sub-specialty, policy says so)
     slots: bool
     located: bool  # the source has a location
+    joined: bool  # members that joined from another consortium: the membership rows count
 
 
 def _distance_km(located: bool) -> ColumnElement[Any]:
@@ -265,10 +272,10 @@ def _prefilter_statement(shape: _Shape) -> CompoundSelect[Any]:
             reason.label("reason"), dkey.label("dkey"), _distance_km(shape.located).label("km")
         )
         .where(
-            m.consortium_id == consortium,
+            member_of(consortium, joined=shape.joined),
             m.active == true(),
             higher,
-            m.is_lead == false(),
+            not_(lead_of(consortium)) if shape.joined else m.is_lead == false(),
             m.id.not_in(partners),
             m.id.not_in(bindparam("named_ids", expanding=True)),
         )
@@ -314,7 +321,7 @@ def _prefilter_statement(shape: _Shape) -> CompoundSelect[Any]:
     # every member by level and active flag, in the order of the index (a streaming count)
     below = (
         select(case((m.active == true(), 2), else_=3), m.level, cast(null(), String), func.count())
-        .where(m.consortium_id == consortium)
+        .where(member_of(consortium, joined=shape.joined))
         .group_by(m.level, m.active)
     )
     return union_all(selected, counted, below)
@@ -337,6 +344,7 @@ async def prefilter(session: AsyncSession, query: PrefilterQuery) -> PrefilterAn
         parent_rule=not green and depth > 1 and not query.parent_only_eligible,
         slots=query.day is not None,
         located=located,
+        joined=query.joined,
     )
     params: dict[str, Any] = {
         "consortium_id": query.consortium_id,
