@@ -63,8 +63,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column("referral", "consortium_basis")
-    with op.batch_alter_table("consortium") as batch:
-        batch.drop_column("alliance_specialties")
-        batch.drop_column("alliance_centres")
+    # DROP COLUMN in place: recreating the consortium table would break its foreign keys
+    op.drop_column("consortium", "alliance_specialties")
+    op.drop_column("consortium", "alliance_centres")
     op.drop_index("ix_consortium_membership_institution_id", table_name="consortium_membership")
     op.drop_table("consortium_membership")
