@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         default=10, gt=0, description="Time for one delivery attempt (connect, send, answer)."
     )
+    insurance_filing_valid_days: int = Field(
+        default=90,
+        ge=1,
+        le=366,
+        description="A referral filing's validity (2501 enddate = refl_date + this many days).",
+    )
 
     sqlite_busy_timeout_ms: int = 5000
     db_pool_size: int = 10

@@ -32,6 +32,7 @@ from app.api.routes import (
     tiers,
 )
 from app.api.routes import documents as document_routes
+from app.api.routes import filings as filing_routes
 from app.api.routes import memberships as membership_routes
 from app.api.routes import notices as notice_routes
 from app.api.routes import satisfaction as satisfaction_routes
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notice_routes.router)
     app.include_router(pathways.router)
     app.include_router(webhook_routes.router)
+    app.include_router(filing_routes.router)
     app.include_router(down.router)
     app.include_router(tiers.router)
     app.include_router(reports.router)

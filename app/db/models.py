@@ -687,4 +687,4 @@ class TierRecord(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
-from app.db import document_models, webhook_models  # noqa: E402,F401
+from app.db import document_models, filing_models, webhook_models  # noqa: E402,F401

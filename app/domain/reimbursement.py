@@ -94,6 +94,19 @@ class TierCode(StrEnum):
     SELF_PAY = "self_pay"
 
 
+#: The tiers whose terms depend on a referral filed with the medical-insurance platform
+#: (转院备案, transaction 2501): the referral rates. A policy may name its own (``filing_tiers``);
+#: without, these. Care without referral, self-pay and the down-referral (which keeps the
+#: referring episode inside the consortium) are not filed.
+DEFAULT_FILING_TIERS: Final = frozenset(
+    {
+        TierCode.IN_CONSORTIUM_REFERRAL,
+        TierCode.IN_CONSORTIUM_REFERRAL_PRIMARY_RATE,
+        TierCode.REFERRAL_OUT_OF_CONSORTIUM,
+    }
+)
+
+
 class Rule(StrEnum):
     """Names of the rules; also the keys of :attr:`Policy.sources`."""
 
@@ -224,6 +237,8 @@ class Policy:
     tcm_non_drug_no_deductible: bool
     sources: Mapping[str, str] = field(default_factory=dict)
     note: str = ""
+    #: the tiers that need a referral filing with the medical-insurance platform
+    filing_tiers: frozenset[TierCode] = DEFAULT_FILING_TIERS
 
     def __post_init__(self) -> None:
         if not self.code:
@@ -255,6 +270,13 @@ class Policy:
             "out_of_county_without_referral_ratio", self.out_of_county_without_referral_ratio
         )
         _check_fraction("tcm_decoction_ratio", self.tcm_decoction_ratio)
+        if not all(isinstance(t, TierCode) for t in self.filing_tiers):
+            raise ValueError("filing_tiers: a value is not a TierCode")
+        object.__setattr__(self, "filing_tiers", frozenset(self.filing_tiers))
+
+    def needs_filing(self, tier: str) -> bool:
+        """Whether care in ``tier`` depends on a referral filing (转院备案)."""
+        return tier in self.filing_tiers
 
     def terms_for(self, scheme: InsuranceScheme, level: InstitutionLevel) -> LevelTerms:
         try:
@@ -584,7 +606,7 @@ _FIGURES: Final = (
     "tcm_decoction_ratio",
 )
 _POLICY_KEYS: Final = frozenset(f.name for f in fields(Policy))
-_POLICY_OPTIONAL: Final = frozenset({"sources", "note"})
+_POLICY_OPTIONAL: Final = frozenset({"sources", "note", "filing_tiers"})
 _TERMS_KEYS: Final = frozenset({"deductible", "ratio", "annual_cap"})
 
 
@@ -700,7 +722,19 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
         ),
         sources=sources,
         note=_str("note", data.get("note", "")),
+        filing_tiers=_filing_tiers(data.get("filing_tiers")),
     )
+
+
+def _filing_tiers(value: Any) -> frozenset[TierCode]:
+    if value is None:
+        return DEFAULT_FILING_TIERS
+    if not isinstance(value, list):
+        raise ValueError("filing_tiers: expected a list of tier codes")
+    try:
+        return frozenset(TierCode(_str("filing_tiers item", v)) for v in value)
+    except ValueError:
+        raise ValueError(f"filing_tiers: expected tier codes of {sorted(TierCode)}") from None
 
 
 def _level_terms_to_dict(terms: LevelTerms) -> dict[str, str]:
@@ -732,6 +766,7 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
     for name in _FIGURES:
         result[name] = str(getattr(policy, name))
     result["sources"] = dict(policy.sources)
+    result["filing_tiers"] = sorted(t.value for t in policy.filing_tiers)
     return result
 
 

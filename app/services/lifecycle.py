@@ -30,6 +30,7 @@ from app.domain.errors import (
 from app.domain.lifecycle import Action, HoldEffect, Party, Status
 from app.services import (
     events,
+    filings,
     information,
     notices,
     outcomes,
@@ -191,6 +192,8 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
     if lifecycle.closes(step, command.reason_code):
         row.closed_at = now
         row.respond_by = None
+        if step.to is not Status.COMPLETED:  # ended without care: its filing is withdrawn
+            await filings.withdraw(session, settings, row, now)
     if action is not Action.PLACE:  # a council placement's event is its council_placed one
         _event(
             session,

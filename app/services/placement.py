@@ -34,7 +34,7 @@ from app.db.repositories import referrals as repo
 from app.domain import lifecycle, routing
 from app.domain.enums import CareType
 from app.domain.errors import Conflict
-from app.services import events, service_levels, tiers
+from app.services import events, filings, service_levels, tiers
 from app.services.candidates import Candidates, without_capacity
 
 MAX_HOLD_ATTEMPTS = 8
@@ -241,6 +241,8 @@ async def record(
         previous_target=previous_target,
     )
     recorded = await tiers.record_for(session, row, now, new_episode=new_episode) if tier else None
+    if tier or not applied:  # a new target, or none: the insurance filing follows it
+        await filings.follow(session, settings, row, recorded, now)
     return decision, recorded
 
 

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -38,8 +37,10 @@ from app.db.base import utcnow
 from app.db.repositories import webhooks as repo
 from app.db.session import Database
 from app.db.webhook_models import WebhookDelivery
-from app.services.egress import EgressDenied, EgressPolicy, PinnedTransport, Resolver
+from app.services import outbound
+from app.services.egress import Resolver
 from app.services.egress import system_resolve as default_resolver
+from app.services.outbound import after_failure, failure_class, lease
 from app.services.webhooks import SecretBox, body_of, secret_key, signature
 
 log = logging.getLogger("app.webhooks")
@@ -77,24 +78,12 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def lease(settings: Settings) -> timedelta:
-    """How long a claimed delivery stays with its relay: well beyond one attempt."""
-    return timedelta(seconds=2 * settings.webhook_timeout_seconds + 30)
-
-
-def backoff(settings: Settings, attempt: int) -> timedelta:
-    """Delay after the ``attempt``-th failed attempt: base × 2^(attempt−1), capped."""
-    exponent = min(max(attempt - 1, 0), 32)
-    seconds = settings.webhook_backoff_base_seconds * (2**exponent)
-    return timedelta(seconds=min(seconds, settings.webhook_backoff_max_seconds))
-
-
 async def fan_out(database: Database, settings: Settings) -> int:
     """Turn outbox rows into deliveries; returns how many outbox rows were handled."""
     total = 0
     while True:
         now = utcnow()
-        give_up_at = now + timedelta(seconds=settings.webhook_give_up_after_seconds)
+        give_up_at = outbound.give_up_at(settings, now)
         async with database.unit_of_work() as session:
             events = await repo.claim_unfanned(session, FAN_OUT_BATCH)
             recipients = sorted({i for e in events for i in e.recipients})
@@ -192,28 +181,6 @@ async def send(client: httpx.AsyncClient, item: Claimed, settings: Settings) -> 
         return Outcome(None, failure_class(exc))
 
 
-def failure_class(exc: BaseException) -> str:
-    """A coarse class for the delivery log: never exception text, addresses or ports."""
-    if isinstance(exc, EgressDenied):
-        return exc.reason
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return "timeout"
-    if _is_tls(exc):
-        return "tls"
-    if isinstance(exc, httpx.ConnectError):
-        return "refused"
-    return "network"
-
-
-def _is_tls(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 async def record(
     database: Database, settings: Settings, results: Iterable[tuple[Claimed, Outcome]]
 ) -> int:
@@ -228,12 +195,10 @@ async def record(
             }
             if outcome.ok:
                 values.update(state=repo.DELIVERED, delivered_at=now, next_attempt_at=None)
-            elif now >= item.give_up_at:
-                values.update(state=repo.DEAD, dead_at=now, next_attempt_at=None)
             else:
-                values["next_attempt_at"] = min(
-                    now + backoff(settings, item.attempt), item.give_up_at
-                )
+                values.update(after_failure(settings, now, item.attempt, item.give_up_at))
+                if values.pop("dead", False):
+                    values["state"] = repo.DEAD
             if await repo.record_attempt(
                 session,
                 item.delivery_id,
@@ -264,11 +229,7 @@ async def relay_once(
     redirects are never followed.
     """
     attempts = 0
-    timeout = httpx.Timeout(settings.webhook_timeout_seconds)
-    transport = PinnedTransport(EgressPolicy.of(settings.webhook_allow), resolver)
-    async with httpx.AsyncClient(
-        timeout=timeout, follow_redirects=False, transport=transport, trust_env=False
-    ) as client:
+    async with outbound.client(settings, resolver) as client:
         for _ in range(MAX_ROUNDS):
             await fan_out(database, settings)
             claimed = await claim_batch(database, settings)
@@ -283,12 +244,11 @@ async def relay_once(
 async def run_forever(
     database: Database, settings: Settings, resolver: Resolver = default_resolver
 ) -> None:
-    interval = settings.webhook_relay_interval_seconds
-    while True:
-        try:
-            await relay_once(database, settings, resolver)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("webhook relay pass failed: %s", type(exc).__name__)
-        await asyncio.sleep(interval)
+    """Webhooks and insurance filings, one pass of each every interval."""
+    from app.services import filing_relay
+
+    async def one_pass() -> None:
+        await relay_once(database, settings, resolver)
+        await filing_relay.deliver_once(database, settings, resolver)
+
+    await outbound.every(settings.webhook_relay_interval_seconds, one_pass, log, "webhook relay")

@@ -193,6 +193,15 @@ async def record_for(
     return record
 
 
+async def needs_filing(session: AsyncSession, record: TierRecord) -> bool:
+    """Whether the recorded tier depends on a referral filing (转院备案) under the policy that
+    decided it (its ``filing_tiers``)."""
+    row = await repo.policy_version(session, record.policy_code, record.policy_version)
+    if row is None:
+        return record.tier in rb.DEFAULT_FILING_TIERS
+    return _parsed(row).needs_filing(record.tier)
+
+
 async def list_policies(
     session: AsyncSession, principal: Principal, consortium_id: str | None
 ) -> list[ReimbursementPolicy]:

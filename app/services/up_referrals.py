@@ -23,6 +23,7 @@ from app.services import (
     diagnoses,
     episodes,
     events,
+    filings,
     notices,
     pathways,
     patients,
@@ -238,6 +239,7 @@ async def create(
     if pathway is not None:
         await pathways.on_green_channel_created(session, row, source.id, actor_user, now)
     tier = await tiers.record_for(session, row, now, new_episode=body.episode_id is None)
+    await filings.follow(session, settings, row, tier, now)  # when the tier depends on one
     await session.flush()  # ids and defaults of what was added, for the answer
     view = ReferralView(row, sensitive, decision, True, tier, time_zone=source.time_zone)
     return placement.Written(view, hold)

@@ -41,19 +41,21 @@ MANAGERS = frozenset({Role.CLINIC, Role.HOSPITAL, Role.COUNCIL, Role.ADMIN})
 
 
 class SecretBox:
-    """Seals subscription secrets at rest with AES-GCM.
+    """Seals secrets at rest with AES-GCM: webhook subscription secrets, and (with their own
+    ``label``) the insurance gateways' tokens.
 
-    The key is derived from ``REFERRAL_PATIENT_DATA_KEY`` for this purpose only (HMAC-SHA256
-    with its own label), and the subscription id is the associated data.
+    The key is derived from ``REFERRAL_PATIENT_DATA_KEY`` for one purpose only (HMAC-SHA256
+    with the label), and the owner's id (``subscription_id``: the subscription, or the
+    consortium of a gateway) is the associated data.
     """
 
-    def __init__(self, data_secret: bytes) -> None:
-        key = hmac.new(data_secret, b"referral-service:webhook-secret", hashlib.sha256).digest()
+    def __init__(self, data_secret: bytes, label: bytes = b"webhook-secret") -> None:
+        key = hmac.new(data_secret, b"referral-service:" + label, hashlib.sha256).digest()
         self._aead = AESGCM(key)
 
     @classmethod
-    def of(cls, settings: Settings) -> SecretBox:
-        return cls(settings.secret("patient_data_key"))
+    def of(cls, settings: Settings, label: bytes = b"webhook-secret") -> SecretBox:
+        return cls(settings.secret("patient_data_key"), label)
 
     def seal(self, secret: str, *, subscription_id: str) -> str:
         nonce = os.urandom(12)
@@ -126,7 +128,10 @@ async def owned(
     return row
 
 
-async def _check_url(url: str, settings: Settings, resolver: Resolver) -> None:
+async def check_url(url: str, settings: Settings, resolver: Resolver) -> None:
+    """An outbound endpoint (webhook or insurance gateway): https (http in demo mode), a host,
+    no credentials or fragment, and a destination the egress policy allows; else 422 naming
+    ``url``."""
     demo_mode = settings.demo_mode
 
     def invalid(msg: str) -> InvalidInput:
@@ -189,7 +194,7 @@ async def create_subscription(
         )
     if principal.role is Role.COUNCIL and consortium_id != principal.consortium_id:
         raise Forbidden("A council key manages subscriptions of its own consortium's members.")
-    await _check_url(url, settings, resolver)
+    await check_url(url, settings, resolver)
     now = utcnow()
     secret = new_secret()
     subscription_id = new_id()

@@ -1,33 +1,63 @@
-"""Patient data at rest: after creates, a rejection, a down-referral, follow-ups and an
-escalation, no column of any table holds the patients' resident IDs, name, insurance number or
+"""Patient data at rest: after creates, a rejection, a down-referral, follow-ups, an
+escalation and the insurance filings they make (filed at a real gateway, cancelled, re-filed,
+manual), no column of any table holds the patients' resident IDs, name, insurance number or
 diagnosis text in clear (only sealed columns hold them, as ciphertext). SQLite: the database
 file and its WAL, byte for byte; PostgreSQL: every text, varchar, json and bytea column of
 every table. The idempotency record kept the whole 201 body in clear before."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from app.services import filing_relay
 from tests.driver import ApiDriver
 from tests.factories import referral_body
 from tests.integration import test_down_referral_api as down_flow
+from tests.integration.test_insurance_filing import Gateway
+from tests.integration.test_webhooks import serve_receiver
 
 NAME = "测试患者甲"
 INSURANCE = "INS-000123456"
 DIAGNOSIS_TEXT = "脑梗死（测试诊断文字）"
 
 
-async def _create_and_reject(api: ApiDriver) -> str:
+@pytest.fixture
+def insurance_gateway() -> Iterator[Gateway]:
+    with serve_receiver(Gateway) as rec:
+        yield rec
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"webhook_allow": "127.0.0.1", "webhook_relay_interval_seconds": 0}
+
+
+async def _create_and_reject(
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any, app: Any, gateway: Gateway
+) -> str:
+    """A referral filed at the gateway, rejected (the filing cancelled, another filed); the
+    consortium's gateway is then removed, so the later referrals' filings are manual."""
     for code in ("ZH-CH", "ZH-TCM"):
         await api.set_beds(code, {"03": (40, 1)})
+    consortia = (await client.get("/v1/consortia", headers=auth("demo admin"))).json()["items"]
+    zhenghe = next(c["id"] for c in consortia if c["code"] == "ZHENGHE")
+    url = f"/v1/consortia/{zhenghe}/insurance-gateway"
+    r = await client.put(url, json={"url": gateway.url("/fsi")}, headers=auth("demo admin"))
+    assert r.status_code == 200, r.text
     body = referral_body()
     ref = (await api.create("demo clinic ZH-THC-TS", body)).json()
+    await filing_relay.deliver_once(app.state.database, app.state.settings)
     await api.act("demo hospital ZH-CH", ref, "reject", {"reason_code": "no_bed"})
+    await filing_relay.deliver_once(app.state.database, app.state.settings)
+    assert [m["infno"] for m in gateway.messages()] == ["2501", "2502", "2501"]
+    assert (await client.delete(url, headers=auth("demo admin"))).status_code == 204
     resident_id: str = body["patient"]["resident_id"]
     return resident_id
 
@@ -71,9 +101,15 @@ def _file_hits(db_url: str, values: list[str]) -> list[tuple[str, str]]:
 
 
 async def test_no_patient_data_in_clear_at_rest(
-    api: ApiDriver, client: httpx.AsyncClient, auth: Any, app: Any, db_url: str, backend: str
+    api: ApiDriver,
+    client: httpx.AsyncClient,
+    auth: Any,
+    app: Any,
+    db_url: str,
+    backend: str,
+    insurance_gateway: Gateway,
 ) -> None:
-    first = await _create_and_reject(api)
+    first = await _create_and_reject(api, client, auth, app, insurance_gateway)
     await down_flow.test_closed_loop_up_down_follow_up_escalate(api, client, auth, app)
     rows = await _pg_hits(app, [first]) if backend == "postgresql" else []
     # the down-referral flow's patient: the up-referral its hospital sent
@@ -82,7 +118,9 @@ async def test_no_patient_data_in_clear_at_rest(
         records = (
             await session.execute(text("SELECT count(*) FROM idempotency_record"))
         ).scalar_one()
+        states = set((await session.execute(text("SELECT state FROM insurance_filing"))).scalars())
     assert count >= 4 and records >= 3  # creates, the down-referral and the escalation
+    assert {"cancelled", "filed", "manual"} <= states, states
     values = [first, NAME, INSURANCE, DIAGNOSIS_TEXT]
     if backend == "postgresql":
         assert await _pg_hits(app, values) == [] and rows == []

@@ -23,7 +23,7 @@ def settings_overrides() -> dict[str, Any]:
 
 REGISTRY_READS = {"get_consortium", "get_institution", "get_capacity", "list_memberships"}
 # the consortium's own figures: its council (and admins) read them, anyone else gets 403
-COUNCIL_READS = {"get_bed_board"}
+COUNCIL_READS = {"get_bed_board", "get_insurance_gateway"}
 REGISTRY_WRITES = {
     "update_consortium",
     "update_institution",
@@ -31,6 +31,8 @@ REGISTRY_WRITES = {
     "update_pathway",
     "join_consortium",
     "leave_consortium",
+    "put_insurance_gateway",
+    "delete_insurance_gateway",
 }
 SOURCE_OPS = {
     "list_referral_tiers",
@@ -39,6 +41,8 @@ SOURCE_OPS = {
     "cancel_referral",
     "get_milestones",
     "list_follow_ups",
+    # the filing message holds patient data: for the referring institution and its council
+    "get_insurance_filing_payload",
 }
 VALID_BODIES = {
     "put_capacity": {"as_of": "2026-01-01T00:00:00+00:00", "beds": []},
@@ -54,6 +58,7 @@ VALID_BODIES = {
     "place_referral": {"institution_id": "x", "reason_code": "other"},
     "record_milestone": {"milestone": "door", "at": "2026-01-01T00:00:00+00:00"},
     "record_follow_up": {"kind": "guidance", "guidance": "continue"},
+    "put_insurance_gateway": {"url": "http://127.0.0.1:9/fsi"},
 }
 
 
@@ -78,6 +83,8 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
         headers=auth("demo hospital ZH-CH"),
     )
     assert sub.status_code == 201, sub.text
+    filings = await client.get(f"/v1/referrals/{referral['id']}/insurance-filings", headers=admin)
+    assert filings.status_code == 200 and filings.json(), filings.text  # a manual filing
     values = {
         "referral_id": referral["id"],
         "institution_id": ids["ZH-CH"],
@@ -87,6 +94,7 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
         "subscription_id": sub.json()["id"],
         "delivery_id": "no-such-delivery",
         "document_id": "no-such-document",
+        "filing_id": filings.json()[0]["id"],
     }
     walked = 0
     operations = [

@@ -34,6 +34,8 @@ TABLES = (
     "follow_up",
     "milestone",
     "reimbursement_policy",
+    "insurance_filing",
+    "insurance_gateway",
 )
 MIB = 1024 * 1024
 HUGE = "患" * 100_000  # 100 000 characters, 300 kB of UTF-8: under the body limit
@@ -94,13 +96,17 @@ async def world(client: httpx.AsyncClient, auth: Any) -> dict[str, str]:
         headers=auth(HOSPITAL),
     )
     assert r.status_code == 201, r.text
+    subscription_id = r.json()["id"]
+    r = await client.get(f"/v1/referrals/{referral['id']}/insurance-filings", headers=admin)
+    assert r.status_code == 200 and r.json(), r.text
     return {
+        "filing_id": r.json()[0]["id"],
         "consortium_id": next(c["id"] for c in consortia if c["code"] == "ZHENGHE"),
         "institution_id": ids["ZH-CH"],
         "referral_id": referral["id"],
         "etag": r.headers.get("etag") or f'"{referral["id"]}.{referral["version"]}"',
         "pathway_code": "stroke",
-        "subscription_id": r.json()["id"],
+        "subscription_id": subscription_id,
         "delivery_id": str(uuid.uuid4()),
         "document_id": str(uuid.uuid4()),
     }
@@ -493,6 +499,10 @@ def _valid_bodies(world: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]
         },
         ("POST", "/v1/routing/preview"): {"care_type": "inpatient", "specialty_code": "03"},
         ("POST", "/v1/referrals/{referral_id}/reject"): {"reason_code": "other"},
+        ("PUT", "/v1/consortia/{consortium_id}/insurance-gateway"): {
+            "url": "http://127.0.0.1:9/fsi",
+            "token": "t",
+        },
     }
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -117,13 +117,17 @@ class Receiver:
         return [r for r in self.requests if r.path == path]
 
 
+R = TypeVar("R", bound=Receiver)
+
+
 @contextmanager
-def serve_receiver() -> Iterator[Receiver]:
-    """Run a Receiver with uvicorn on a free loopback port in a thread."""
+def serve_receiver(kind: type[R] = Receiver) -> Iterator[R]:  # type: ignore[assignment]
+    """Run a Receiver (or a subclass answering otherwise) with uvicorn on a free loopback port
+    in a thread."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    rec = Receiver(port)
+    rec = kind(port)
     config = uvicorn.Config(
         rec, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
     )

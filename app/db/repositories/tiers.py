@@ -33,6 +33,15 @@ async def max_version(session: AsyncSession, code: str) -> int:
     return int((await session.execute(stmt)).scalar_one() or 0)
 
 
+async def policy_version(
+    session: AsyncSession, code: str, version: int
+) -> ReimbursementPolicy | None:
+    stmt = select(ReimbursementPolicy).where(
+        ReimbursementPolicy.code == code, ReimbursementPolicy.version == version
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
 def add_policy(session: AsyncSession, row: ReimbursementPolicy) -> None:
     session.add(row)
 
