@@ -87,3 +87,40 @@ class ReferralReportRow(ResponseModel):
         description="What repeating the recognised, not repeated results would have cost "
         "(the recognition catalogue's example prices), in yuan.",
     )
+
+
+class LeakDestinationOut(ResponseModel):
+    institution_id: str | None = Field(description="The upstream partner; null: the waitlist.")
+    code: str | None
+    name: str | None
+    referrals: int
+
+
+class LeakRowOut(ResponseModel):
+    month: str = Field(description="YYYY-MM: the month of the routing decisions (local).")
+    specialty_code: str
+    specialty_name: str | None = None
+    specialty_name_en: str | None = None
+    institution_id: str | None = Field(
+        description="The member the decisions left out; null with reason no_member_offers."
+    )
+    institution_code: str | None = None
+    institution_name: str | None = None
+    reason: str = Field(
+        description="Why the member was left out: no_free_capacity, stale_census, "
+        "only_parent_specialty, previously_declined; no_member_offers: no member offers the "
+        "care at a level above the source."
+    )
+    days: int = Field(description="Local days on which a leaking decision left it out so.")
+    decisions: int = Field(description="Leaking routing decisions that left it out so.")
+    referrals: int = Field(description="Referrals (patients) those decisions concerned.")
+    out_of_consortium: int = Field(
+        description="Of those referrals, sent to an upstream partner (their last leaking "
+        "decision of the month)."
+    )
+    waitlisted: int = Field(description="Of those referrals, put on the waitlist.")
+    destinations: list[LeakDestinationOut] = Field(
+        description="Where the referrals went, most first (the waitlist as null)."
+    )
+    summary: str = Field(description="The row in words.")
+    summary_zh: str = Field(description="The same in Chinese.")
