@@ -39,7 +39,7 @@ from app.api.routes import worklist as worklist_routes
 from app.config import Settings, get_settings
 from app.db.session import Database, Timeouts
 from app.logging_setup import JSON_LOGS_ENV, configure_logging, pin_library_loggers
-from app.services import candidates, diagnoses, relay, routing_policy
+from app.services import appraisal, candidates, diagnoses, relay, routing_policy
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
 from app.services.documents import DatabaseDocumentStore
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     diagnoses.load_catalogues(settings)  # a catalogue that cannot be used stops the start
     routing_policy.configure(settings.routing_policy_file)  # a broken file stops the start
     candidates.configure(settings)  # the census windows the create's pre-filter classifies with
+    appraisal.targets_of(settings)  # a broken targets file stops the start
     if os.environ.get(JSON_LOGS_ENV):  # set by `referral-service serve` for its workers
         configure_logging(settings.log_level)
     pin_library_loggers()  # embedded or served: no SQL parameters or webhook URLs in logs

@@ -7,12 +7,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api import csv_export
-from app.api.deps import PrincipalDep, SessionDep
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import problem_responses
 from app.api.schemas.common import IsoDate
-from app.api.schemas.reports import LeakDestinationOut, LeakRowOut, ReferralReportRow
+from app.api.schemas.reports import (
+    AppraisalCardOut,
+    AppraisalMemberOut,
+    AppraisalMonthOut,
+    AppraisalOut,
+    AppraisalTargetOut,
+    LeakDestinationOut,
+    LeakRowOut,
+    ReferralReportRow,
+)
 from app.domain.lifecycle import RejectReason
-from app.services import leaks, reports
+from app.services import appraisal, leaks, reports
 
 router = APIRouter(prefix="/v1", tags=["reports"], responses=problem_responses(401, 422, 429))
 
@@ -197,3 +206,125 @@ async def leak_report(
     return Response(
         "[" + ",".join(r.model_dump_json() for r in rows) + "]", media_type="application/json"
     )
+
+
+def _appraisal_out(card: appraisal.Scorecard) -> AppraisalOut:
+    members = []
+    for m in card.members:
+        cards = [
+            AppraisalCardOut(
+                code=t.target.code,
+                months=[
+                    AppraisalMonthOut(
+                        month=x.month,
+                        version=x.version,
+                        min=float(x.min),
+                        numerator=x.numerator,
+                        denominator=x.denominator,
+                        value=x.value,
+                        met=x.met,
+                    )
+                    for x in t.months
+                ],
+                months_met=t.count(True),
+                months_missed=t.count(False),
+                months_measured=t.months_measured,
+                year_numerator=t.year_numerator,
+                year_denominator=t.year_denominator,
+                year_value=round(t.year_numerator / t.year_denominator, 4)
+                if t.year_denominator
+                else None,
+            )
+            for t in m.targets
+        ]
+        members.append(
+            AppraisalMemberOut(
+                institution_id=m.institution_id,
+                code=m.code,
+                name=m.name,
+                level=m.level,
+                targets=cards,
+                months_met=sum(c.months_met for c in cards),
+                months_missed=sum(c.months_missed for c in cards),
+            )
+        )
+    return AppraisalOut(
+        consortium_id=card.consortium_id,
+        consortium_code=card.consortium_code,
+        year=card.year,
+        time_zone=card.time_zone,
+        targets_are_example=card.is_example,
+        targets=[
+            AppraisalTargetOut(
+                code=t.code, figure=t.figure, name=t.name, name_zh=t.name_zh, source=t.source
+            )
+            for t in card.targets
+        ],
+        members=members,
+    )
+
+
+APPRAISAL_CSV_COLUMNS = [
+    "institution_id",
+    "institution_code",
+    "institution_name",
+    "target",
+    "month",
+    "version",
+    "min",
+    "numerator",
+    "denominator",
+    "value",
+    "met",
+]
+
+
+def appraisal_csv(card: AppraisalOut) -> bytes:
+    flat = [
+        {
+            "institution_id": m.institution_id,
+            "institution_code": m.code,
+            "institution_name": m.name,
+            "target": t.code,
+            "month": x.month,
+            "version": x.version,
+            "min": x.min,
+            "numerator": x.numerator,
+            "denominator": x.denominator,
+            "value": x.value,
+            "met": "" if x.met is None else ("met" if x.met else "missed"),
+        }
+        for m in card.members
+        for t in m.targets
+        for x in t.months
+    ]
+    return csv_export.to_csv(APPRAISAL_CSV_COLUMNS, flat)
+
+
+@router.get(
+    "/reports/appraisal",
+    response_model=AppraisalOut,
+    responses={**problem_responses(403, 404), 200: {"content": {"text/csv": {}}}},
+)
+async def appraisal_report(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    year: Annotated[int, Query(ge=2000, le=2100, description="The local calendar year.")],
+    consortium: Annotated[
+        str | None,
+        Query(max_length=36, description="Id or code; a council's own by default."),
+    ] = None,
+) -> Response:
+    """One scorecard per member for the year: each target of the council (app/data/targets.json,
+    versioned) met or missed per local month, with the figures behind it. `Accept: text/csv`
+    gives one row per member, target and month."""
+    card = _appraisal_out(
+        await appraisal.scorecard(
+            session, principal, settings, consortium_ref=consortium, year=year
+        )
+    )
+    if _wants_csv(request):
+        return _csv_response(appraisal_csv(card), "appraisal.csv")
+    return Response(card.model_dump_json(), media_type="application/json")

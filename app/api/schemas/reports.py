@@ -124,3 +124,55 @@ class LeakRowOut(ResponseModel):
     )
     summary: str = Field(description="The row in words.")
     summary_zh: str = Field(description="The same in Chinese.")
+
+
+class AppraisalTargetOut(ResponseModel):
+    code: str
+    figure: str = Field(
+        description="up_treated_in_county_share, accepted_in_time_share, "
+        "follow_ups_on_time_share or green_channel_met_share."
+    )
+    name: str
+    name_zh: str
+    source: str
+
+
+class AppraisalMonthOut(ResponseModel):
+    month: str = Field(description="YYYY-MM (local).")
+    version: int = Field(description="The targets version in force on the month's first day.")
+    min: float = Field(description="The target: the share to reach.")
+    numerator: int
+    denominator: int
+    value: float | None = Field(description="numerator / denominator; null without any.")
+    met: bool | None = Field(description="value reaches min; null: not measured this month.")
+
+
+class AppraisalCardOut(ResponseModel):
+    code: str
+    months: list[AppraisalMonthOut]
+    months_met: int
+    months_missed: int
+    months_measured: int
+    year_numerator: int
+    year_denominator: int
+    year_value: float | None
+
+
+class AppraisalMemberOut(ResponseModel):
+    institution_id: str
+    code: str
+    name: str
+    level: str
+    targets: list[AppraisalCardOut]
+    months_met: int = Field(description="Months met over all targets.")
+    months_missed: int = Field(description="Months missed over all targets.")
+
+
+class AppraisalOut(ResponseModel):
+    consortium_id: str
+    consortium_code: str
+    year: int
+    time_zone: str
+    targets_are_example: bool = Field(description="The targets file is marked as an example.")
+    targets: list[AppraisalTargetOut]
+    members: list[AppraisalMemberOut]
