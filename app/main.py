@@ -31,6 +31,7 @@ from app.api.routes import (
     reports,
     tiers,
 )
+from app.api.routes import console as console_routes
 from app.api.routes import documents as document_routes
 from app.api.routes import notices as notice_routes
 from app.api.routes import satisfaction as satisfaction_routes
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(down.router)
     app.include_router(tiers.router)
     app.include_router(reports.router)
+    app.include_router(console_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(NulGuardMiddleware)  # innermost: request id and metrics apply
     app.add_middleware(RateLimitMiddleware, settings=settings)  # inside the request context

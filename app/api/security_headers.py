@@ -61,3 +61,19 @@ def with_docs_csp(page: HTMLResponse) -> HTMLResponse:
     html = bytes(page.body).decode()
     page.headers["content-security-policy"] = docs_csp(html)
     return page
+
+
+#: the council's console (/console): its own scripts and styles only, no inline script or
+#: style, no eval, requests to this origin only
+CONSOLE_CSP = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
