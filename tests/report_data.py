@@ -238,7 +238,7 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
             outcome = leak.outcome if leak else "routed"
             tried.append((at, target, outcome, _decision(leak) if leak else {}))
         tried += [(x.at, None, x.outcome, _decision(x)) for x in leaks.values()]
-        for n, (at, target, outcome, decision) in enumerate(
+        for n, (at, tried_target, outcome, decision) in enumerate(
             sorted(tried, key=lambda t: t[0]), start=1
         ):
             attempts.append(
@@ -247,7 +247,7 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
                     "referral_id": s.id,
                     "attempt": n,
                     "outcome": outcome,
-                    "target_institution_id": target,
+                    "target_institution_id": tried_target,
                     "decision": decision,
                     "created_at": at,
                 }

@@ -237,7 +237,8 @@ def test_the_console_in_a_browser(service: Service) -> None:
         }
         cells = page.eval_on_selector_all(
             "#table-monthly td[data-field]",
-            "tds => tds.map(td => [td.parentElement.dataset.month, td.dataset.field, td.dataset.value])",
+            "tds => tds.map(td => "
+            "[td.parentElement.dataset.month, td.dataset.field, td.dataset.value])",
         )
         assert len(cells) == 12 * 17
         for month, name, value in cells:
@@ -268,7 +269,8 @@ def test_the_console_in_a_browser(service: Service) -> None:
         }
         cells = page.eval_on_selector_all(
             "#table-monthly td[data-field]",
-            "tds => tds.map(td => [td.parentElement.dataset.month, td.dataset.field, td.dataset.value])",
+            "tds => tds.map(td => "
+            "[td.parentElement.dataset.month, td.dataset.field, td.dataset.value])",
         )
         for month, name, value in cells:
             assert _same(value, mine.get(month, {}).get(name)), (month, name, value)
@@ -280,7 +282,8 @@ def test_the_console_in_a_browser(service: Service) -> None:
         }
         shown = page.eval_on_selector_all(
             "#table-leaks tr[data-key]",
-            "trs => trs.map(tr => [tr.dataset.key, tr.querySelector('[data-field=days]').textContent,"
+            "trs => trs.map(tr => [tr.dataset.key,"
+            " tr.querySelector('[data-field=days]').textContent,"
             " tr.querySelector('[data-field=referrals]').textContent, tr.lastChild.textContent])",
         )
         assert len(shown) == min(40, len(leaks)) and len(shown) > 10
@@ -298,7 +301,8 @@ def test_the_console_in_a_browser(service: Service) -> None:
         }
         marks = page.eval_on_selector_all(
             "#table-appraisal td[data-month]",
-            "tds => tds.map(td => [td.parentElement.dataset.key, td.dataset.month, td.dataset.met])",
+            "tds => tds.map(td => "
+            "[td.parentElement.dataset.key, td.dataset.month, td.dataset.met])",
         )
         assert len(marks) > 24
         for k, month, met in marks:
@@ -362,7 +366,8 @@ def test_the_console_in_a_browser(service: Service) -> None:
         }
         shown = page.eval_on_selector_all(
             "#table-green tr[data-key]",
-            "trs => trs.map(tr => [tr.dataset.key, tr.querySelector('[data-field=median_minutes]').textContent,"
+            "trs => trs.map(tr => [tr.dataset.key,"
+            " tr.querySelector('[data-field=median_minutes]').textContent,"
             " tr.querySelector('[data-field=target_minutes]').textContent])",
         )
         assert {k for k, _, _ in shown} == set(expected_rows) and shown, (

@@ -12,7 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.db.session import Database
 from app.domain.localtime import local_date
@@ -51,7 +53,9 @@ def _want(
     return out
 
 
-async def test_scorecard_matches_independent_counts(client, auth, app) -> None:
+async def test_scorecard_matches_independent_counts(
+    client: httpx.AsyncClient, auth: Any, app: FastAPI
+) -> None:
     admin = auth("demo admin")
     consortia = (await client.get("/v1/consortia", headers=admin)).json()["items"]
     ids = {c["code"]: c["id"] for c in consortia}
@@ -131,7 +135,9 @@ async def test_scorecard_matches_independent_counts(client, auth, app) -> None:
     assert {x["version"] for x in months} == {2} and months[0]["min"] == 0.95
 
 
-async def test_who_may_read_a_scorecard_and_errors_name_the_field(client, auth) -> None:
+async def test_who_may_read_a_scorecard_and_errors_name_the_field(
+    client: httpx.AsyncClient, auth: Any
+) -> None:
     for who, params, status in (
         ("demo council HUANGZHONG-1", {"year": "2025", "consortium": "ZHENGHE"}, 403),
         ("demo clinic ZH-THC-TS", {"year": "2025"}, 403),

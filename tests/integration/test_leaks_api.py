@@ -9,8 +9,12 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+from fastapi import FastAPI
+
 from app.db.session import Database
 from app.domain.localtime import local_date
+from tests.driver import ApiDriver
 from tests.report_data import ZONE, Spec, expected_leaks, generate
 
 YEAR = 2025
@@ -27,7 +31,9 @@ async def _leaks(client: Any, headers: dict[str, str], **params: str) -> list[di
     return list(r.json())
 
 
-async def test_leaks_match_independent_counts(client, auth, app) -> None:
+async def test_leaks_match_independent_counts(
+    client: httpx.AsyncClient, auth: Any, app: FastAPI
+) -> None:
     admin = auth("demo admin")
     consortia = (await client.get("/v1/consortia", headers=admin)).json()["items"]
     ids = {c["code"]: c["id"] for c in consortia}
@@ -106,7 +112,9 @@ async def test_leaks_match_independent_counts(client, auth, app) -> None:
         assert r.status_code == status, (who, r.status_code)
 
 
-async def test_a_referral_leaving_the_consortium_is_a_leak(api, client, auth) -> None:
+async def test_a_referral_leaving_the_consortium_is_a_leak(
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
+) -> None:
     """Walked through the API: both county hospitals full, the partner free: the referral goes
     out of the consortium and the leak names both members with the partner as destination;
     with the partner full too, the next one waits."""
@@ -137,7 +145,9 @@ async def test_a_referral_leaving_the_consortium_is_a_leak(api, client, auth) ->
         ].endswith("2 patients: 1 waited, 1 to 南平市第一医院"), row["summary"]
 
 
-async def test_leak_period_and_consortium_errors_name_the_field(client, auth) -> None:
+async def test_leak_period_and_consortium_errors_name_the_field(
+    client: httpx.AsyncClient, auth: Any
+) -> None:
     admin = auth("demo admin")
     for params, loc in (
         ({"from": "2025-02-01", "to": "2025-01-01"}, ["query", "to"]),

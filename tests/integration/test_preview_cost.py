@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
+
+from tests.driver import ApiDriver
+
 PREVIEW = {"specialty_code": "03", "care_type": "inpatient", "urgency": "urgent"}
 CLINIC = "demo clinic ZH-THC-TS"
 
@@ -32,7 +36,9 @@ def _same_terms(cost: dict[str, Any], tier: dict[str, Any]) -> None:
         assert cost[name] == tier[name], (name, cost, tier)
 
 
-async def test_each_ranked_candidate_carries_the_reimbursement(api, client, auth) -> None:
+async def test_each_ranked_candidate_carries_the_reimbursement(
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
+) -> None:
     ids = await api.ids()
     await api.set_beds("ZH-CH", {"03": (20, 2)})
     await api.set_beds("ZH-TCM", {"03": (20, 2)})
@@ -65,7 +71,9 @@ async def test_each_ranked_candidate_carries_the_reimbursement(api, client, auth
     _same_terms(target["reimbursement"], tiers.json()[-1])
 
 
-async def test_out_of_consortium_costs_more(api, client, auth) -> None:
+async def test_out_of_consortium_costs_more(
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
+) -> None:
     """Both county hospitals full: the partner, out of the consortium, at its lower rate."""
     ids = await api.ids()
     await api.set_beds("ZH-CH", {"03": (4, 4)})
@@ -83,7 +91,9 @@ async def test_out_of_consortium_costs_more(api, client, auth) -> None:
     _same_terms(cost, tiers[-1])
 
 
-async def test_the_answer_stays_bounded_and_bad_schemes_are_refused(api, client, auth) -> None:
+async def test_the_answer_stays_bounded_and_bad_schemes_are_refused(
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
+) -> None:
     await api.set_beds("ZH-CH", {"03": (20, 2)})
     listed = await _preview(client, auth, PREVIEW)
     everything = await _preview(client, auth, PREVIEW, exclusions="all")
@@ -102,5 +112,5 @@ async def test_the_answer_stays_bounded_and_bad_schemes_are_refused(api, client,
         assert any(e["loc"][:2] == ["body", "insurance_scheme"] for e in r.json()["errors"])
         assert bad[:20] not in r.text
     # no terms for a scheme the example policy does not price: the ranking stays, no cost
-    r = await _preview(client, auth, {**PREVIEW, "insurance_scheme": "510"})
-    assert r["target"] is not None and r["target"]["reimbursement"] is None
+    unpriced = await _preview(client, auth, {**PREVIEW, "insurance_scheme": "510"})
+    assert unpriced["target"] is not None and unpriced["target"]["reimbursement"] is None
