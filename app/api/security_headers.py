@@ -5,6 +5,8 @@
   API answers may carry patient data and must not stay in browser or proxy caches.
 * The documentation pages (``/docs``, ``/redoc``) are served from local assets under
   ``/static`` only, with a Content-Security-Policy that names their inline script by hash.
+* The council's console (``/console``) has no inline script or style at all: its CSP allows
+  this origin's files and requests only (``CONSOLE_CSP``).
 """
 
 from __future__ import annotations
