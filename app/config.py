@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         description="JSON of the consortium's mutually recognised test results, by version "
         "(default: the shipped example, app/data/recognition.json).",
     )
+    targets_file: Path | None = Field(
+        default=None,
+        description="JSON of the council's appraisal targets, by version "
+        "(default: the shipped example, app/data/targets.json).",
+    )
     icd10_catalogue_gb14396: Path | None = Field(
         default=None,
         description="CSV (code,name) of GB/T 14396-2016 codes: unknown codes are refused.",

@@ -31,6 +31,7 @@ from app.api.routes import (
     reports,
     tiers,
 )
+from app.api.routes import console as console_routes
 from app.api.routes import documents as document_routes
 from app.api.routes import filings as filing_routes
 from app.api.routes import memberships as membership_routes
@@ -41,7 +42,7 @@ from app.api.routes import worklist as worklist_routes
 from app.config import Settings, get_settings
 from app.db.session import Database, Timeouts
 from app.logging_setup import JSON_LOGS_ENV, configure_logging, pin_library_loggers
-from app.services import candidates, diagnoses, relay, routing_policy
+from app.services import appraisal, candidates, diagnoses, relay, routing_policy
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
 from app.services.documents import DatabaseDocumentStore
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     diagnoses.load_catalogues(settings)  # a catalogue that cannot be used stops the start
     routing_policy.configure(settings.routing_policy_file)  # a broken file stops the start
     candidates.configure(settings)  # the census windows the create's pre-filter classifies with
+    appraisal.targets_of(settings)  # a broken targets file stops the start
     if os.environ.get(JSON_LOGS_ENV):  # set by `referral-service serve` for its workers
         configure_logging(settings.log_level)
     pin_library_loggers()  # embedded or served: no SQL parameters or webhook URLs in logs
@@ -150,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(down.router)
     app.include_router(tiers.router)
     app.include_router(reports.router)
+    app.include_router(console_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(NulGuardMiddleware)  # innermost: request id and metrics apply
     app.add_middleware(RateLimitMiddleware, settings=settings)  # inside the request context

@@ -24,7 +24,7 @@ from app.db.models import (
     ReferralEvent,
     RoutingAttempt,
 )
-from app.domain.localtime import local_month
+from app.domain.localtime import local_date, local_month
 
 ZONE = "Asia/Shanghai"  # the demo consortia's time zone
 REASONS = (
@@ -57,6 +57,28 @@ class Spec:
     left_waitlist_at: datetime | None = None  # then placed from it
     planned: list[tuple[date, date | None]] = field(default_factory=list)
     attempts: list[tuple[str, datetime]] = field(default_factory=list)
+    leaks: list[Leak] = field(default_factory=list)
+
+
+#: the near-miss reasons a leaking decision gives a member (full most often)
+LEAK_REASONS = (
+    "no_free_capacity",
+    "no_free_capacity",
+    "no_free_capacity",
+    "stale_census",
+    "only_parent_specialty",
+)
+
+
+@dataclass
+class Leak:
+    """A routing decision that sent the patient out of the consortium (``target``: the
+    partner) or onto the waitlist (``target`` None), with the members it left out."""
+
+    at: datetime
+    outcome: str
+    target: str | None
+    excluded: list[tuple[str, str, bool]]  # (institution, reason, in consortium)
 
 
 async def generate(
@@ -137,8 +159,36 @@ async def generate(
                 )
                 spec.planned.append((due, done))
         specs.append(spec)
+    _leaks(random.Random(seed + 1000), specs, hospitals, partner)
     await _write(session, consortium_id, specs, year)
     return specs
+
+
+def _leaks(rng: random.Random, specs: list[Spec], hospitals: list[str], partner: str) -> None:
+    """The stored decisions of the up-referrals created on the waitlist and of those re-routed
+    to the partner: which members they left out and why (a separate random stream, so the
+    other figures stay as they were)."""
+
+    def excluded(source: str, declined: str | None) -> list[tuple[str, str, bool]]:
+        out = [(source, "is_source", True)]
+        if rng.random() < 0.15:  # nobody offers it: no near miss
+            out += [(h, "specialty_not_offered", True) for h in hospitals if h != declined]
+        else:
+            out += [(h, rng.choice(LEAK_REASONS), True) for h in hospitals if h != declined]
+        if declined is not None:
+            out.insert(1, (declined, "previously_declined", True))
+        out.append((partner, "no_free_capacity", False))  # partners are not members
+        return out
+
+    for s in specs:
+        if s.direction != "up":
+            continue
+        if s.waitlisted:
+            s.leaks.append(Leak(s.created_at, "waitlisted", None, excluded(s.source, None)))
+        if s.out_of_consortium and s.rejected_at is not None:
+            s.leaks.append(
+                Leak(s.rejected_at, "out_of_consortium", partner, excluded(s.source, s.rejected_by))
+            )
 
 
 async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], year: int) -> None:
@@ -181,15 +231,24 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
                 "routed_at": s.attempts[-1][1] if s.attempts else None,
             }
         )
-        for n, (target, at) in enumerate(s.attempts, start=1):
+        leaks = {(leak.target, leak.at): leak for leak in s.leaks}
+        tried: list[tuple[datetime, str | None, str, dict[str, Any]]] = []
+        for target, at in s.attempts:
+            leak = leaks.pop((target, at), None)
+            outcome = leak.outcome if leak else "routed"
+            tried.append((at, target, outcome, _decision(leak) if leak else {}))
+        tried += [(x.at, None, x.outcome, _decision(x)) for x in leaks.values()]
+        for n, (at, tried_target, outcome, decision) in enumerate(
+            sorted(tried, key=lambda t: t[0]), start=1
+        ):
             attempts.append(
                 {
                     "id": new_id(),
                     "referral_id": s.id,
                     "attempt": n,
-                    "outcome": "routed",
-                    "target_institution_id": target,
-                    "decision": {},
+                    "outcome": outcome,
+                    "target_institution_id": tried_target,
+                    "decision": decision,
                     "created_at": at,
                 }
             )
@@ -249,6 +308,32 @@ async def _write(session: AsyncSession, consortium_id: str, specs: list[Spec], y
         for chunk in range(0, len(rows), 5000):
             if rows[chunk : chunk + 5000]:
                 await session.execute(insert(table), rows[chunk : chunk + 5000])
+
+
+def _decision(leak: Leak) -> dict[str, Any]:
+    """The stored form of a leaking decision (the fields leak analytics reads)."""
+    return {
+        "outcome": leak.outcome,
+        "target": None if leak.target is None else {"institution_id": leak.target},
+        "alternatives": [],
+        "excluded": [
+            {
+                "institution_id": member,
+                "code": "",
+                "name": "",
+                "reason": reason,
+                "detail": "",
+                "in_consortium": inside,
+                "distance_km": None,
+            }
+            for member, reason, inside in leak.excluded
+        ],
+        "excluded_total": len(leak.excluded),
+        "excluded_counts": dict(Counter(reason for _, reason, _ in leak.excluded)),
+        "excluded_truncated": False,
+        "explanation": "",
+        "overflow": False,
+    }
 
 
 def _event(
@@ -330,4 +415,38 @@ def expected(
                 add(s.target, due, "follow_ups_due")
                 if done is not None and done <= due:
                     add(s.target, due, "follow_ups_on_time")
+    return out
+
+
+NEAR_MISS = ("no_free_capacity", "stale_census", "only_parent_specialty", "previously_declined")
+
+
+@dataclass
+class LeakFigure:
+    days: set[date] = field(default_factory=set)
+    decisions: int = 0
+    latest: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+
+    def destinations(self) -> Counter[str | None]:
+        return Counter(None if d == "waitlist" else d for _, d in self.latest.values())
+
+
+def expected_leaks(specs: list[Spec]) -> dict[tuple[str, str, str | None, str], LeakFigure]:
+    """Leak rows per (month, specialty, member or None, reason), from the specs alone."""
+    out: dict[tuple[str, str, str | None, str], LeakFigure] = defaultdict(LeakFigure)
+    for s in specs:
+        for leak in s.leaks:
+            explained: list[tuple[str | None, str]] = [
+                (member, reason)
+                for member, reason, inside in leak.excluded
+                if inside and reason in NEAR_MISS
+            ]
+            for member, reason in explained or [(None, "no_member_offers")]:
+                figure = out[(month_of(leak.at), s.specialty, member, reason)]
+                figure.days.add(local_date(leak.at, ZONE))
+                figure.decisions += 1
+                dest = leak.target or "waitlist"
+                before = figure.latest.get(s.id)
+                if before is None or before[0] <= leak.at:
+                    figure.latest[s.id] = (leak.at, dest)
     return out

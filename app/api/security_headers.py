@@ -5,6 +5,8 @@
   API answers may carry patient data and must not stay in browser or proxy caches.
 * The documentation pages (``/docs``, ``/redoc``) are served from local assets under
   ``/static`` only, with a Content-Security-Policy that names their inline script by hash.
+* The council's console (``/console``) has no inline script or style at all: its CSP allows
+  this origin's files and requests only (``CONSOLE_CSP``).
 """
 
 from __future__ import annotations
@@ -61,3 +63,19 @@ def with_docs_csp(page: HTMLResponse) -> HTMLResponse:
     html = bytes(page.body).decode()
     page.headers["content-security-policy"] = docs_csp(html)
     return page
+
+
+#: the council's console (/console): its own scripts and styles only, no inline script or
+#: style, no eval, requests to this origin only
+CONSOLE_CSP = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)

@@ -378,6 +378,17 @@ def _yuan(amount: Decimal) -> str:
     return f"{_plain(amount)} yuan"
 
 
+def in_words(decision: TierDecision) -> tuple[str, str]:
+    """The terms as a clinic says them before sending: "85% after ¥500" and "报销 85%，起付线
+    ¥500" (no deductible: "85%, no deductible")."""
+    pct = _pct(decision.ratio)
+    if decision.deductible > 0:
+        amount = decision.deductible.normalize()
+        yuan = f"¥{amount:,f}" if amount != amount.to_integral() else f"¥{int(amount):,}"
+        return f"{pct} after {yuan}", f"报销 {pct}，起付线 {yuan}"
+    return f"{pct}, no deductible", f"报销 {pct}，无起付线"
+
+
 def _clamp(ratio: Decimal) -> Decimal:
     return max(_ZERO, min(_ONE, ratio))
 

@@ -32,6 +32,8 @@ class IntervalFigure:
     median_minutes: float | None
     p90_minutes: float | None
     met_share: float | None
+    met: int = 0  # decided ones that met the target
+    decided: int = 0  # met or missed (not pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,8 @@ async def report(
                     median_minutes=green_channel.percentile(actual, 0.5),
                     p90_minutes=green_channel.percentile(actual, 0.9),
                     met_share=round(met / len(decided), 3) if decided else None,
+                    met=met,
+                    decided=len(decided),
                 )
             )
         out.append(

@@ -20,7 +20,7 @@ from app.domain import routing
 from app.domain.enums import CareType, Role
 from app.domain.errors import Forbidden, InvalidInput
 from app.domain.localtime import today
-from app.services import pathways
+from app.services import candidate_costs, pathways
 from app.services.auth import Principal
 from app.services.candidates import (
     CensusWindows,
@@ -227,5 +227,17 @@ async def preview(
     cands = await candidates(session, source, data, complete=complete, census=census)
     decision = decide(settings, source, data, cands, utcnow())
     if complete:
-        return routing.decision_to_dict(decision, excluded_limit=None, alternatives_limit=None)
-    return routing.decision_to_dict(decision)
+        out = routing.decision_to_dict(decision, excluded_limit=None, alternatives_limit=None)
+    else:
+        out = routing.decision_to_dict(decision)
+    await candidate_costs.add_costs(
+        session,
+        source,
+        out,
+        scheme=body.insurance_scheme,
+        urgency=body.urgency,
+        pathway=body.pathway,
+        reason=body.reason,
+        deductible_paid_in_episode=body.deductible_paid_in_episode,
+    )
+    return out

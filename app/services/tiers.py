@@ -9,7 +9,7 @@ import logging
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,24 +105,54 @@ async def _tier_input(
     except rb.NoPolicyInForce:
         log.info("no reimbursement policy in force; tier not recorded")
         return None
-    inp = rb.TierInput(
+    inp = referral_tier_input(
         scheme=InsuranceScheme(row.insurance_scheme),
-        source_level=InstitutionLevel(source.level),
-        target_level=InstitutionLevel(target.level),
+        source=source,
+        target=target,
         direction="down" if row.direction == "down" else "up",
         urgency=Urgency(row.urgency),
         pathway=row.pathway_code,
-        referred=True,
         in_consortium=not row.out_of_consortium,
-        in_county=same_county(source, target),
-        outside_primary_scope=(row.reason or "outside_primary_scope") != "patient_request",
-        patient_request=row.reason == "patient_request",
+        reason=row.reason,
         deductible_paid_in_episode=False
         if new_episode
         else await repo.deductible_paid_in_episode(session, row.episode_id, row.id),
-        on_date=day,
+        day=day,
     )
     return policy, inp
+
+
+def referral_tier_input(
+    *,
+    scheme: InsuranceScheme,
+    source: Institution,
+    target: Institution,
+    direction: Literal["up", "down"],
+    urgency: Urgency,
+    pathway: str | None,
+    in_consortium: bool,
+    reason: str | None,
+    deductible_paid_in_episode: bool,
+    day: date,
+) -> rb.TierInput:
+    """The tier input of a referral from ``source`` to ``target``: the one place a referral's
+    particulars become the reimbursement rule's input (the recorded tier and the routing
+    preview's cost per candidate both use it)."""
+    return rb.TierInput(
+        scheme=scheme,
+        source_level=InstitutionLevel(source.level),
+        target_level=InstitutionLevel(target.level),
+        direction=direction,
+        urgency=urgency,
+        pathway=pathway,
+        referred=True,
+        in_consortium=in_consortium,
+        in_county=same_county(source, target),
+        outside_primary_scope=(reason or "outside_primary_scope") != "patient_request",
+        patient_request=reason == "patient_request",
+        deductible_paid_in_episode=deductible_paid_in_episode,
+        on_date=day,
+    )
 
 
 def _decide(policy: rb.Policy, inp: rb.TierInput) -> rb.TierDecision | None:

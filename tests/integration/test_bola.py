@@ -12,7 +12,9 @@ import re
 import uuid
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 
 @pytest.fixture
@@ -158,3 +160,54 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
                 ), op_id
         walked += 1
     assert walked >= 14
+
+
+# --- operations without an id in the path -------------------------------------------------
+# the consortium's figures, scoped by ?consortium=: a council reads its own (and no other's),
+# the insurer and admins any; clinics, hospitals and SMS gateways none
+FIGURE_READS = {
+    "/v1/reports/referrals": {"from": "2025-01-01", "to": "2025-02-01"},
+    "/v1/reports/leaks": {"from": "2025-01-01", "to": "2025-02-01"},
+    "/v1/reports/green-channel": {"from": "2025-01-01", "to": "2025-02-01"},
+    "/v1/reports/appraisal": {"year": "2025"},
+}
+# any key reads them (who the key is; shared reference data)
+ANY_KEY_READS = {"/v1/me"}
+
+
+async def test_figures_and_the_caller_are_guarded(
+    client: httpx.AsyncClient, auth: Any, app: FastAPI
+) -> None:
+    spec = app.openapi()
+    for path in [*FIGURE_READS, *ANY_KEY_READS]:
+        assert "get" in spec["paths"][path], path
+    consortia = (await client.get("/v1/consortia", headers=auth("demo admin"))).json()["items"]
+    zhenghe = next(c["id"] for c in consortia if c["code"] == "ZHENGHE")
+    for path, params in FIGURE_READS.items():
+        assert (await client.get(path, params=params)).status_code == 401, path
+        own = await client.get(path, params=params, headers=auth("demo council ZHENGHE"))
+        assert own.status_code == 200, (path, own.text)
+        for reader in ("demo insurer", "demo admin"):
+            r = await client.get(
+                path, params={**params, "consortium": zhenghe}, headers=auth(reader)
+            )
+            assert r.status_code == 200, (path, reader, r.text)
+            assert r.json() == own.json(), (path, reader)  # the same figures
+        other = await client.get(
+            path,
+            params={**params, "consortium": zhenghe},
+            headers=auth("demo council HUANGZHONG-1"),
+        )
+        assert other.status_code == 403, (path, other.status_code)
+        for outsider in (
+            "demo clinic ZH-THC-TS",
+            "demo hospital ZH-CH",
+            "demo notifier ZHENGHE",
+        ):
+            r = await client.get(path, params=params, headers=auth(outsider))
+            assert r.status_code == 403, (path, outsider, r.status_code)
+    me = await client.get("/v1/me", headers=auth("demo council ZHENGHE"))
+    assert (me.json()["role"], me.json()["consortium_id"]) == ("council", zhenghe)
+    clinic = (await client.get("/v1/me", headers=auth("demo clinic ZH-THC-TS"))).json()
+    assert clinic["role"] == "clinic" and clinic["institution_id"] is not None
+    assert (await client.get("/v1/me")).status_code == 401

@@ -445,6 +445,15 @@ HOSTILE_QUERY = (NUL, "1" * 23, "-" + "9" * 30, "1e309", "NaN", "true", "[]", "%
 HOSTILE_VALUES: tuple[Any, ...] = (NUL, 10**23, -(10**23), 1e308, True, [], {}, None, [NUL])
 
 
+#: the other query parameters an operation needs, so that the hostile one is what gets refused
+VALID_QUERIES: dict[str, dict[str, str]] = {
+    "/v1/reports/referrals": {"from": "2025-01-01", "to": "2025-02-01"},
+    "/v1/reports/leaks": {"from": "2025-01-01", "to": "2025-02-01"},
+    "/v1/reports/green-channel": {"from": "2025-01-01", "to": "2025-02-01"},
+    "/v1/reports/appraisal": {"year": "2025", "consortium": "ZHENGHE"},
+}
+
+
 def _deep_json(depth: int = 5000) -> bytes:
     return b'{"a": ' * depth + b"1" + b"}" * depth
 
@@ -520,6 +529,8 @@ async def test_item8_hostile_sweep_over_every_operation_never_gives_500(
         if m in ("get", "post", "put", "patch", "delete")
     ]
     assert len(operations) >= 50, len(operations)
+    swept = {p for _, p, _ in operations}
+    assert {"/v1/reports/leaks", "/v1/reports/appraisal", "/v1/me", "/v1/routing/preview"} <= swept
     for method, path, op in operations:
         key = _key_for(method, path)
         headers = {**auth(key), "If-Match": world["etag"]}
@@ -529,10 +540,11 @@ async def test_item8_hostile_sweep_over_every_operation_never_gives_500(
             name = param["name"]
             values = HOSTILE_PATH if param["in"] == "path" else HOSTILE_QUERY
             for value in values:
+                valid_query = VALID_QUERIES.get(path, {})
                 if param["in"] == "path":
-                    url, query = path.replace("{" + name + "}", value), {}
+                    url, query = path.replace("{" + name + "}", value), dict(valid_query)
                 else:
-                    url, query = path, {name: value}
+                    url, query = path, {**valid_query, name: value}
                 r = await client.request(
                     method,
                     _url(url, world),
@@ -581,6 +593,63 @@ async def test_item8_hostile_sweep_over_every_operation_never_gives_500(
                         for e in problem["errors"]
                     ), (path, field, problem)
     print(f"hostile sweep: {len(operations)} operations, {sent} requests, no 5xx")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "loc"),
+    [
+        ("/v1/reports/leaks", {"from": "2025-01-01", "to": "2024-01-01"}, ["query", "to"]),
+        ("/v1/reports/leaks", {"from": "2025-02-30", "to": "2026-01-01"}, ["query", "from"]),
+        ("/v1/reports/leaks", {"from": "2025-01-01", "to": "x" * 300}, ["query", "to"]),
+        (
+            "/v1/reports/leaks",
+            {"from": "2025-01-01", "to": "2026-01-01", "consortium": "c" * 40},
+            ["query", "consortium"],
+        ),
+        ("/v1/reports/appraisal", {"year": "1e309", "consortium": "ZHENGHE"}, ["query", "year"]),
+        ("/v1/reports/appraisal", {"year": "-2025", "consortium": "ZHENGHE"}, ["query", "year"]),
+        ("/v1/reports/appraisal", {"year": "2025"}, ["query", "consortium"]),
+        ("/v1/reports/appraisal", {"year": "2025", "consortium": "Z\x00"}, ["query", "consortium"]),
+    ],
+)
+async def test_new_figures_refuse_bad_queries_naming_the_field(
+    client: httpx.AsyncClient,
+    auth: Any,
+    app: FastAPI,
+    path: str,
+    params: dict[str, str],
+    loc: list[str],
+) -> None:
+    """Leaks and the scorecard: a bad parameter is a 422 problem naming it, never echoing it,
+    never a 500, nothing written."""
+    before = await _counts(app)
+    r = await client.get(path, params=params, headers=auth(ADMIN))
+    problem = _problem(r, 422)
+    assert any(e["loc"] == loc for e in problem["errors"]), problem
+    for value in params.values():
+        if len(value) > 6:
+            assert value not in r.text
+    assert await _counts(app) == before
+
+
+async def test_preview_cost_fields_refuse_hostile_values(
+    client: httpx.AsyncClient, auth: Any, app: FastAPI
+) -> None:
+    before = await _counts(app)
+    body = {"specialty_code": "03", "care_type": "inpatient"}
+    for field, value in (
+        ("insurance_scheme", "DROP TABLE"),
+        ("insurance_scheme", 390),
+        ("reason", "x" * 5000),
+        ("deductible_paid_in_episode", "yes please"),
+    ):
+        r = await client.post(
+            "/v1/routing/preview", json={**body, field: value}, headers=auth(CLINIC)
+        )
+        problem = _problem(r, 422)
+        assert any(field in e["loc"] for e in problem["errors"]), (field, problem)
+        assert "DROP TABLE" not in r.text and "xxxxxxxx" not in r.text
+    assert await _counts(app) == before
 
 
 async def test_item8_nul_in_nested_body_strings_and_headers_is_422(client, auth, app) -> None:

@@ -9,7 +9,12 @@ from fastapi import APIRouter, Header, Query, Response, status
 from app.api.deps import ContextDep, PrincipalDep, ProtectorDep, SessionDep, SettingsDep
 from app.api.errors import problem_responses
 from app.api.presenters import ETAG_HEADER, created_response, referral_links, referral_out
-from app.api.schemas.referrals import DecisionOut, ReferralCreateBody, ReferralOut, RoutingPreviewIn
+from app.api.schemas.referrals import (
+    PreviewDecisionOut,
+    ReferralCreateBody,
+    ReferralOut,
+    RoutingPreviewIn,
+)
 from app.services import creates, routing_inputs, views
 
 router = APIRouter(prefix="/v1", tags=["referrals"], responses=problem_responses(401, 422, 429))
@@ -26,7 +31,7 @@ IdempotencyKey = Annotated[
 
 @router.post(
     "/routing/preview",
-    response_model=DecisionOut,
+    response_model=PreviewDecisionOut,
     responses=problem_responses(403),
 )
 async def preview_routing(
@@ -42,12 +47,14 @@ async def preview_routing(
             "every alternative and every exclusion (large for a large consortium)."
         ),
     ] = "listed",
-) -> DecisionOut:
-    """The decision `POST /v1/referrals` would take now, without creating or holding anything."""
+) -> PreviewDecisionOut:
+    """The decision `POST /v1/referrals` would take now, without creating or holding anything;
+    each ranked candidate carries what the patient would get back there (`reimbursement`: tier,
+    deductible, ratio under the policy in force, for `insurance_scheme`)."""
     decision = await routing_inputs.preview(
         session, settings, principal, body, complete=exclusions == "all"
     )
-    return DecisionOut.model_validate(decision)
+    return PreviewDecisionOut.model_validate(decision)
 
 
 @router.post(

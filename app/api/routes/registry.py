@@ -10,6 +10,7 @@ from app.api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, encode_
 from app.api.errors import problem_responses
 from app.api.schemas.common import PageOf
 from app.api.schemas.registry import (
+    CallerOut,
     ConsortiumIn,
     ConsortiumOut,
     ConsortiumPatch,
@@ -47,6 +48,17 @@ def _consortium_out(view: ConsortiumView) -> ConsortiumOut:
         time_zone=row.time_zone,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+@router.get("/me", response_model=CallerOut, tags=["registry"])
+async def get_caller(principal: PrincipalDep) -> CallerOut:
+    """Who the key is: its role and its institution or consortium (what it may read follows),
+    e.g. for the console to show a council only its own consortium."""
+    return CallerOut(
+        role=principal.role.value,
+        institution_id=principal.institution_id,
+        consortium_id=principal.consortium_id,
     )
 
 

@@ -157,6 +157,9 @@ class RoutingFields(StrictModel):
     )
 
 
+UpReason = Literal[
+    "outside_primary_scope", "emergency", "critical", "difficult", "major", "patient_request"
+]
 DuplicateReason = Literal["second_opinion", "different_condition", "previous_stalled", "other"]
 
 
@@ -165,9 +168,7 @@ class ReferralCreate(RoutingFields):
     episode_id: Id | None = Field(
         None, description="Join an existing episode of this patient (e.g. a deterioration)."
     )
-    reason: Literal[
-        "outside_primary_scope", "emergency", "critical", "difficult", "major", "patient_request"
-    ] = Field(
+    reason: UpReason = Field(
         "outside_primary_scope",
         description="Why the patient is referred up (003). patient_request: at the patient's own "
         "request, not for a condition outside primary care's scope, so the tier never gets the "
@@ -193,6 +194,17 @@ class RoutingPreviewIn(RoutingFields):
     signed_institution_ids: list[Id] = Field(default_factory=list, max_length=3)
     source_institution_id: Id | None = Field(
         None, description="Council and admin only; clinics and hospitals preview for themselves."
+    )
+    insurance_scheme: InsuranceSchemeIn | None = Field(
+        None,
+        description="The patient's scheme, to price each ranked candidate (`reimbursement`); "
+        "default 390 城乡居民基本医疗保险.",
+    )
+    reason: UpReason = Field(
+        "outside_primary_scope", description="Why the patient is referred up, as on the create."
+    )
+    deductible_paid_in_episode: bool = Field(
+        False, description="A deductible was already paid in this episode (once per episode)."
     )
 
 
@@ -225,6 +237,28 @@ class RankedOut(ResponseModel):
         "the others which entry above it won and on what (in words to read to a patient).",
     )
     why_zh: str = Field("", description="The same in Chinese.")
+
+
+class CandidateCostOut(ResponseModel):
+    scheme: str = Field(description="The scheme priced (险种类型 code).")
+    tier: str
+    ratio: str = Field(description="Share reimbursed above the deductible, e.g. 0.85.")
+    deductible: str = Field(description="Yuan the patient pays first (起付线).")
+    annual_cap: str
+    policy_code: str
+    policy_version: int
+    policy_is_example: bool
+    summary: str = Field(description='e.g. "85% after ¥500".')
+    summary_zh: str = Field(description='e.g. "报销 85%，起付线 ¥500".')
+
+
+class PreviewRankedOut(RankedOut):
+    reimbursement: CandidateCostOut | None = Field(
+        None,
+        description="What the patient would get back there under the policy in force today "
+        "(the tier rule a referral records); null where nothing can be quoted and beyond the "
+        "first 20 alternatives.",
+    )
 
 
 class ExclusionOut(ResponseModel):
@@ -288,6 +322,19 @@ class DecisionOut(ResponseModel):
                 alternatives_total=len(data.get("alternatives") or []),
             )
         return data
+
+
+class PreviewDecisionOut(DecisionOut):
+    """The decision of a preview: each ranked candidate with what the patient would get back
+    there (`reimbursement`)."""
+
+    target: PreviewRankedOut | None
+    # narrowed to the priced entries (a pydantic field override, not a list shared with the base)
+    alternatives: list[PreviewRankedOut] = Field(  # type: ignore[assignment]
+        description="The next candidates in rank order: the first 20 (all with "
+        "`exclusions=all` on a preview, the first 20 of them priced); `alternatives_total` "
+        "counts them all."
+    )
 
 
 class PatientOut(ResponseModel):

@@ -291,3 +291,9 @@ def institution_columns(body: InstitutionIn | InstitutionPatch) -> dict[str, obj
         data["contact_name"] = contact.get("name")
         data["contact_phone"] = contact.get("phone")
     return data
+
+
+class CallerOut(ResponseModel):
+    role: str = Field(description="clinic, hospital, council, insurer, admin or notifier")
+    institution_id: str | None = Field(description="The key's institution (clinic, hospital).")
+    consortium_id: str | None = Field(description="The key's consortium (council, notifier).")

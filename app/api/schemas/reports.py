@@ -87,3 +87,92 @@ class ReferralReportRow(ResponseModel):
         description="What repeating the recognised, not repeated results would have cost "
         "(the recognition catalogue's example prices), in yuan.",
     )
+
+
+class LeakDestinationOut(ResponseModel):
+    institution_id: str | None = Field(description="The upstream partner; null: the waitlist.")
+    code: str | None
+    name: str | None
+    referrals: int
+
+
+class LeakRowOut(ResponseModel):
+    month: str = Field(description="YYYY-MM: the month of the routing decisions (local).")
+    specialty_code: str
+    specialty_name: str | None = None
+    specialty_name_en: str | None = None
+    institution_id: str | None = Field(
+        description="The member the decisions left out; null with reason no_member_offers."
+    )
+    institution_code: str | None = None
+    institution_name: str | None = None
+    reason: str = Field(
+        description="Why the member was left out: no_free_capacity, stale_census, "
+        "only_parent_specialty, previously_declined; no_member_offers: no member offers the "
+        "care at a level above the source."
+    )
+    days: int = Field(description="Local days on which a leaking decision left it out so.")
+    decisions: int = Field(description="Leaking routing decisions that left it out so.")
+    referrals: int = Field(description="Referrals (patients) those decisions concerned.")
+    out_of_consortium: int = Field(
+        description="Of those referrals, sent to an upstream partner (their last leaking "
+        "decision of the month)."
+    )
+    waitlisted: int = Field(description="Of those referrals, put on the waitlist.")
+    destinations: list[LeakDestinationOut] = Field(
+        description="Where the referrals went, most first (the waitlist as null)."
+    )
+    summary: str = Field(description="The row in words.")
+    summary_zh: str = Field(description="The same in Chinese.")
+
+
+class AppraisalTargetOut(ResponseModel):
+    code: str
+    figure: str = Field(
+        description="up_treated_in_county_share, accepted_in_time_share, "
+        "follow_ups_on_time_share or green_channel_met_share."
+    )
+    name: str
+    name_zh: str
+    source: str
+
+
+class AppraisalMonthOut(ResponseModel):
+    month: str = Field(description="YYYY-MM (local).")
+    version: int = Field(description="The targets version in force on the month's first day.")
+    min: float = Field(description="The target: the share to reach.")
+    numerator: int
+    denominator: int
+    value: float | None = Field(description="numerator / denominator; null without any.")
+    met: bool | None = Field(description="value reaches min; null: not measured this month.")
+
+
+class AppraisalCardOut(ResponseModel):
+    code: str
+    months: list[AppraisalMonthOut]
+    months_met: int
+    months_missed: int
+    months_measured: int
+    year_numerator: int
+    year_denominator: int
+    year_value: float | None
+
+
+class AppraisalMemberOut(ResponseModel):
+    institution_id: str
+    code: str
+    name: str
+    level: str
+    targets: list[AppraisalCardOut]
+    months_met: int = Field(description="Months met over all targets.")
+    months_missed: int = Field(description="Months missed over all targets.")
+
+
+class AppraisalOut(ResponseModel):
+    consortium_id: str
+    consortium_code: str
+    year: int
+    time_zone: str
+    targets_are_example: bool = Field(description="The targets file is marked as an example.")
+    targets: list[AppraisalTargetOut]
+    members: list[AppraisalMemberOut]

@@ -29,6 +29,15 @@ async def list_specialties(session: AsyncSession) -> Sequence[Specialty]:
     return result.scalars().all()
 
 
+async def get_specialties(session: AsyncSession, codes: Iterable[str]) -> Sequence[Specialty]:
+    wanted = list(codes)
+    if not wanted:
+        return []
+    return (
+        (await session.execute(select(Specialty).where(Specialty.code.in_(wanted)))).scalars().all()
+    )
+
+
 async def existing_specialty_codes(session: AsyncSession, codes: Iterable[str]) -> set[str]:
     wanted = set(codes)
     if not wanted:

@@ -447,3 +447,63 @@ async def recognition_sums(session: AsyncSession, scope: Scope) -> dict[str, dic
             out["tests_repeated"][key] = int(r.repeated)
         out["fen_not_spent_twice"][key] = int(r.saved)
     return out
+
+
+#: the routing outcomes of a referral leaving the consortium or waiting for a place
+LEAK_OUTCOMES = ("out_of_consortium", "waitlisted")
+
+
+async def leaking_attempts(session: AsyncSession, scope: Scope) -> list[Row[Any]]:
+    """The stored routing decisions of up-referrals that sent the patient to an upstream
+    partner or onto the waitlist, in the period (by the attempt's time): referral, specialty,
+    time, outcome, target and the decision as stored (bounded: 20 listed exclusions)."""
+    stmt = (
+        select(
+            RoutingAttempt.referral_id,
+            Referral.specialty_code,
+            RoutingAttempt.created_at,
+            RoutingAttempt.outcome,
+            RoutingAttempt.target_institution_id,
+            RoutingAttempt.decision,
+        )
+        .select_from(RoutingAttempt)
+        .join(Referral, Referral.id == RoutingAttempt.referral_id)
+        .where(
+            Referral.direction == "up",
+            RoutingAttempt.outcome.in_(LEAK_OUTCOMES),
+            _in_period(scope, RoutingAttempt.created_at),
+        )
+        .order_by(RoutingAttempt.created_at, RoutingAttempt.id)
+    )
+    if scope.consortium_id is not None:
+        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
+    return list((await session.execute(stmt)).all())
+
+
+async def acceptance_times(
+    session: AsyncSession, scope: Scope
+) -> list[tuple[str, datetime, datetime | None, str, str | None]]:
+    """Referrals accepted in the period: (accepting member, accepted_at, routed_at, urgency,
+    pathway), for the share accepted within the answer time."""
+    stmt = select(
+        Referral.target_institution_id,
+        Referral.accepted_at,
+        Referral.routed_at,
+        Referral.urgency,
+        Referral.pathway_code,
+    ).where(
+        Referral.accepted_at.is_not(None),
+        Referral.target_institution_id.is_not(None),
+        _in_period(scope, Referral.accepted_at),
+    )
+    if scope.consortium_id is not None:
+        stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
+    return [
+        (str(r[0]), _aware(r[1]), None if r[2] is None else _aware(r[2]), str(r[3]), r[4])
+        for r in (await session.execute(stmt)).all()
+    ]
+
+
+def aware(value: Any) -> datetime:
+    """A timestamp as read back (SQLite: naive or text) as an aware UTC datetime."""
+    return _aware(value)
