@@ -72,12 +72,29 @@ async def _sexes(url: str, seed: bool = False) -> list[str]:
 async def _demo(url: str) -> None:
     """The demo consortia (institutions, specialties) into the old schema: the referrals below
     need them. No keys: today's roles (notifier) postdate that schema's constraint."""
+    # today's loader names the consortium columns and the membership table of migration 0034:
+    # present while it loads, gone again before the migrations under test run (0034 adds them)
+    later = ("alliance_centres", "alliance_specialties")
     database = Database(url)
     try:
         async with database.unit_of_work() as session:
+            for column in later:
+                await session.execute(
+                    sa.text(f"ALTER TABLE consortium ADD COLUMN {column} JSON DEFAULT '[]'")
+                )
+            await session.execute(
+                sa.text(
+                    "CREATE TABLE consortium_membership (consortium_id VARCHAR(36), "
+                    "institution_id VARCHAR(36), is_lead BOOLEAN, created_at TIMESTAMP, "
+                    "updated_at TIMESTAMP)"
+                )
+            )
             await loader.load_reference_data(session)
             for path in loader.demo_files():
                 await loader.load_consortium(session, loader.parse_file(path), with_capacity=True)
+            await session.execute(sa.text("DROP TABLE consortium_membership"))
+            for column in later:
+                await session.execute(sa.text(f"ALTER TABLE consortium DROP COLUMN {column}"))
     finally:
         await database.dispose()
 
