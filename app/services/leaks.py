@@ -22,11 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories import registry as registry_repo
 from app.db.repositories import reports as repo
-from app.domain.errors import InvalidInput
 from app.domain.localtime import local_date, local_month
 from app.domain.routing import NEAR_MISSES
-from app.services import zones
-from app.services.access import figures_consortium
+from app.services import reports
 from app.services.auth import Principal
 
 NO_MEMBER_OFFERS = "no_member_offers"
@@ -95,28 +93,11 @@ async def report(
     end: date,
 ) -> tuple[list[LeakRow], dict[str, Destination]]:
     """The rows by month, specialty, member and reason, and the destinations they name."""
-    consortium_id = await figures_consortium(session, principal, consortium_id, "Leak figures")
-    if end <= start:
-        raise InvalidInput("The period is empty.", [{"loc": ["query", "to"], "msg": "after from"}])
-    if (end - start).days > 366 * 3:
-        raise InvalidInput(
-            "At most three years per report.", [{"loc": ["query", "to"], "msg": "period too long"}]
-        )
-    days = await zones.period(session, consortium_id, start, end)
-    scope = repo.Scope(
-        consortium_id=consortium_id,
-        start=days.start_at,
-        end=days.end_at,
-        group_by="institution",
-        dialect=session.get_bind().dialect.name,
-        time_zone=days.time_zone,
-        first_day=start,
-        end_day=end,
-    )
+    scope = await reports.scope_of(session, principal, "Leak figures", consortium_id, start, end)
     rows: dict[tuple[str, str, str | None, str], LeakRow] = {}
     for attempt in await repo.leaking_attempts(session, scope):
         at = repo.aware(attempt.created_at)
-        month = local_month(at, days.time_zone)
+        month = local_month(at, scope.time_zone)
         dest = (
             attempt.target_institution_id
             if attempt.outcome == "out_of_consortium" and attempt.target_institution_id
@@ -132,7 +113,7 @@ async def report(
             if row is None:
                 row = rows[key] = LeakRow(month, key[1], member, reason)
             row.decisions += 1
-            row.days.add(local_date(at, days.time_zone))
+            row.days.add(local_date(at, scope.time_zone))
             previous = row.latest.get(attempt.referral_id)
             if previous is None or previous[0] <= at:
                 row.latest[attempt.referral_id] = (at, dest)

@@ -75,16 +75,18 @@ class ReportRow:
         return sum(self.rejections.values())
 
 
-async def monthly(
+async def scope_of(
     session: AsyncSession,
     principal: Principal,
-    *,
+    what: str,
     consortium_id: str | None,
     start: date,
     end: date,
-    group_by: str,
-) -> list[ReportRow]:
-    consortium_id = await figures_consortium(session, principal, consortium_id, "Referral figures")
+    group_by: str = "institution",
+) -> repo.Scope:
+    """The consortium the caller reads ``what`` of, and the local days from ``start`` to
+    ``end`` (exclusive, at most three years) as instants of its time zone."""
+    consortium_id = await figures_consortium(session, principal, consortium_id, what)
     if end <= start:
         raise InvalidInput("The period is empty.", [{"loc": ["query", "to"], "msg": "after from"}])
     if (end - start).days > 366 * 3:
@@ -92,7 +94,7 @@ async def monthly(
             "At most three years per report.", [{"loc": ["query", "to"], "msg": "period too long"}]
         )
     days = await zones.period(session, consortium_id, start, end)
-    scope = repo.Scope(
+    return repo.Scope(
         consortium_id=consortium_id,
         start=days.start_at,
         end=days.end_at,
@@ -102,12 +104,26 @@ async def monthly(
         first_day=start,
         end_day=end,
     )
+
+
+async def monthly(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    consortium_id: str | None,
+    start: date,
+    end: date,
+    group_by: str,
+) -> list[ReportRow]:
+    scope = await scope_of(
+        session, principal, "Referral figures", consortium_id, start, end, group_by
+    )
     if scope.dialect == "postgresql":
         # the grouped passes hash a year of rows: give this transaction room to do it in memory
         await session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
     figures = await repo.referral_counts(session, scope)
     figures |= await repo.event_counts(session, scope)
-    figures |= await repo.follow_up_counts(session, scope, today(utcnow(), days.time_zone))
+    figures |= await repo.follow_up_counts(session, scope, today(utcnow(), scope.time_zone))
     figures |= await repo.recognition_sums(session, scope)
     rows: dict[repo.Key, ReportRow] = {}
 

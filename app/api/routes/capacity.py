@@ -106,13 +106,9 @@ async def get_bed_board(
         )
         for r in rows
     ]
-    if "text/csv" in request.headers.get("accept", ""):
-        return Response(
-            csv_export.to_csv(
-                list(BoardRowOut.model_fields), [i.model_dump(mode="json") for i in items]
-            ),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="bed-board.csv"'},
-        )
+    if csv_export.wants_csv(request):
+        cells = [i.model_dump(mode="json") for i in items]
+        table = csv_export.to_csv(list(BoardRowOut.model_fields), cells)
+        return csv_export.csv_response(table, "bed-board.csv")
     body = BedBoardOut(consortium_id=cid, day=slot_day, items=items)
     return Response(body.model_dump_json(), media_type="application/json")

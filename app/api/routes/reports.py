@@ -103,27 +103,9 @@ async def referral_report(
             session, principal, consortium_id=consortium, start=from_, end=to, group_by=group_by
         )
     ]
-    if "text/csv" in request.headers.get("accept", ""):
-        return Response(
-            to_csv(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="referrals.csv"'},
-        )
-    return Response(
-        "[" + ",".join(r.model_dump_json() for r in rows) + "]", media_type="application/json"
-    )
-
-
-def _csv_response(body: bytes, filename: str) -> Response:
-    return Response(
-        body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
-def _wants_csv(request: Request) -> bool:
-    return "text/csv" in request.headers.get("accept", "")
+    if csv_export.wants_csv(request):
+        return csv_export.csv_response(to_csv(rows), "referrals.csv")
+    return csv_export.json_list(rows)
 
 
 def _leak_row(r: leaks.LeakRow, destinations: dict[str, leaks.Destination]) -> LeakRowOut:
@@ -201,11 +183,9 @@ async def leak_report(
         session, principal, consortium_id=consortium, start=from_, end=to
     )
     rows = [_leak_row(r, destinations) for r in found]
-    if _wants_csv(request):
-        return _csv_response(leaks_csv(rows), "leaks.csv")
-    return Response(
-        "[" + ",".join(r.model_dump_json() for r in rows) + "]", media_type="application/json"
-    )
+    if csv_export.wants_csv(request):
+        return csv_export.csv_response(leaks_csv(rows), "leaks.csv")
+    return csv_export.json_list(rows)
 
 
 def _appraisal_out(card: appraisal.Scorecard) -> AppraisalOut:
@@ -325,6 +305,6 @@ async def appraisal_report(
             session, principal, settings, consortium_ref=consortium, year=year
         )
     )
-    if _wants_csv(request):
-        return _csv_response(appraisal_csv(card), "appraisal.csv")
+    if csv_export.wants_csv(request):
+        return csv_export.csv_response(appraisal_csv(card), "appraisal.csv")
     return Response(card.model_dump_json(), media_type="application/json")

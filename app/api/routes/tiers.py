@@ -123,11 +123,8 @@ async def list_tiers(
         )
         for t, r, code in pairs
     ]
-    if "text/csv" in request.headers.get("accept", ""):
-        return Response(
-            csv_export.to_csv(CSV_COLUMNS, (row.model_dump(mode="json") for row in rows)),
-            media_type="text/csv; charset=utf-8",
+    if csv_export.wants_csv(request):
+        return csv_export.csv_response(
+            csv_export.to_csv(CSV_COLUMNS, (row.model_dump(mode="json") for row in rows))
         )
-    return Response(
-        "[" + ",".join(r.model_dump_json() for r in rows) + "]", media_type="application/json"
-    )
+    return csv_export.json_list(rows)
