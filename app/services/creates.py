@@ -1,13 +1,15 @@
-"""The create use cases behind ``POST /v1/referrals`` and ``POST …/escalate``: each runs its
+"""The create use cases behind ``POST /v1/referrals``, ``POST …/escalate``,
+``POST /v1/remote-requests`` and ``POST …/convert``: each runs its
 write once per Idempotency-Key (``idempotency.create_once``) with the hold last
 (``placement.hold_last``), in the request's unit of work."""
 
 from __future__ import annotations
 
 from app.api.schemas.referrals import DownReferralCreate, EscalateIn, ReferralCreate
+from app.api.schemas.remote import ConvertIn, RemoteRequestCreate
 from app.domain.enums import Role
 from app.domain.errors import Forbidden
-from app.services import down_referrals, idempotency, up_referrals
+from app.services import down_referrals, idempotency, remote_requests, up_referrals
 from app.services.context import Context
 from app.services.idempotency import Created
 from app.services.numbering import Number
@@ -43,6 +45,36 @@ async def escalate(ctx: Context, referral_id: str, body: EscalateIn, key: str) -
 
     async def write(number: Number | None) -> Written[ReferralView]:
         return await down_referrals.escalate(
+            ctx.session,
+            ctx.settings,
+            ctx.protector,
+            ctx.principal,
+            referral_id,
+            body,
+            number=number,
+        )
+
+    return await idempotency.create_once(ctx, key, body.model_dump(mode="json"), write)
+
+
+async def create_remote(ctx: Context, body: RemoteRequestCreate, key: str) -> Created:
+    """A consult or remote read (clinics and hospitals): routed to a reader, its slot held."""
+
+    async def write(number: Number | None) -> Written[ReferralView]:
+        return await remote_requests.create(
+            ctx.session, ctx.settings, ctx.protector, ctx.principal, body, number=number
+        )
+
+    return await idempotency.create_once(ctx, key, body.model_dump(mode="json"), write)
+
+
+async def convert(ctx: Context, referral_id: str, body: ConvertIn, key: str) -> Created:
+    """A reported consult or remote read becomes an up-referral in the same episode."""
+    async with ctx.database.unit_of_work(read_only=True) as check:  # 404 first, as escalate
+        await visible(check, ctx.principal, referral_id)
+
+    async def write(number: Number | None) -> Written[ReferralView]:
+        return await remote_requests.convert(
             ctx.session,
             ctx.settings,
             ctx.protector,

@@ -34,6 +34,7 @@ from app.services import (
     information,
     notices,
     outcomes,
+    remote_requests,
     views,
     waitlist,
     webhook_events,
@@ -45,7 +46,11 @@ from app.services.transition_command import TransitionCommand
 from app.services.waitlist import SYSTEM, Actor, FreedPlace
 
 #: event types that are not the state entered (an amendment re-enters pending)
-EVENT_OF = {Action.REQUEST_INFORMATION: "needs_information", Action.AMEND: "amended"}
+EVENT_OF = {
+    Action.REQUEST_INFORMATION: "needs_information",
+    Action.AMEND: "amended",
+    Action.REPORT: "reported",  # the report is clinical text: sealed, never in the event
+}
 
 
 class TransitionConflict(Conflict):
@@ -70,7 +75,11 @@ def parties_of(principal: Principal, row: Referral) -> frozenset[Party]:
 
 def allowed_actions(principal: Principal, row: Referral) -> list[str]:
     return lifecycle.actions(
-        Status(row.status), row.care_type, parties_of(principal, row), direction=row.direction
+        Status(row.status),
+        row.care_type,
+        parties_of(principal, row),
+        direction=row.direction,
+        kind=row.kind,
     )
 
 
@@ -149,7 +158,7 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
         )
     status = Status(row.status)
     try:
-        step = lifecycle.find(status, action, row.care_type, row.direction)
+        step = lifecycle.find(status, action, row.care_type, row.direction, row.kind)
     except lifecycle.TransitionNotAllowed as exc:
         raise TransitionConflict(
             f"'{action}' is not allowed while the referral is {status}.",
@@ -187,12 +196,18 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
             tests_done=command.tests_done,
             now=now,
         )
+    elif action is Action.REPORT:
+        assert command.report is not None  # the endpoint's body is required
+        remote_requests.record_report(
+            session, ctx.protector, row, command.report, principal.institution_id or "", now
+        )
     if command.outcome is not None:
         await outcomes.record(session, ctx.protector, settings, row, command.outcome, now)
     if lifecycle.closes(step, command.reason_code):
         row.closed_at = now
         row.respond_by = None
-        if step.to is not Status.COMPLETED:  # ended without care: its filing is withdrawn
+        if step.to is not Status.COMPLETED and row.kind == "transfer":  # ended without care:
+            # its insurance filing is withdrawn (a remote request has none)
             await filings.withdraw(session, settings, row, now)
     if action is not Action.PLACE:  # a council placement's event is its council_placed one
         _event(
@@ -253,7 +268,9 @@ async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50)
     rows = await repo.claim_expired(session, now, limit)
     freed: dict[str, list[FreedPlace]] = {}
     for row in rows:
-        step = lifecycle.find(Status(row.status), Action.EXPIRE, row.care_type, row.direction)
+        step = lifecycle.find(
+            Status(row.status), Action.EXPIRE, row.care_type, row.direction, row.kind
+        )
         released = await _apply_hold(session, row, step.hold)
         if released is not None:
             freed.setdefault(row.consortium_id, []).append(released)

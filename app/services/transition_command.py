@@ -32,6 +32,7 @@ class TransitionCommand:
     outcome: OutcomeIn | None = None  # completing an up-referral: the outcome back
     coordinator: dict[str, Any] | None = None  # accepting: who to call at the target
     forward_to: str | None = None  # forwarding: the member or partner the target names
+    report: Any = None  # a remote request's answer (``ReportIn``)
 
     @classmethod
     def of(
@@ -63,4 +64,5 @@ class TransitionCommand:
             clinical_summary=given.get("clinical_summary"),
             tests_done=given.get("tests_done"),
             outcome=getattr(body, "outcome", None),
+            report=body if action is Action.REPORT else None,
         )

@@ -141,6 +141,7 @@ class LastEventOut(ResponseModel):
 class ReferralSummary(ResponseModel):
     id: str
     number: str
+    kind: str = Field("transfer", description="transfer, consult or remote_read")
     direction: str
     status: str
     urgency: Urgency
@@ -156,6 +157,12 @@ class ReferralSummary(ResponseModel):
     updated_at: datetime
     outcome_at: datetime | None = Field(
         None, description="When the receiving hospital sent the outcome back (GET the referral)."
+    )
+    report_due_at: datetime | None = Field(
+        None, description="A consult or remote read: its turnaround target."
+    )
+    reported_at: datetime | None = Field(
+        None, description="A consult or remote read: when it was answered (GET it for the report)."
     )
     last_event: LastEventOut | None
     allowed_actions: list[str] = Field(description="What the caller may do next.")

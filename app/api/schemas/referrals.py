@@ -9,6 +9,7 @@ from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
 from app.api.schemas.national import InsuranceSchemeIn, InsuranceSchemeOut
 from app.api.schemas.patients import IdentityDocumentIn, IdentityDocumentOut, SexIn
 from app.api.schemas.registry import Id, SpecialtyCode
+from app.api.schemas.remote_out import RemoteOut
 from app.api.schemas.tiers import TierOut
 from app.domain.enums import CareType, Sex, SexCode, Urgency
 from app.domain.icd10 import (
@@ -379,6 +380,11 @@ class HoldOut(ResponseModel):
 class ReferralOut(ResponseModel):
     id: str
     number: str
+    kind: str = Field(
+        "transfer",
+        description="transfer (the patient moves), consult or remote_read (the patient stays; "
+        "see remote).",
+    )
     direction: str
     status: str
     consortium_id: str
@@ -436,6 +442,9 @@ class ReferralOut(ResponseModel):
         False, description="Placed by the council at a member of its choice (even when full)."
     )
     respond_by: datetime | None = Field(description="The target must answer by then.")
+    remote: RemoteOut | None = Field(
+        None, description="A consult or remote read: the study, the target time and the report."
+    )
     routing: DecisionOut | None
     tier: TierOut | None = Field(
         description="The reimbursement tier recorded for the current target (history: /tiers)."
