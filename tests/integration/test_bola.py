@@ -23,7 +23,14 @@ def settings_overrides() -> dict[str, Any]:
     return {"webhook_allow": "127.0.0.1:9"}
 
 
-REGISTRY_READS = {"get_consortium", "get_institution", "get_capacity", "list_memberships"}
+REGISTRY_READS = {
+    "get_consortium",
+    "get_institution",
+    "get_capacity",
+    "list_memberships",
+    "get_remote_services",
+    "get_remote_capacity",
+}
 # the consortium's own figures: its council (and admins) read them, anyone else gets 403
 COUNCIL_READS = {"get_bed_board", "get_insurance_gateway"}
 REGISTRY_WRITES = {
@@ -35,6 +42,8 @@ REGISTRY_WRITES = {
     "leave_consortium",
     "put_insurance_gateway",
     "delete_insurance_gateway",
+    "put_remote_services",
+    "put_remote_capacity",
 }
 SOURCE_OPS = {
     "list_referral_tiers",
@@ -45,6 +54,8 @@ SOURCE_OPS = {
     "list_follow_ups",
     # the filing message holds patient data: for the referring institution and its council
     "get_insurance_filing_payload",
+    # a reported consult or read becomes a transfer at its asker's request
+    "convert_remote_request",
 }
 VALID_BODIES = {
     "put_capacity": {"as_of": "2026-01-01T00:00:00+00:00", "beds": []},
@@ -61,6 +72,10 @@ VALID_BODIES = {
     "record_milestone": {"milestone": "door", "at": "2026-01-01T00:00:00+00:00"},
     "record_follow_up": {"kind": "guidance", "guidance": "continue"},
     "put_insurance_gateway": {"url": "http://127.0.0.1:9/fsi"},
+    "report_referral": {"conclusion": "c", "reader": {"name": "r"}},
+    "convert_remote_request": {"care_type": "inpatient"},
+    "put_remote_services": {"services": []},
+    "put_remote_capacity": {"as_of": "2026-01-01T00:00:00+00:00", "capacity": []},
 }
 
 
