@@ -296,3 +296,142 @@ async def test_each_kind_names_what_it_lacks(api, client, auth) -> None:
     after = (await client.get("/v1/referrals", headers=auth(CLINIC))).json()["items"]
     assert len(after) == len(before)  # nothing was created
     await _post(client, auth, ADMIN, "/v1/remote-requests", read_body(), expect=403)
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (PostgreSQL's percentile_cont)."""
+    if not values:
+        return None
+    v = sorted(values)
+    pos = (len(v) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return round(v[lo] + (v[hi] - v[lo]) * (pos - lo), 1)
+
+
+async def test_monthly_figures_equal_counts_from_the_requests(api, client, auth, app) -> None:
+    from zoneinfo import ZoneInfo
+
+    ids = await api.ids()
+    ecg = [{"kind": "remote_read", "specialty_code": "32.06"}]
+    both = [*ecg, {"kind": "consult", "specialty_code": "03"}]
+    await _offer(client, auth, "ZH-CH", ids, both, {"remote_read:32.06": 20, "consult:03": 5})
+    await _offer(client, auth, "ZH-TCM", ids, ecg, {"remote_read:32.06": 20})
+    await api.set_beds("ZH-CH", {"03": (20, 1)})
+    zone = ZoneInfo("Asia/Shanghai")
+    now = datetime.now(UTC)
+    # (kind, minutes before now it was asked, what happens): reported at the county, routed on
+    # to the TCM hospital and reported there, left pending, a consult reported and converted
+    plan = [
+        ("remote_read", 30, "report"),
+        ("remote_read", 59, "report"),
+        ("remote_read", 90, "report"),  # late against 60 minutes
+        ("remote_read", 45, "expire_then_report"),
+        ("remote_read", 10, "pending"),
+        ("consult", 300, "report_and_convert"),
+        ("consult", 1500, "report"),  # late against 24 hours
+    ]
+    made: list[dict[str, Any]] = []
+    for kind, minutes, fate in plan:
+        body = read_body(urgency="routine")
+        if kind == "consult":
+            body = read_body(
+                kind="consult", modality=None, study=None, specialty_code="03", urgency="routine"
+            )
+        ref = (await _post(client, auth, CLINIC, "/v1/remote-requests", body)).json()
+        asked = now - timedelta(minutes=minutes)
+        target = timedelta(minutes=60 if kind == "remote_read" else 1440)
+        await _set(app, ref["id"], created_at=asked, report_due_at=asked + target)
+        made.append({"id": ref["id"], "kind": kind, "asked": asked, "fate": fate, "at": []})
+    for m in made:
+        m["at"].append(ids["ZH-CH"])
+        if m["fate"] == "expire_then_report":
+            await _set(app, m["id"], respond_by=datetime.now(UTC) - timedelta(seconds=1))
+            assert await sweep_once(app.state.database, app.state.settings) == 1
+            m["at"].append(ids["ZH-TCM"])
+    report = {"conclusion": "结论", "reader": {"name": "李"}, "reported_at": now.isoformat()}
+    for m in made:
+        if m["fate"] == "pending":
+            continue
+        reader = TCM if m["fate"] == "expire_then_report" else COUNTY
+        ref = (await api.get(reader, {"id": m["id"]})).json()
+        await api.act(reader, ref, "report", report)
+        m["reader"] = m["at"][-1]
+        if m["fate"] == "report_and_convert":
+            await _post(
+                client,
+                auth,
+                CLINIC,
+                f"/v1/referrals/{m['id']}/convert",
+                {"care_type": "inpatient"},
+            )
+
+    # independently: per member and local month of the request
+    expected: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def cell(member: str, asked: datetime) -> dict[str, Any]:
+        month = asked.astimezone(zone).strftime("%Y-%m")
+        return expected.setdefault(
+            (member, month),
+            {
+                "received": 0,
+                "reads": 0,
+                "consults": 0,
+                "reported": 0,
+                "within": 0,
+                "conv": 0,
+                "minutes": [],
+            },
+        )
+
+    for m in made:
+        for member in set(m["at"]):
+            c = cell(member, m["asked"])
+            c["received"] += 1
+            c["reads" if m["kind"] == "remote_read" else "consults"] += 1
+        if "reader" in m:
+            c = cell(m["reader"], m["asked"])
+            c["reported"] += 1
+            limit = 60 if m["kind"] == "remote_read" else 1440
+            minutes = (now - m["asked"]).total_seconds() / 60
+            c["within"] += int(minutes <= limit)
+            c["conv"] += int(m["fate"] == "report_and_convert")
+            c["minutes"].append(minutes)
+    local = now.astimezone(zone).date()
+    first = (local - timedelta(days=40)).replace(day=1)
+    rows = (
+        await client.get(
+            "/v1/reports/referrals",
+            params={"from": first.isoformat(), "to": (local + timedelta(days=1)).isoformat()},
+            headers=auth("demo council ZHENGHE"),
+        )
+    ).json()
+    got = {(r["key"], r["month"]): r for r in rows if r["remote_received"] or r["remote_reported"]}
+    assert set(got) == set(expected)
+    for key, c in expected.items():
+        r = got[key]
+        assert (r["remote_received"], r["reads_received"], r["consults_received"]) == (
+            c["received"],
+            c["reads"],
+            c["consults"],
+        ), key
+        assert (r["remote_reported"], r["remote_within_target"], r["remote_converted"]) == (
+            c["reported"],
+            c["within"],
+            c["conv"],
+        ), key
+        assert r["remote_turnaround_minutes_median"] == _pct(c["minutes"], 0.5), key
+        assert r["remote_turnaround_minutes_p90"] == _pct(c["minutes"], 0.9), key
+        share = round(c["within"] / c["reported"], 4) if c["reported"] else None
+        assert r["remote_within_target_share"] == share, key
+    county = [r for k, r in got.items() if k[0] == ids["ZH-CH"]]
+    assert sum(r["remote_received"] for r in county) == 7  # every request reached it first
+    # the transfer the consult became counts among the transfers, the requests do not
+    assert sum(r["up_received"] for r in rows if r["key"] == ids["ZH-CH"]) == 1
+    csv = await client.get(
+        "/v1/reports/referrals",
+        params={"from": first.isoformat(), "to": (local + timedelta(days=1)).isoformat()},
+        headers={**auth("demo council ZHENGHE"), "Accept": "text/csv"},
+    )
+    header = csv.content.decode("utf-8-sig").splitlines()[0].split(",")
+    assert {"remote_received", "remote_turnaround_minutes_p90", "remote_converted"} <= set(header)

@@ -70,26 +70,26 @@ KINDS, REMOTE = ("transfer", "consult", "remote_read"), ("consult", "remote_read
 # fmt: off
 EXPECTED = (
     #   from            action             to              who       hold       reroute care up/down
-    Row(S.PENDING,      A.ACCEPT,          S.ACCEPTED,     P.TARGET, H.KEEP,    False, ALL, BOTH, KINDS),
-    Row(S.PENDING,      A.REJECT,          S.REJECTED,     P.TARGET, H.RELEASE, True,  ALL, BOTH, KINDS),
-    Row(S.PENDING,      A.EXPIRE,          S.EXPIRED,      P.SYSTEM, H.RELEASE, True,  ALL, BOTH, KINDS),
-    Row(S.PENDING,      A.CANCEL,          S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH, KINDS),
+    Row(S.PENDING,      A.ACCEPT,          S.ACCEPTED,     P.TARGET, H.KEEP,    False, ALL, BOTH),
+    Row(S.PENDING,      A.REJECT,          S.REJECTED,     P.TARGET, H.RELEASE, True,  ALL, BOTH),
+    Row(S.PENDING,      A.EXPIRE,          S.EXPIRED,      P.SYSTEM, H.RELEASE, True,  ALL, BOTH),
+    Row(S.PENDING,      A.CANCEL,          S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH),
     Row(S.ACCEPTED,     A.ARRIVE,          S.ARRIVED,      P.TARGET, H.KEEP,    False, ALL, BOTH),
     Row(S.ACCEPTED,     A.NO_SHOW,         S.NO_SHOW,      P.TARGET, H.RELEASE, False, ALL, UP),
-    Row(S.ACCEPTED,     A.CANCEL,          S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH, KINDS),
+    Row(S.ACCEPTED,     A.CANCEL,          S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH),
     Row(S.ARRIVED,      A.ADMIT,           S.ADMITTED,     P.TARGET, H.OCCUPY,  False, INP, UP),
     Row(S.ARRIVED,      A.SEE,             S.SEEN,         P.TARGET, H.OCCUPY,  False, AMB, UP),
     Row(S.ARRIVED,      A.START_FOLLOW_UP, S.IN_FOLLOW_UP, P.TARGET, H.OCCUPY,  False, ALL, DOWN),
     Row(S.ADMITTED,     A.COMPLETE,        S.COMPLETED,    P.TARGET, H.KEEP,    False, INP, UP),
     Row(S.SEEN,         A.COMPLETE,        S.COMPLETED,    P.TARGET, H.KEEP,    False, AMB, UP),
     Row(S.IN_FOLLOW_UP, A.COMPLETE,        S.COMPLETED,    P.TARGET, H.KEEP,    False, ALL, DOWN),
-    Row(S.WAITLISTED,   A.CANCEL,          S.CANCELLED,    P.SOURCE, H.KEEP,    False, ALL, BOTH, KINDS),
+    Row(S.WAITLISTED,   A.CANCEL,          S.CANCELLED,    P.SOURCE, H.KEEP,    False, ALL, BOTH),
     Row(S.PENDING,      A.REQUEST_INFORMATION, S.NEEDS_INFORMATION, P.TARGET, H.KEEP, False, ALL,
-        BOTH, KINDS),
-    Row(S.NEEDS_INFORMATION, A.AMEND,      S.PENDING,      P.SOURCE, H.KEEP,    False, ALL, BOTH, KINDS),
-    Row(S.NEEDS_INFORMATION, A.EXPIRE,     S.EXPIRED,      P.SYSTEM, H.RELEASE, True,  ALL, BOTH, KINDS),
-    Row(S.NEEDS_INFORMATION, A.CANCEL,     S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH, KINDS),
-    Row(S.PENDING,      A.FORWARD,         S.FORWARDED,    P.TARGET, H.RELEASE, True,  ALL, BOTH, KINDS),
+        BOTH),
+    Row(S.NEEDS_INFORMATION, A.AMEND,      S.PENDING,      P.SOURCE, H.KEEP,    False, ALL, BOTH),
+    Row(S.NEEDS_INFORMATION, A.EXPIRE,     S.EXPIRED,      P.SYSTEM, H.RELEASE, True,  ALL, BOTH),
+    Row(S.NEEDS_INFORMATION, A.CANCEL,     S.CANCELLED,    P.SOURCE, H.RELEASE, False, ALL, BOTH),
+    Row(S.PENDING,      A.FORWARD,         S.FORWARDED,    P.TARGET, H.RELEASE, True,  ALL, BOTH),
     Row(S.PENDING,      A.PLACE,           S.PENDING,      P.COUNCIL, H.RELEASE, False, ALL, BOTH),
     Row(S.WAITLISTED,   A.PLACE,           S.PENDING,      P.COUNCIL, H.KEEP,   False, ALL, BOTH),
     Row(S.PENDING,      A.REPORT,          S.REPORTED,     P.TARGET, H.OCCUPY,  False, ALL, BOTH,
@@ -98,6 +98,22 @@ EXPECTED = (
         REMOTE),
 )
 # fmt: on
+#: the rows consults and remote reads share with transfers: taken, refused, cancelled, asked,
+#: expired and forwarded alike
+SHARED = {
+    (S.PENDING, A.ACCEPT),
+    (S.PENDING, A.REJECT),
+    (S.PENDING, A.EXPIRE),
+    (S.PENDING, A.CANCEL),
+    (S.ACCEPTED, A.CANCEL),
+    (S.WAITLISTED, A.CANCEL),
+    (S.PENDING, A.REQUEST_INFORMATION),
+    (S.NEEDS_INFORMATION, A.AMEND),
+    (S.NEEDS_INFORMATION, A.EXPIRE),
+    (S.NEEDS_INFORMATION, A.CANCEL),
+    (S.PENDING, A.FORWARD),
+}
+EXPECTED = tuple(r._replace(kinds=KINDS) if (r.source, r.action) in SHARED else r for r in EXPECTED)
 
 #: every (status, action, care type, direction) the table allows a transfer, with its row
 ALLOWED = {

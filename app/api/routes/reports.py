@@ -62,6 +62,10 @@ def _row(r: reports.ReportRow) -> ReferralReportRow:
         tests_repeated=c["tests_repeated"],
         yuan_not_spent_twice=c["fen_not_spent_twice"] / 100,
         satisfaction_mean=r.satisfaction_mean,
+        **r.remote.counts,
+        remote_within_target_share=r.remote.within_target_share,
+        remote_turnaround_minutes_median=r.remote.median,
+        remote_turnaround_minutes_p90=r.remote.p90,
     )
 
 

@@ -87,6 +87,31 @@ class ReferralReportRow(ResponseModel):
         description="What repeating the recognised, not repeated results would have cost "
         "(the recognition catalogue's example prices), in yuan.",
     )
+    remote_received: int = Field(
+        0,
+        description="Consults and remote reads made in the month that were routed to the "
+        "member (each once, however often).",
+    )
+    reads_received: int = Field(0, description="Of those, remote reads.")
+    consults_received: int = Field(0, description="Of those, consults.")
+    remote_reported: int = Field(
+        0, description="Consults and remote reads made in the month that the member answered."
+    )
+    remote_turnaround_minutes_median: float | None = Field(
+        None, description="Minutes from the request to the member's report (median)."
+    )
+    remote_turnaround_minutes_p90: float | None = Field(
+        None, description="90th percentile of the same."
+    )
+    remote_within_target: int = Field(
+        0, description="Reports within the target of the request's kind and urgency."
+    )
+    remote_within_target_share: float | None = Field(
+        None, description="remote_within_target / remote_reported."
+    )
+    remote_converted: int = Field(
+        0, description="Reported requests the asker then converted into a transfer."
+    )
 
 
 class LeakDestinationOut(ResponseModel):

@@ -209,6 +209,7 @@ async def figure_rows(
             Referral.kind,
             RoutingAttempt.target_institution_id,
             Referral.created_at,
+            Referral.specialty_code,
         )
         .join(RoutingAttempt, RoutingAttempt.referral_id == Referral.id)
         .where(*where, RoutingAttempt.target_institution_id.is_not(None))
@@ -229,6 +230,7 @@ async def figure_rows(
             RemoteReport.reported_at,
             RemoteReport.within_target,
             converted.label("converted"),
+            Referral.specialty_code,
         )
         .join(RemoteReport, RemoteReport.referral_id == Referral.id)
         .where(*where)
