@@ -64,6 +64,13 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "update_consortium": "time_zone: a zone of the IANA time-zone database",
         "create_institution": "GB 32100 check character; grade tier equal to the level; unique ids",
         "update_institution": "GB 32100 check character; grade tier equal to the level; unique ids",
+        "create_remote_request": "GB 11643 resident ID; each kind's fields (a read: modality and "
+        "a study reference; a consult: specialty_code); day not in the past",
+        "convert_remote_request": "specialty_code required to convert a remote read",
+        "report_referral": "reported_at between the request and now",
+        "put_remote_services": "specialty codes of the catalogue; each listed once",
+        "put_remote_capacity": "specialty codes of the catalogue; specialty_code or modality; "
+        "one entry per kind, specialty and day; days within the configured window",
     },
     "412": {
         f"{action}_referral": "If-Match must be the referral's current ETag"
@@ -81,6 +88,7 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
             "amend",
             "forward",
             "place",
+            "report",
         )
     },
     "415": {
