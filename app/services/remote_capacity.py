@@ -4,6 +4,7 @@ remote requests as beds are held by referrals."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -225,3 +226,42 @@ async def report(
     if consortium_id is not None and freed:
         await waitlist.retry_waitlist(session, settings, consortium_id, now, freed=freed)
     return out
+
+
+async def offer_from_file(
+    session: AsyncSession, institution_id: str, remote: Mapping[str, dict[str, int]]
+) -> None:
+    """A consortium file's remote services (``remote``: kind -> specialty -> slots a day)."""
+    offered = sorted((kind, code) for kind, per in remote.items() for code in per)
+    await remote_repo.replace_services(session, institution_id, offered)
+
+
+async def seed_from_file(
+    session: AsyncSession,
+    institution_id: str,
+    remote: Mapping[str, dict[str, int]],
+    now: datetime,
+    time_zone: str,
+    days: int,
+) -> None:
+    """Example read and consult slots from the file for the next ``days`` local days, where
+    none are stored yet (demo mode); holds and figures pushed since are kept."""
+    first = today(now, time_zone)
+    rows = [
+        {
+            "institution_id": institution_id,
+            "kind": RequestKind(kind).hold_kind,
+            "specialty_code": code,
+            "day": first + timedelta(days=offset),
+            "total": per_day,
+            "occupied": 0,
+            "held": 0,
+            "overflow": 0,
+            "as_of": now,
+            "updated_at": now,
+        }
+        for kind, per in remote.items()
+        for code, per_day in per.items()
+        for offset in range(days)
+    ]
+    await remote_repo.insert_missing_capacity(session, rows)

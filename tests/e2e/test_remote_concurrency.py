@@ -99,6 +99,10 @@ async def _scenario(base_url: str, keys: dict[str, str]) -> None:
         assert len({r["number"] for r in results}) == CLIENTS
         for code, holding in (("ZH-CH", 3), ("ZH-TCM", 2)):
             cap = await client.get(f"/v1/institutions/{ids[code]}/remote-capacity", headers=admin)
-            slot = cap.json()["items"][0]
+            slot = next(
+                c
+                for c in cap.json()["items"]
+                if (c["kind"], c["specialty_code"], c["day"]) == ("remote_read", "32.06", day)
+            )
             assert (slot["held"], slot["free"]) == (holding, 0), (code, slot)
             assert slot["total"] - slot["occupied"] - slot["held"] == 0

@@ -66,6 +66,18 @@ async def _today(client, auth) -> str:
     return datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
 
 
+async def _slot(client, auth, institution_id: str, kind: str = "remote_read", code: str = "32.06"):
+    """Today's read (or consult) slot of the member, as its capacity lists it."""
+    day = await _today(client, auth)
+    r = await client.get(f"/v1/institutions/{institution_id}/remote-capacity", headers=auth(ADMIN))
+    assert r.status_code == 200, r.text
+    return next(
+        c
+        for c in r.json()["items"]
+        if (c["kind"], c["specialty_code"], c["day"]) == (kind, code, day)
+    )
+
+
 async def _post(client, auth, who: str, path: str, body: dict[str, Any], expect: int = 201):
     r = await client.post(
         path, json=body, headers={**auth(who), "Idempotency-Key": str(uuid.uuid4())}
@@ -105,10 +117,8 @@ async def test_township_ecg_read_by_the_county_within_its_target(api, client, au
         created["created_at"]
     )
     assert answer == timedelta(minutes=3)
-    cap = (
-        await client.get(f"/v1/institutions/{ids['ZH-CH']}/remote-capacity", headers=auth(ADMIN))
-    ).json()["items"]
-    assert [(c["specialty_code"], c["held"], c["free"]) for c in cap] == [("32.06", 1, 4)]
+    slot = await _slot(client, auth, ids["ZH-CH"])
+    assert (slot["held"], slot["free"]) == (1, 4)
 
     # the reader's worklist: remote reads, most urgent first
     listed = await client.get(
@@ -130,10 +140,8 @@ async def test_township_ecg_read_by_the_county_within_its_target(api, client, au
     assert body["status"] == "reported"
     assert body["remote"]["report"]["within_target"] is True
     assert body["remote"]["report"]["conclusion"] == report["conclusion"]
-    cap = (
-        await client.get(f"/v1/institutions/{ids['ZH-CH']}/remote-capacity", headers=auth(ADMIN))
-    ).json()["items"]
-    assert [(c["held"], c["occupied"], c["free"]) for c in cap] == [(0, 1, 4)]
+    slot = await _slot(client, auth, ids["ZH-CH"])
+    assert (slot["held"], slot["occupied"], slot["free"]) == (0, 1, 4)
 
     # the requesting clinic sees the report: reported in its outgoing list, the text on GET
     out = await client.get(
@@ -165,8 +173,7 @@ async def test_unanswered_read_is_routed_to_the_next_reader(api, client, auth, a
     assert after["target_institution_id"] == ids["ZH-TCM"]  # the next reader, slot held there
     assert after["hold"]["kind"] == "read"
     for code, held in (("ZH-CH", 0), ("ZH-TCM", 1)):
-        cap = await client.get(f"/v1/institutions/{ids[code]}/remote-capacity", headers=auth(ADMIN))
-        assert cap.json()["items"][0]["held"] == held, code
+        assert (await _slot(client, auth, ids[code]))["held"] == held, code
     events = [
         e["type"]
         for e in (
@@ -435,3 +442,45 @@ async def test_monthly_figures_equal_counts_from_the_requests(api, client, auth,
     )
     header = csv.content.decode("utf-8-sig").splitlines()[0].split(",")
     assert {"remote_received", "remote_turnaround_minutes_p90", "remote_converted"} <= set(header)
+
+
+async def test_referrals_stored_before_survive_the_migration(api, app, db_url) -> None:
+    """Down to 0035 (before remote services) and up again: the referral stays, a transfer."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.db import migrate as migrations
+
+    ref = (await api.create(CLINIC)).json()
+    await app.state.database.engine.dispose()  # the service's connections, before DDL
+    await asyncio.to_thread(migrations.downgrade, db_url, "0035")
+    await asyncio.to_thread(migrations.upgrade, db_url)
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT number, kind, status FROM referral WHERE id = :id"),
+                    {"id": ref["id"]},
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    assert tuple(row) == (ref["number"], "transfer", "pending")
+
+
+async def test_the_demo_county_reads_out_of_the_box(api, client, auth) -> None:
+    """The demo consortium files give the county hospitals their remote services and slots."""
+    ids = await api.ids()
+    offered = (
+        await client.get(f"/v1/institutions/{ids['ZH-CH']}/remote-services", headers=auth(CLINIC))
+    ).json()["services"]
+    assert {"kind": "remote_read", "specialty_code": "32.06"} in offered
+    assert {"kind": "consult", "specialty_code": "03"} in offered
+    ct = read_body(modality="CT", urgency="routine")
+    created = (await _post(client, auth, CLINIC, "/v1/remote-requests", ct)).json()
+    assert created["target_institution_id"] == ids["ZH-CH"]
+    assert created["hold"]["specialty_code"] == "32.02"  # CT diagnosis
+    assert (await _slot(client, auth, ids["ZH-CH"], code="32.02"))["held"] == 1

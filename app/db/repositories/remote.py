@@ -236,3 +236,15 @@ async def figure_rows(
         .where(*where)
     )
     return (await session.execute(routed)).all(), (await session.execute(answered)).all()
+
+
+async def insert_missing_capacity(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows not stored yet are inserted; stored ones are left as they are."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_(RemoteCapacity).on_conflict_do_nothing(
+        index_elements=["institution_id", "kind", "specialty_code", "day"]
+    )
+    await session.execute(stmt, list(rows))
