@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -229,7 +229,9 @@ async def report(
 
 
 async def offer_from_file(
-    session: AsyncSession, institution_id: str, remote: Mapping[str, dict[str, int]]
+    session: AsyncSession,
+    institution_id: str,
+    remote: Mapping[Literal["remote_read", "consult"], dict[str, int]],
 ) -> None:
     """A consortium file's remote services (``remote``: kind -> specialty -> slots a day)."""
     offered = sorted((kind, code) for kind, per in remote.items() for code in per)
@@ -239,7 +241,7 @@ async def offer_from_file(
 async def seed_from_file(
     session: AsyncSession,
     institution_id: str,
-    remote: Mapping[str, dict[str, int]],
+    remote: Mapping[Literal["remote_read", "consult"], dict[str, int]],
     now: datetime,
     time_zone: str,
     days: int,
