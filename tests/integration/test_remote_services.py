@@ -484,3 +484,40 @@ async def test_the_demo_county_reads_out_of_the_box(api, client, auth) -> None:
     assert created["target_institution_id"] == ids["ZH-CH"]
     assert created["hold"]["specialty_code"] == "32.02"  # CT diagnosis
     assert (await _slot(client, auth, ids["ZH-CH"], code="32.02"))["held"] == 1
+
+
+async def test_the_report_and_the_conversion_are_sent_as_webhooks(api, client, auth, app) -> None:
+    from sqlalchemy import select
+
+    from app.db.webhook_models import WebhookEvent
+
+    await _readers(client, auth, api)
+    created = (await _post(client, auth, CLINIC, "/v1/remote-requests", read_body())).json()
+    await api.act(
+        COUNTY, created, "report", {"conclusion": "急性下壁心梗", "reader": {"name": "李"}}
+    )
+    await api.set_beds("ZH-CH", {"03": (20, 1)})
+    await _post(
+        client,
+        auth,
+        CLINIC,
+        f"/v1/referrals/{created['id']}/convert",
+        {"care_type": "inpatient", "specialty_code": "03.04"},
+    )
+    async with app.state.database.unit_of_work(read_only=True) as session:
+        queued = (
+            await session.execute(
+                select(WebhookEvent.type, WebhookEvent.recipients, WebhookEvent.payload).where(
+                    WebhookEvent.referral_id == created["id"]
+                )
+            )
+        ).all()
+    types = [t for t, _r, _p in queued]
+    assert types.count("referral.reported") == 1 and types.count("referral.converted") == 1
+    for type_, recipients, payload in queued:
+        if type_ in ("referral.reported", "referral.converted"):
+            assert set(recipients) == {
+                created["source_institution_id"],
+                created["target_institution_id"],
+            }
+            assert "急性下壁心梗" not in str(payload)  # thin: ids and state, never the report
