@@ -38,6 +38,7 @@ from app.api.routes import memberships as membership_routes
 from app.api.routes import notices as notice_routes
 from app.api.routes import remote as remote_routes
 from app.api.routes import satisfaction as satisfaction_routes
+from app.api.routes import signings as signing_routes
 from app.api.routes import webhooks as webhook_routes
 from app.api.routes import worklist as worklist_routes
 from app.config import Settings, get_settings
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(filing_routes.router)
     app.include_router(down.router)
     app.include_router(remote_routes.router)
+    app.include_router(signing_routes.router)
     app.include_router(tiers.router)
     app.include_router(reports.router)
     app.include_router(console_routes.router)

@@ -103,6 +103,7 @@ def referral_out(view: ReferralView) -> ReferralOut:
         overflow=row.overflow,
         council_directed=row.council_directed,
         consortium_basis=row.consortium_basis,
+        signed_from=row.signed_from,
         respond_by=row.respond_by,
         remote=remote_out(view),
         routing=DecisionOut.model_validate(view.decision) if view.decision else None,

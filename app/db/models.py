@@ -376,6 +376,11 @@ class Referral(Base):
     consult_mode: Mapped[str | None] = mapped_column(String(8))
     report_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: where its family-doctor signing came from: the referral body ("referral") or the signing
+    #: registry ("registry"); None without one
+    signed_from: Mapped[str | None] = mapped_column(String(16))
+    #: its target is one of the signed institutions (001's share of visits in the signing)
+    to_signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     episode_id: Mapped[str | None] = mapped_column(String(36), index=True)
     parent_referral_id: Mapped[str | None] = mapped_column(String(36))
     reason: Mapped[str | None] = mapped_column(String(32))
@@ -700,5 +705,6 @@ from app.db import (  # noqa: E402,F401
     document_models,
     filing_models,
     remote_models,
+    signing_models,
     webhook_models,
 )

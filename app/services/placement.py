@@ -189,6 +189,7 @@ def apply(row: Referral, placed: Placement, settings: Settings, now: datetime) -
     """Target, state, hold, overflow and answer time of a (re-)routed referral."""
     target = placed.target
     row.target_institution_id = target.institution_id if target else None
+    row.to_signed = bool(target and target.institution_id in (row.signed_institution_ids or ()))
     row.out_of_consortium = bool(target and not target.in_consortium)
     row.status = lifecycle.routed(target is not None)
     held = placed.hold_code()

@@ -39,6 +39,8 @@ COUNTS = (
     "up_placed",
     "up_in_consortium",
     "up_in_county",
+    "up_placed_signed",
+    "up_to_signed",
     "up_completed_received",
     "follow_ups_due",
     "follow_ups_on_time",

@@ -69,6 +69,8 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "convert_remote_request": "specialty_code required to convert a remote read",
         "report_referral": "reported_at between the request and now",
         "put_remote_services": "specialty codes of the catalogue; each listed once",
+        "put_signing": "1+1+1: the signing clinic as the primary, one secondary and one "
+        "tertiary at most, known institutions; GB 11643 resident ID; valid_to after valid_from",
         "put_remote_capacity": "specialty codes of the catalogue; specialty_code or modality; "
         "one entry per kind, specialty and day; days within the configured window",
     },

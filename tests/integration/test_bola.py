@@ -16,6 +16,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.factories import resident_id
+
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
@@ -79,6 +81,8 @@ VALID_BODIES = {
 }
 
 
+# a clinic's family-doctor signings, by its own contract number
+SIGNING_OPS = {"put_signing", "get_signing", "end_signing"}
 # a sub-resource the seeded referral does not have yet: its owner's 404 names that record
 NOT_YET = {"get_satisfaction"}
 # query parameters an operation requires before it looks the object up
@@ -112,6 +116,7 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
         "delivery_id": "no-such-delivery",
         "document_id": "no-such-document",
         "filing_id": filings.json()[0]["id"],
+        "contract_id": "C-BOLA-1",
     }
     walked = 0
     operations = [
@@ -133,7 +138,24 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
             kwargs["params"] = VALID_QUERIES[op_id]
         no_key = await call(url, **kwargs)
         assert no_key.status_code == 401, (op_id, no_key.status_code)
-        if op_id in REGISTRY_READS:
+        if op_id in SIGNING_OPS:  # the signing clinic's own contracts: others see none
+            owner = auth("demo clinic ZH-THC-TS")
+            if method == "put":
+                kwargs["json"] = {
+                    "resident": {"name": "签约居民", "resident_id": resident_id()},
+                    "institution_ids": [ids["ZH-THC-TS"]],
+                    "valid_from": "2026-01-01",
+                    "valid_to": "2027-12-31",
+                }
+            mine = await call(url, headers=owner, **kwargs)
+            assert mine.status_code in (200, 201, 204), (op_id, mine.status_code, mine.text)
+            if method != "put":
+                for outsider in ("demo clinic ZH-THC-LY", "demo clinic HZ-THC-XB"):
+                    other = await call(url, headers=auth(outsider))
+                    assert other.status_code == 404, (op_id, outsider, other.status_code)
+                for role in ("demo hospital ZH-CH", "demo council ZHENGHE", "demo insurer"):
+                    assert (await call(url, headers=auth(role))).status_code == 403, (op_id, role)
+        elif op_id in REGISTRY_READS:
             other = await call(url, headers=auth("demo clinic HZ-THC-XB"))
             assert other.status_code == 200, op_id
         elif op_id in COUNCIL_READS:

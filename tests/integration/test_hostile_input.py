@@ -109,6 +109,7 @@ async def world(client: httpx.AsyncClient, auth: Any) -> dict[str, str]:
         "subscription_id": subscription_id,
         "delivery_id": str(uuid.uuid4()),
         "document_id": str(uuid.uuid4()),
+        "contract_id": "C-HOSTILE-1",
     }
 
 
@@ -125,7 +126,11 @@ def _operations(app: FastAPI) -> list[tuple[str, str, bool]]:
 
 def _key_for(method: str, path: str) -> str:
     """The key that may call the operation, so the body is what gets refused."""
-    if path in ("/v1/referrals", "/v1/routing/preview") or path.endswith("/cancel"):
+    if path in ("/v1/referrals", "/v1/routing/preview", "/v1/remote-requests") or path.endswith(
+        ("/cancel", "/convert")
+    ):
+        return CLINIC
+    if path.startswith("/v1/signings/"):
         return CLINIC
     if path.startswith("/v1/referrals/") or path.startswith("/v1/webhook-subscriptions"):
         return HOSPITAL

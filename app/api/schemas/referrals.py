@@ -395,6 +395,12 @@ class ReferralOut(ResponseModel):
         "in); null for referrals stored before alliances.",
         examples=["own"],
     )
+    signed_from: str | None = Field(
+        None,
+        description="Where the patient's family-doctor signing (patient.signed_institution_ids) "
+        "came from: referral (the body named it) or registry (the signing the clinic pushed, in "
+        "force that day); null without one.",
+    )
     source_institution_id: str
     target_institution_id: str | None
     out_of_consortium: bool

@@ -56,6 +56,15 @@ class ReferralReportRow(ResponseModel):
     up_treated_in_county_share: float | None = Field(
         description="The same: share whose target is in the sender's county."
     )
+    up_placed_signed: int = Field(
+        0,
+        description="Up-referrals the member sent that have a target, for residents with a "
+        "family-doctor signing (from the referral or the signing registry).",
+    )
+    up_to_signed: int = Field(0, description="Of those, sent to one of the signed institutions.")
+    up_to_signed_share: float | None = Field(
+        None, description="up_to_signed / up_placed_signed (001: visits inside the signing)."
+    )
     up_completed_received: int = Field(description="Up-referrals completed at the member.")
     down_share_of_completed_up: float | None = Field(
         description="down_sent / up_completed_received."

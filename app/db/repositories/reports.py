@@ -149,6 +149,9 @@ async def referral_counts(session: AsyncSession, scope: Scope) -> dict[str, dict
             "up_in_county": and_(
                 placed, func.substr(src.region_code, 1, 6) == func.substr(tgt.region_code, 1, 6)
             ),
+            # 001: of the placed up-referrals of signed residents, those sent to a signed one
+            "up_placed_signed": and_(placed, Referral.signed_from.is_not(None)),
+            "up_to_signed": and_(placed, Referral.to_signed.is_(True)),
         },
     )
     out |= await _sums(
