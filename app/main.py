@@ -20,6 +20,7 @@ from app.api import errors
 from app.api.input_guard import NulGuardMiddleware
 from app.api.middleware import Metrics, RequestContextMiddleware, RootPathMiddleware
 from app.api.ratelimit import RateLimitMiddleware
+from app.api.routes import appointments as appointment_routes
 from app.api.routes import (
     capacity,
     down,
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(down.router)
     app.include_router(remote_routes.router)
     app.include_router(signing_routes.router)
+    app.include_router(appointment_routes.router)
     app.include_router(tiers.router)
     app.include_router(reports.router)
     app.include_router(console_routes.router)

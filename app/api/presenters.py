@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Response
 
+from app.api.schemas.appointments import AppointmentOut
 from app.api.schemas.referrals import (
     DecisionOut,
     DiagnosisOut,
@@ -106,6 +107,7 @@ def referral_out(view: ReferralView) -> ReferralOut:
         signed_from=row.signed_from,
         respond_by=row.respond_by,
         remote=remote_out(view),
+        appointment=AppointmentOut.model_validate(view.appointment) if view.appointment else None,
         routing=DecisionOut.model_validate(view.decision) if view.decision else None,
         tier=TierOut.model_validate(view.tier) if view.tier else None,
         version=row.version,

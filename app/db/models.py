@@ -702,6 +702,7 @@ class TierRecord(Base):
 
 
 from app.db import (  # noqa: E402,F401
+    appointment_models,
     document_models,
     filing_models,
     remote_models,

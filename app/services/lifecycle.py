@@ -29,6 +29,7 @@ from app.domain.errors import (
 )
 from app.domain.lifecycle import Action, HoldEffect, Party, Status
 from app.services import (
+    appointments,
     events,
     filings,
     information,
@@ -176,13 +177,26 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
     now = utcnow()
     actor = Actor(principal.institution_id, command.actor_user)
     released = await _apply_hold(session, row, step.hold)
+    if step.hold is HoldEffect.RELEASE:  # its appointment too, if one was booked
+        await appointments.release(
+            session, row, "no_show" if action is Action.NO_SHOW else "cancelled", now
+        )
+    elif action is Action.SEE:
+        await appointments.attended(session, row, now)
     previous = row.status
     row.status = step.to
+    booked = None
     if action is Action.ACCEPT:
         row.accepted_at = now
         row.acceptance = command.acceptance
         row.respond_by = None
         await notices.set_target(session, row, command.coordinator)
+        booked = await appointments.book(session, row, command.session_id, now)
+        if booked is not None:  # the appointment's time is the one the patient is told
+            row.acceptance = {
+                **(row.acceptance or {}),
+                "appointment_at": booked.appointment_at.isoformat(),
+            }
     elif action is Action.REQUEST_INFORMATION:
         question = command.question or command.reason_text or "Incomplete information."
         information.ask(ctx.protector, settings, row, question, now)
@@ -221,6 +235,8 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
             reason=None if action in EVENT_OF else command.reason_text or command.note,
             reason_code=command.reason_code,
         )
+    if booked is not None:
+        _event(session, row, "booked", row.status, actor, now, reason=None)
     if action is Action.ACCEPT:  # the patient should be told: a notification, not a state
         webhook_events.enqueue(session, row, "patient_notice", now)
     if command.outcome is not None:  # the referrer is told, with its own webhook event

@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Referral, TierRecord
+from app.db.repositories import appointments as appointment_repo
 from app.db.repositories import referrals as repo
 from app.db.repositories import registry as registry_repo
 from app.db.repositories import remote as remote_repo
 from app.db.repositories import tiers as tier_repo
-from app.domain.enums import Role
+from app.domain.enums import CareType, Role
 from app.domain.errors import NotFound
 from app.domain.localtime import DEFAULT_TIME_ZONE, local_date
 from app.domain.remote import report_associated
@@ -36,6 +37,8 @@ class ReferralView:
     #: transfer it was converted into
     report: dict[str, Any] | None = None
     converted_number: str | None = None
+    #: an outpatient or examination referral's appointment (session, number, time, state)
+    appointment: dict[str, Any] | None = None
 
     @property
     def created_local_date(self) -> date:
@@ -105,7 +108,30 @@ async def get_referral(
         time_zone=zone,
         report=report,
         converted_number=converted,
+        appointment=await appointment_of(session, row),
     )
+
+
+async def appointment_of(session: AsyncSession, row: Referral) -> dict[str, Any] | None:
+    """The appointment as a referral's answer shows it (None: not booked into a session)."""
+    if row.care_type is CareType.INPATIENT or row.kind not in (None, "transfer"):
+        return None
+    appointment = await appointment_repo.appointment_of(session, row.id)
+    if appointment is None:
+        return None
+    s = await appointment_repo.get_session(session, appointment.session_id)
+    assert s is not None
+    return {
+        "session_id": s.id,
+        "his_session_id": s.his_session_id,
+        "day": s.day,
+        "period": s.period,
+        "doctor": s.doctor,
+        "room": s.room,
+        "number": appointment.number,
+        "appointment_at": appointment.appointment_at,
+        "state": appointment.state,
+    }
 
 
 async def visible(session: AsyncSession, principal: Principal, referral_id: str) -> Referral:

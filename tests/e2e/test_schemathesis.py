@@ -69,6 +69,9 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "convert_remote_request": "specialty_code required to convert a remote read",
         "report_referral": "reported_at between the request and now",
         "put_remote_services": "specialty codes of the catalogue; each listed once",
+        "put_sessions": "specialty codes of the catalogue; end after start; one entry per session "
+        "id; days within the configured window",
+        "accept_referral": "session_id: a session of the referral's day and specialty",
         "put_signing": "1+1+1: the signing clinic as the primary, one secondary and one "
         "tertiary at most, known institutions; GB 11643 resident ID; valid_to after valid_from",
         "put_remote_capacity": "specialty codes of the catalogue; specialty_code or modality; "
@@ -92,6 +95,10 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
             "place",
             "report",
         )
+    }
+    | {
+        "reschedule_appointment": "If-Match must be the referral's current ETag",
+        "cancel_appointment": "If-Match must be the referral's current ETag",
     },
     "415": {
         "attach_document": "the body's bytes must be the document type its Content-Type names "

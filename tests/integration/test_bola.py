@@ -32,6 +32,7 @@ REGISTRY_READS = {
     "list_memberships",
     "get_remote_services",
     "get_remote_capacity",
+    "list_sessions",
 }
 # the consortium's own figures: its council (and admins) read them, anyone else gets 403
 COUNCIL_READS = {"get_bed_board", "get_insurance_gateway"}
@@ -46,6 +47,7 @@ REGISTRY_WRITES = {
     "delete_insurance_gateway",
     "put_remote_services",
     "put_remote_capacity",
+    "put_sessions",
 }
 SOURCE_OPS = {
     "list_referral_tiers",
@@ -78,6 +80,7 @@ VALID_BODIES = {
     "convert_remote_request": {"care_type": "inpatient"},
     "put_remote_services": {"services": []},
     "put_remote_capacity": {"as_of": "2026-01-01T00:00:00+00:00", "capacity": []},
+    "put_sessions": {"as_of": "2026-01-01T00:00:00+00:00", "sessions": []},
 }
 
 

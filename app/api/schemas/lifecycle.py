@@ -25,7 +25,14 @@ class AcceptIn(StrictModel):
     ward: Annotated[str, StringConstraints(max_length=100)] | None = None
     bed: Annotated[str, StringConstraints(max_length=50)] | None = None
     appointment_at: Instant | None = Field(
-        None, description="Outpatient or examination appointment time."
+        None,
+        description="Outpatient or examination appointment time, when the hospital keeps no "
+        "sessions that day (else the booked session's time).",
+    )
+    session_id: Id | None = Field(
+        None,
+        description="Outpatient or examination: the session to book (GET /v1/institutions/{id}"
+        "/sessions); default the earliest of the day and specialty with a free place.",
     )
     note: Note | None = None
 

@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
 
+from app.api.schemas.appointments import AppointmentOut
 from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
 from app.api.schemas.national import InsuranceSchemeIn, InsuranceSchemeOut
 from app.api.schemas.patients import IdentityDocumentIn, IdentityDocumentOut, SexIn
@@ -448,6 +449,11 @@ class ReferralOut(ResponseModel):
         False, description="Placed by the council at a member of its choice (even when full)."
     )
     respond_by: datetime | None = Field(description="The target must answer by then.")
+    appointment: AppointmentOut | None = Field(
+        None,
+        description="Outpatient or examination: the session booked on acceptance (number, "
+        "time, doctor, room, state).",
+    )
     remote: RemoteOut | None = Field(
         None, description="A consult or remote read: the study, the target time and the report."
     )
