@@ -73,6 +73,7 @@ async def cancel(
     now = utcnow()
     if not await appointments.release(ctx.session, row, "cancelled", now):
         raise Conflict("The referral has no booked appointment.")
+    row.acceptance = {k: v for k, v in (row.acceptance or {}).items() if k != "appointment_at"}
     actor = Actor(ctx.principal.institution_id, user)
     appointments.record(ctx.session, row, "appointment_cancelled", actor, now)
     row.version += 1
