@@ -12,8 +12,8 @@ from app.api.schemas.registry import Id, SpecialtyCode
 
 LocalTime = Annotated[
     str,
-    StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
-    Field(description="HH:MM, the consortium's local time.", examples=["08:00"]),
+    StringConstraints(pattern=r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"),
+    Field(description="HH:MM (or H:MM), the consortium's local time.", examples=["08:00"]),
 ]
 HisSessionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 
