@@ -5,6 +5,8 @@ write once per Idempotency-Key (``idempotency.create_once``) with the hold last
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from app.api.schemas.referrals import DownReferralCreate, EscalateIn, ReferralCreate
 from app.api.schemas.remote import ConvertIn, RemoteRequestCreate
 from app.domain.enums import Role
@@ -36,12 +38,23 @@ async def create_referral(
     return await idempotency.create_once(ctx, key, body.model_dump(mode="json"), write)
 
 
-async def escalate(ctx: Context, referral_id: str, body: EscalateIn, key: str) -> Created:
-    """A new up-referral in the down-referral's episode, pre-filled from it."""
-    # 404 before anything else, in a read-only transaction of its own: the request's write
-    # transaction must not start before the idempotency claim (SQLite's write lock)
+async def _after_visible(
+    ctx: Context,
+    referral_id: str,
+    body: EscalateIn | ConvertIn,
+    key: str,
+    write: Callable[[Number | None], Awaitable[Written[ReferralView]]],
+) -> Created:
+    """A create that follows on from a referral the caller must see: 404 before anything
+    else, in a read-only transaction of its own (the request's write transaction must not
+    start before the idempotency claim: SQLite's write lock), then ``write`` once per key."""
     async with ctx.database.unit_of_work(read_only=True) as check:
         await visible(check, ctx.principal, referral_id)
+    return await idempotency.create_once(ctx, key, body.model_dump(mode="json"), write)
+
+
+async def escalate(ctx: Context, referral_id: str, body: EscalateIn, key: str) -> Created:
+    """A new up-referral in the down-referral's episode, pre-filled from it."""
 
     async def write(number: Number | None) -> Written[ReferralView]:
         return await down_referrals.escalate(
@@ -54,7 +67,7 @@ async def escalate(ctx: Context, referral_id: str, body: EscalateIn, key: str) -
             number=number,
         )
 
-    return await idempotency.create_once(ctx, key, body.model_dump(mode="json"), write)
+    return await _after_visible(ctx, referral_id, body, key, write)
 
 
 async def create_remote(ctx: Context, body: RemoteRequestCreate, key: str) -> Created:
@@ -70,8 +83,6 @@ async def create_remote(ctx: Context, body: RemoteRequestCreate, key: str) -> Cr
 
 async def convert(ctx: Context, referral_id: str, body: ConvertIn, key: str) -> Created:
     """A reported consult or remote read becomes an up-referral in the same episode."""
-    async with ctx.database.unit_of_work(read_only=True) as check:  # 404 first, as escalate
-        await visible(check, ctx.principal, referral_id)
 
     async def write(number: Number | None) -> Written[ReferralView]:
         return await remote_requests.convert(
@@ -84,4 +95,4 @@ async def convert(ctx: Context, referral_id: str, body: ConvertIn, key: str) -> 
             number=number,
         )
 
-    return await idempotency.create_once(ctx, key, body.model_dump(mode="json"), write)
+    return await _after_visible(ctx, referral_id, body, key, write)

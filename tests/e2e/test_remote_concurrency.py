@@ -14,9 +14,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.e2e.server import cli, free_port, start
+from tests.e2e.server import run_two_workers
 from tests.integration.test_remote_services import read_body
-from tests.support import secret_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
 CLIENTS = 60
@@ -44,23 +43,7 @@ def test_no_two_requests_in_the_same_last_read_slot(
 ) -> None:
     if backend != "postgresql":
         pytest.skip("the concurrent read-slot test runs on PostgreSQL")
-    server = start(
-        cli("serve"),
-        {
-            "REFERRAL_DATABASE_URL": db_url,
-            "REFERRAL_DEMO_MODE": "false",
-            **secret_env(),
-            "REFERRAL_WORKERS": "2",
-            "REFERRAL_DB_POOL_SIZE": "10",
-        },
-        tmp_path / "server.log",
-        port=free_port(),
-    )
-    try:
-        asyncio.run(_scenario(server.base_url, keys))
-    finally:
-        server.stop()
-    assert "Traceback" not in server.log()
+    run_two_workers(db_url, tmp_path, lambda base_url: _scenario(base_url, keys))
 
 
 async def _scenario(base_url: str, keys: dict[str, str]) -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import ContextDep, PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import problem_responses
 from app.api.presenters import ETAG_HEADER, referral_out
+from app.api.routes.lifecycle import IfMatch, UserId
 from app.api.schemas.appointments import RescheduleIn, SessionListOut, SessionOut, SessionsIn
 from app.api.schemas.referrals import ReferralOut
 from app.db.appointment_models import OutpatientSession
@@ -18,14 +19,6 @@ from app.domain.capacity import free
 from app.services import appointments, rebooking
 
 router = APIRouter(prefix="/v1", tags=["appointments"], responses=problem_responses(401, 422, 429))
-
-IfMatch = Annotated[
-    str, Header(max_length=100, description="The referral's ETag; without it: 428.")
-]
-UserId = Annotated[
-    str | None,
-    Header(alias="X-User-ID", max_length=100, description="The HIS user acting; kept in events."),
-]
 
 
 def _out(institution_id: str, rows: list[OutpatientSession]) -> SessionListOut:
