@@ -6,6 +6,7 @@ write once per Idempotency-Key (``idempotency.create_once``) with the hold last
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from app.api.schemas.referrals import DownReferralCreate, EscalateIn, ReferralCreate
 from app.api.schemas.remote import ConvertIn, RemoteRequestCreate
@@ -41,23 +42,19 @@ async def create_referral(
 async def _after_visible(
     ctx: Context,
     referral_id: str,
-    body: EscalateIn | ConvertIn,
+    body: Any,
     key: str,
-    write: Callable[[Number | None], Awaitable[Written[ReferralView]]],
+    use_case: Callable[..., Awaitable[Written[ReferralView]]],
 ) -> Created:
-    """A create that follows on from a referral the caller must see: 404 before anything
-    else, in a read-only transaction of its own (the request's write transaction must not
-    start before the idempotency claim: SQLite's write lock), then ``write`` once per key."""
+    """A create that follows on from a referral the caller must see (``use_case`` takes the
+    session, settings, protector, principal, that referral's id and ``body``): 404 before
+    anything else, in a read-only transaction of its own (the request's write transaction must
+    not start before the idempotency claim: SQLite's write lock), then written once per key."""
     async with ctx.database.unit_of_work(read_only=True) as check:
         await visible(check, ctx.principal, referral_id)
-    return await idempotency.create_once(ctx, key, body.model_dump(mode="json"), write)
-
-
-async def escalate(ctx: Context, referral_id: str, body: EscalateIn, key: str) -> Created:
-    """A new up-referral in the down-referral's episode, pre-filled from it."""
 
     async def write(number: Number | None) -> Written[ReferralView]:
-        return await down_referrals.escalate(
+        return await use_case(
             ctx.session,
             ctx.settings,
             ctx.protector,
@@ -67,7 +64,12 @@ async def escalate(ctx: Context, referral_id: str, body: EscalateIn, key: str) -
             number=number,
         )
 
-    return await _after_visible(ctx, referral_id, body, key, write)
+    return await idempotency.create_once(ctx, key, body.model_dump(mode="json"), write)
+
+
+async def escalate(ctx: Context, referral_id: str, body: EscalateIn, key: str) -> Created:
+    """A new up-referral in the down-referral's episode, pre-filled from it."""
+    return await _after_visible(ctx, referral_id, body, key, down_referrals.escalate)
 
 
 async def create_remote(ctx: Context, body: RemoteRequestCreate, key: str) -> Created:
@@ -83,16 +85,4 @@ async def create_remote(ctx: Context, body: RemoteRequestCreate, key: str) -> Cr
 
 async def convert(ctx: Context, referral_id: str, body: ConvertIn, key: str) -> Created:
     """A reported consult or remote read becomes an up-referral in the same episode."""
-
-    async def write(number: Number | None) -> Written[ReferralView]:
-        return await remote_requests.convert(
-            ctx.session,
-            ctx.settings,
-            ctx.protector,
-            ctx.principal,
-            referral_id,
-            body,
-            number=number,
-        )
-
-    return await _after_visible(ctx, referral_id, body, key, write)
+    return await _after_visible(ctx, referral_id, body, key, remote_requests.convert)
