@@ -14,7 +14,7 @@ from app.db.base import utcnow
 from app.db.models import BedCapacity, SlotCapacity
 from app.db.repositories import capacity as repo
 from app.db.repositories import registry as registry_repo
-from app.domain.capacity import apply_census, free, released
+from app.domain.capacity import apply_census, free, released, slot_free
 from app.domain.enums import Role
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.localtime import DEFAULT_TIME_ZONE, today
@@ -316,6 +316,20 @@ def _apply(
     return row, before, after, item
 
 
+def _open_places(item: CapacityItem) -> int:
+    """Free places outside the unused signed reserve (all free places of a bed row)."""
+    unused = 0 if item.released else max(0, item.reserved_signed - item.signed_used)
+    return slot_free(item.total, item.occupied, item.held, unused, signed=False)
+
+
+def _open_places_stored(w: _Write, now: datetime) -> int:
+    if w.stored is None:
+        return 0
+    total, occupied, held = w.stored[:3]
+    unused = w.reserve.unused(now) if w.reserve is not None else 0
+    return slot_free(total, occupied, held, unused, signed=False)
+
+
 async def report_census(
     session: AsyncSession,
     principal: Principal,
@@ -390,7 +404,11 @@ async def report_census(
             }
         )
         was_free = free(*w.stored[:3]) if w.stored else 0
-        if item.free > was_free:
+        # slots: also the places every referral may take (outside the unused signed reserve),
+        # which grow when a census releases the reserve
+        open_now = _open_places(item)
+        was_open = _open_places_stored(w, now)
+        if item.free > was_free or open_now > was_open:
             freed.append(
                 waitlist.FreedPlace(
                     institution_id,

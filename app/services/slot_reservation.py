@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,18 +27,18 @@ class SlotReservationFileError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    consortium_share: Decimal
-    signed_share: Decimal
+    consortium_share: Fraction
+    signed_share: Fraction
     release_hours_before: int
     session_start: time
 
     def total_of(self, sources: int) -> int:
         """The places offered to consortium referrals of ``sources`` specialist places."""
-        return math.floor(Decimal(sources) * self.consortium_share)
+        return math.floor(sources * self.consortium_share)
 
     def reserved_of(self, total: int) -> int:
         """Of ``total``, the places kept for signed patients."""
-        return math.floor(Decimal(total) * self.signed_share)
+        return math.floor(total * self.signed_share)
 
     def release_at(self, day: date, tz: str) -> datetime:
         """The instant the unused reserve of ``day`` is released: the day's first session, in
@@ -73,12 +73,15 @@ class Policy:
         return found.default
 
 
-def _share(where: str, value: Any) -> Decimal:
+def _share(where: str, value: Any) -> Fraction:
+    """A share as a decimal ("0.5") or a fraction ("1/3"), kept exact."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise SlotReservationFileError(f'{where}: a share as text, e.g. "0.5" or "1/3"')
     try:
-        share = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise SlotReservationFileError(f"{where}: a decimal share") from exc
-    if not share.is_finite() or not (0 <= share <= 1):
+        share = Fraction(str(value))
+    except (ValueError, ZeroDivisionError) as exc:
+        raise SlotReservationFileError(f'{where}: a share, e.g. "0.5" or "1/3"') from exc
+    if not (0 <= share <= 1):
         raise SlotReservationFileError(f"{where}: a share between 0 and 1")
     return share
 
