@@ -7,6 +7,8 @@ gives the place back to the pool it came from (API, both back ends; the race on 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -294,3 +296,55 @@ async def test_concurrent_signed_and_unsigned_creates_keep_the_reserve(
         assert cap["signed_used"] == 2
     if len(made) == len(kinds):  # more patients than places: every place is taken
         assert cap["held"] == 4
+
+
+async def test_monthly_figures_count_the_reserve_kept_used_and_released(
+    api: ApiDriver, client: httpx.AsyncClient, auth: Any
+) -> None:
+    """reserved_slots / reserved_used / reserved_released per member and month, recomputed
+    here from the slot rows this test made (as the census read shows them)."""
+    ids = await api.ids()
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    days = [_day(15), _day(16), _day(17)]
+    await _slots(api, LEAD, days[0], sources=30)  # 10 places, 5 kept
+    await _slots(api, LEAD, days[1], total=4, reserved_signed=3, release_at=past)
+    await _slots(api, OTHER, days[2], total=6, reserved_signed=2)
+    for _ in range(2):
+        ref = (await _refer(api, days[0], signed_with=LEAD)).json()
+        assert ref["target_institution_id"] == ids[LEAD]
+    ref = (await _refer(api, days[2], signed_with=OTHER)).json()
+    assert ref["target_institution_id"] == ids[OTHER]
+    expected: dict[tuple[str, str], list[int]] = {}
+    for code, day in ((LEAD, days[0]), (LEAD, days[1]), (OTHER, days[2])):
+        cap = await _read(api, client, auth, code, day)
+        sums = expected.setdefault((ids[code], day.isoformat()[:7]), [0, 0, 0])
+        sums[0] += cap["reserved_signed"]
+        sums[1] += cap["signed_used"]
+        sums[2] += cap["released_count"]
+    assert expected[(ids[LEAD], days[0].isoformat()[:7])][0] >= 5
+    assert sum(s[1] for s in expected.values()) == 3
+    assert sum(s[2] for s in expected.values()) == 3  # the second day's, released unused
+    first = min(days).replace(day=1)
+    end = max(days) + timedelta(days=1)
+    for accept in ("application/json", "text/csv"):
+        r = await client.get(
+            "/v1/reports/referrals",
+            params={"from": first.isoformat(), "to": end.isoformat()},
+            headers={**auth("demo council ZHENGHE"), "Accept": accept},
+        )
+        assert r.status_code == 200, r.text
+        if accept == "text/csv":
+            rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+        else:
+            rows = r.json()
+        got = {
+            (row["key"], row["month"]): [
+                int(row["reserved_slots"]),
+                int(row["reserved_used"]),
+                int(row["reserved_released"]),
+            ]
+            for row in rows
+            if row["key"] in (ids[LEAD], ids[OTHER])
+            and int(row["reserved_slots"] or 0) + int(row["reserved_used"] or 0)
+        }
+        assert got == expected, accept
