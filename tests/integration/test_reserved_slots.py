@@ -17,7 +17,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.db import migrate as migrations
 from app.db.base import clock_at
 from app.services import slot_reservation
 from tests.driver import ApiDriver
@@ -348,3 +351,54 @@ async def test_monthly_figures_count_the_reserve_kept_used_and_released(
             and int(row["reserved_slots"] or 0) + int(row["reserved_used"] or 0)
         }
         assert got == expected, accept
+
+
+async def _slot_rows(url: str, hold: bool = False) -> list[tuple[Any, ...]]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            if hold:  # a stored hold and a booked slot on one row, before the reserve existed
+                await conn.execute(
+                    sa.text(
+                        "UPDATE slot_capacity SET held = 2, occupied = 1 WHERE specialty_code = "
+                        "'03' AND institution_id = (SELECT MIN(institution_id) FROM "
+                        "slot_capacity WHERE specialty_code = '03')"
+                    )
+                )
+            rows = await conn.execute(
+                sa.text(
+                    "SELECT institution_id, specialty_code, day, total, occupied, held, overflow "
+                    "FROM slot_capacity ORDER BY institution_id, specialty_code, day"
+                )
+            )
+            return [tuple(r) for r in rows]
+    finally:
+        await engine.dispose()
+
+
+async def _reserve_columns(url: str) -> set[tuple[Any, ...]]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            rows = await conn.execute(
+                sa.text(
+                    "SELECT reserved_signed, held_signed, used_signed, release_at, sources "
+                    "FROM slot_capacity"
+                )
+            )
+            pools = await conn.execute(sa.text("SELECT DISTINCT hold_pool FROM referral"))
+            return {tuple(r) for r in rows} | {("pool", *p) for p in pools}
+    finally:
+        await engine.dispose()
+
+
+def test_stored_slot_rows_survive_the_migration(db_url: str) -> None:
+    """Down to 0037 and up again: every stored slot row keeps its figures and holds, with no
+    reserve (every place a consortium place)."""
+    stored = asyncio.run(_slot_rows(db_url, hold=True))
+    assert stored and any(r[5] == 2 for r in stored)
+    migrations.downgrade(db_url, "0037")
+    assert asyncio.run(_slot_rows(db_url)) == stored
+    migrations.upgrade(db_url)
+    assert asyncio.run(_slot_rows(db_url)) == stored
+    assert asyncio.run(_reserve_columns(db_url)) <= {(0, 0, 0, None, None), ("pool", None)}
