@@ -10,6 +10,7 @@ import asyncio
 import csv
 import io
 import json
+import random
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,16 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import migrate as migrations
 from app.db.base import clock_at
+from app.db.models import SlotCapacity
 from app.services import slot_reservation
 from tests.driver import ApiDriver
 from tests.factories import referral_body, resident_id
+from tests.integration import test_routing_prefilter as prefilter_cases
 from tests.support import pg_url
 
 CLINIC = "demo clinic ZH-THC-TS"
@@ -402,3 +406,68 @@ def test_stored_slot_rows_survive_the_migration(db_url: str) -> None:
     migrations.upgrade(db_url)
     assert asyncio.run(_slot_rows(db_url)) == stored
     assert asyncio.run(_reserve_columns(db_url)) <= {(0, 0, 0, None, None), ("pool", None)}
+
+
+async def test_the_prefilter_counts_the_unused_reserve_as_the_hold_does(
+    app: FastAPI, client: httpx.AsyncClient, auth: Any
+) -> None:
+    """Hundreds of generated members, some slot rows with a signed reserve (kept, used in
+    part, or released): the pre-filtered preview (SQL) is the complete one (Python) for an
+    unsigned patient and for one signed with some of them."""
+    generated, count = await prefilter_cases._generate(app)
+    body = {
+        "specialty_code": "03.04",
+        "care_type": "outpatient",
+        "wanted_day": str(prefilter_cases.WANTED_DAY),
+    }
+    h = auth(f"demo clinic {prefilter_cases.SOURCE}")
+    before, _ = await prefilter_cases._both(client, h, body)
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    async with app.state.database.unit_of_work() as session:
+        m = SlotCapacity
+        rows = (
+            await session.execute(
+                sa.select(m.institution_id, m.specialty_code, m.total, m.occupied, m.held).where(
+                    m.day == prefilter_cases.WANTED_DAY, m.institution_id.in_(generated)
+                )
+            )
+        ).all()
+        changes = []
+        for iid, code, total, occupied, held in rows:
+            left = total - occupied - held
+            if left <= 0 or rng.random() < 0.3:
+                continue
+            reserved = rng.choice([left, left, max(1, left // 2)])
+            when = rng.choice([now + timedelta(days=1), now - timedelta(hours=1), None])
+            changes.append(
+                {
+                    "i": iid,
+                    "c": code,
+                    "r": reserved,
+                    "hs": min(held, rng.randrange(0, 2)),
+                    "at": when,
+                }
+            )
+        for ch in changes:
+            await session.execute(
+                sa.update(m)
+                .where(
+                    m.institution_id == ch["i"],
+                    m.specialty_code == ch["c"],
+                    m.day == prefilter_cases.WANTED_DAY,
+                )
+                .values(reserved_signed=ch["r"], held_signed=ch["hs"], release_at=ch["at"])
+            )
+    assert len(changes) > 20
+    bounded, complete = await prefilter_cases._both(client, h, body)
+    prefilter_cases._same_decision(bounded, complete, count)
+    full = "no_free_capacity"
+    assert bounded.json()["excluded_counts"][full] > before.json()["excluded_counts"][full]
+    reserved_ids = [ch["i"] for ch in changes]
+    for _ in range(3):
+        signed = rng.sample(reserved_ids, 3)
+        bounded, complete = await prefilter_cases._both(
+            client, h, {**body, "signed_institution_ids": signed}
+        )
+        prefilter_cases._same_decision(bounded, complete, count)
