@@ -185,6 +185,15 @@ async def test_signed_referrals_draw_the_signed_reserve_first_and_others_never_t
     assert third["target_institution_id"] == ids[LEAD]
     cap = await _read(api, client, auth, LEAD, day)
     assert (cap["held"], cap["signed_used"], cap["free"]) == (3, 1, 0)
+    # seen: the signed place stays used from the reserve (not given back to it)
+    hospital = f"demo hospital {LEAD}"
+    r = await api.act(hospital, third, "accept")
+    r = await api.act(hospital, r, "arrive")
+    await api.act(hospital, r, "see")
+    cap = await _read(api, client, auth, LEAD, day)
+    assert (cap["held"], cap["occupied"], cap["signed_used"], cap["free"]) == (2, 1, 1, 0)
+    another = (await _refer(api, day, signed_with=LEAD)).json()
+    assert another["target_institution_id"] == ids[OTHER]
 
 
 async def test_the_reserve_is_released_at_its_time_and_then_taken_by_an_unsigned_referral(
