@@ -123,10 +123,10 @@ async def _apply_hold(
     assert row.hold_specialty_code is not None
     args = (row.hold_kind, row.target_institution_id, row.hold_specialty_code, row.hold_day)
     if effect is HoldEffect.RELEASE:
-        await capacity_repo.release_hold(session, *args)
+        await capacity_repo.release_hold(session, *args, row.hold_pool)
     else:
-        await capacity_repo.occupy_hold(session, *args)
-    row.hold_kind = row.hold_specialty_code = None
+        await capacity_repo.occupy_hold(session, *args, row.hold_pool)
+    row.hold_kind = row.hold_specialty_code = row.hold_pool = None
     row.hold_day = None
     if effect is not HoldEffect.RELEASE:
         return None

@@ -167,7 +167,7 @@ async def _sync_days(
     rows, freed = [], []
     for key in sorted(days):
         total, occupied = sums.get(key, [0, 0])
-        before = stored.get(key)
+        before, reserve = stored.get(key) or (None, capacity_repo.Reserve())
         held = before[2] if before else 0
         census = apply_census(total, occupied, held)
         rows.append(
@@ -181,6 +181,10 @@ async def _sync_days(
                 "overflow": census.overflow,
                 "as_of": as_of,
                 "updated_at": now,
+                # the day's signed reserve is kept (within the sessions' places)
+                "reserved_signed": min(reserve.reserved_signed, census.total),
+                "release_at": reserve.release_at,
+                "sources": None,
             }
         )
         now_free = free(census.total, census.occupied, held)
