@@ -166,6 +166,11 @@ async def test_sessions_and_bookings_refuse_what_does_not_fit(api, client, auth)
         headers=auth("demo hospital ZH-TCM"),
     )
     assert r.status_code == 403
+    for wrong in ("0", "2026-13-01", "明天"):
+        r = await client.get(
+            f"/v1/institutions/{ids['ZH-CH']}/sessions", params={"day": wrong}, headers=auth(CLINIC)
+        )
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "day"], wrong
     await _push(client, auth, ids, _sessions(day, am=1))
     other = await _push(client, auth, ids, _sessions(_day(4), am=1))
     ref = await _outpatient(api, day)

@@ -3,7 +3,7 @@ referral's appointment; booking itself happens on `accept`."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -13,6 +13,7 @@ from app.api.errors import problem_responses
 from app.api.presenters import ETAG_HEADER, referral_out
 from app.api.routes.lifecycle import IfMatch, UserId
 from app.api.schemas.appointments import RescheduleIn, SessionListOut, SessionOut, SessionsIn
+from app.api.schemas.common import IsoDate
 from app.api.schemas.referrals import ReferralOut
 from app.db.appointment_models import OutpatientSession
 from app.domain.capacity import free
@@ -60,7 +61,7 @@ async def list_sessions(
     session: SessionDep,
     _: PrincipalDep,
     day: Annotated[
-        date | None, Query(description="Only this local day (default: from today).")
+        IsoDate | None, Query(description="Only this local day (default: from today).")
     ] = None,
 ) -> SessionListOut:
     """The hospital's outpatient sessions with their places: total, taken otherwise, booked
