@@ -53,9 +53,12 @@ async def load_example_policy(session: AsyncSession) -> bool:
     return True
 
 
-# parsed policy documents by row id: a policy row is written once and never changed (a change
-# is a new version, a new row), so its parsed form can be kept for the life of the process
+# parsed policy documents by row id, and by code and version: a policy row is written once and
+# never changed (a change is a new version, a new row), so its parsed form can be kept for the
+# life of the process. Which rows exist is asked every time (``policy_on``): a version another
+# process wrote is seen at once.
 _PARSED: dict[str, rb.Policy] = {}
+_BY_VERSION: dict[tuple[str, int], rb.Policy] = {}
 _PARSED_MAX = 512
 
 
@@ -64,13 +67,25 @@ def _parsed(row: ReimbursementPolicy) -> rb.Policy:
     if policy is None:
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
+            _BY_VERSION.clear()
         policy = _PARSED[row.id] = rb.policy_from_dict(row.document)
+        _BY_VERSION[(row.code, row.version)] = policy
     return policy
 
 
 async def policy_on(session: AsyncSession, consortium_id: str | None, on: date) -> rb.Policy:
-    rows = await repo.policies_for(session, consortium_id)
-    return rb.policy_in_force([_parsed(r) for r in rows], on)
+    """The policy in force on ``on``: the ids of the policies that apply are read (one small
+    statement), the documents only for ids not parsed before."""
+    ids = await repo.policy_ids_for(session, consortium_id)
+    missing = [i for i in ids if i not in _PARSED]
+    if missing:
+        for row in await repo.policies_by_id(session, missing):
+            _parsed(row)
+    policies = [_PARSED.get(i) for i in ids]
+    if any(p is None for p in policies):  # evicted in between: read them all
+        rows = await repo.policies_for(session, consortium_id)
+        return rb.policy_in_force([_parsed(r) for r in rows], on)
+    return rb.policy_in_force([p for p in policies if p is not None], on)
 
 
 def same_county(a: Institution, b: Institution) -> bool:
@@ -226,6 +241,9 @@ async def record_for(
 async def needs_filing(session: AsyncSession, record: TierRecord) -> bool:
     """Whether the recorded tier depends on a referral filing (转院备案) under the policy that
     decided it (its ``filing_tiers``)."""
+    known = _BY_VERSION.get((record.policy_code, record.policy_version))
+    if known is not None:
+        return known.needs_filing(record.tier)
     row = await repo.policy_version(session, record.policy_code, record.policy_version)
     if row is None:
         return record.tier in rb.DEFAULT_FILING_TIERS
