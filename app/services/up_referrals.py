@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.schemas.referrals import ReferralCreate
 from app.config import Settings
+from app.db import batch
 from app.db.base import new_id, utcnow
 from app.db.models import Referral
 from app.db.repositories import referrals as repo
@@ -227,7 +228,7 @@ async def create(
             now,
             sensitive,
         )
-    await session.flush()  # the rows that refer to the referral, table by table
+    await batch.insert_pending(session)  # the rows that refer to the referral: one statement
     return placement.Written(view, hold)
 
 
