@@ -2,8 +2,8 @@
 
 The unit of work writes each table's new rows with a statement of its own (and reads back
 what it generated). :func:`insert_pending` writes the session's pending new objects with
-SQLAlchemy Core instead: on PostgreSQL one statement, each table's multi-row INSERT a
-data-modifying CTE of the last one; on SQLite one multi-row INSERT per table. Nothing is
+SQLAlchemy Core instead: on PostgreSQL one statement, each row's INSERT a data-modifying
+CTE of the last one; on SQLite one multi-row INSERT per table. Nothing is
 read back: every value is known before the INSERT (client-side ids and defaults are filled in
 on the objects first), except a table's integer key, left to the database. The objects then
 leave the session (transient, with their values), so nothing writes them twice.
@@ -92,20 +92,29 @@ async def insert_pending(session: AsyncSession) -> None:
 
 
 def _insert(table: Table, count: int, keys: tuple[str, ...]) -> Any:
-    """A multi-row INSERT of ``count`` rows with bound parameters ``<table>_<row>_<column>``."""
+    """An INSERT of ``count`` rows with bound parameters ``<table>_<row>_<column>``."""
     rows = [
         {k: bindparam(f"{table.name}_{i}_{k}", type_=table.c[k].type) for k in keys}
         for i in range(count)
     ]
-    return insert(table).values(rows)
+    # one row: a statement SQLAlchemy caches compiled (a multi-row VALUES it compiles anew)
+    return insert(table).values(rows[0] if count == 1 else rows)
 
 
 def _one_statement(tables: list[Table], shape: tuple[tuple[str, int, tuple[str, ...]], ...]) -> Any:
-    """Every table's INSERT in one statement: the others as CTEs of the last one."""
+    """Every row's INSERT in one statement: one single-row INSERT per row, all but the last
+    as CTEs of the last (single-row, so that the statement's compiled form is cached)."""
     statements = [
-        _insert(t, count, keys) for t, (_, count, keys) in zip(tables, shape, strict=True)
+        _insert_row(t, i, keys)
+        for t, (_, count, keys) in zip(tables, shape, strict=True)
+        for i in range(count)
     ]
     last = statements.pop()
     for i, statement in enumerate(statements):
         last = last.add_cte(statement.cte(f"insert_{i}"))
     return last
+
+
+def _insert_row(table: Table, i: int, keys: tuple[str, ...]) -> Any:
+    row = {k: bindparam(f"{table.name}_{i}_{k}", type_=table.c[k].type) for k in keys}
+    return insert(table).values(row)
