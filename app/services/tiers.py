@@ -53,13 +53,14 @@ async def load_example_policy(session: AsyncSession) -> bool:
     return True
 
 
-# parsed policy documents by row id, and by code and version: a policy row is written once and
-# never changed (a change is a new version, a new row), so its parsed form can be kept for the
-# life of the process. Which rows exist is asked every time (``policy_on``): a version another
-# process wrote is seen at once.
+# parsed policy documents by row id: a policy row is written once and never changed (a change
+# is a new version, a new row), so its parsed form can be kept for the life of the process.
+# Which rows exist is asked every time (``policy_on``): a version another process wrote is
+# seen at once.
 _PARSED: dict[str, rb.Policy] = {}
-_BY_VERSION: dict[tuple[str, int], rb.Policy] = {}
 _PARSED_MAX = 512
+#: the policies that decided the tiers recorded in a transaction, by code and version
+_DECIDED_BY = "tier_policies"
 
 
 def _parsed(row: ReimbursementPolicy) -> rb.Policy:
@@ -67,9 +68,7 @@ def _parsed(row: ReimbursementPolicy) -> rb.Policy:
     if policy is None:
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
-            _BY_VERSION.clear()
         policy = _PARSED[row.id] = rb.policy_from_dict(row.document)
-        _BY_VERSION[(row.code, row.version)] = policy
     return policy
 
 
@@ -209,6 +208,8 @@ async def record_for(
     decision = None if found is None else _decide(*found)
     if found is None or decision is None:
         return None
+    decided_by = session.info.setdefault(_DECIDED_BY, {})
+    decided_by[(decision.policy_code, decision.policy_version)] = found[0]
     data = rb.decision_to_dict(decision)
     record = TierRecord(
         referral_id=row.id,
@@ -241,8 +242,9 @@ async def record_for(
 async def needs_filing(session: AsyncSession, record: TierRecord) -> bool:
     """Whether the recorded tier depends on a referral filing (转院备案) under the policy that
     decided it (its ``filing_tiers``)."""
-    known = _BY_VERSION.get((record.policy_code, record.policy_version))
-    if known is not None:
+    decided_by: dict[tuple[str, int], rb.Policy] = session.info.get(_DECIDED_BY, {})
+    known = decided_by.get((record.policy_code, record.policy_version))
+    if known is not None:  # the policy that decided it in this transaction: not read again
         return known.needs_filing(record.tier)
     row = await repo.policy_version(session, record.policy_code, record.policy_version)
     if row is None:
