@@ -5,8 +5,10 @@ what it generated). :func:`insert_pending` writes the session's pending new obje
 SQLAlchemy Core instead: on PostgreSQL one statement, each row's INSERT a data-modifying
 CTE of the last one; on SQLite one multi-row INSERT per table. Nothing is
 read back: every value is known before the INSERT (client-side ids and defaults are filled in
-on the objects first), except a table's integer key, left to the database. The objects then
-leave the session (transient, with their values), so nothing writes them twice.
+on the objects first), except a table's integer key, left to the database (and so written this
+way for one row of such a table only: the order of a statement's CTEs is not the order of its
+keys). The objects then leave the session (transient, with their values), so nothing writes
+them twice.
 
 For plain rows that refer only to rows already written, never to each other: the rows a
 create writes after the referral (its routing attempt, events, milestones, tier, filing and
@@ -51,6 +53,8 @@ def _rows_by_table(objects: list[Any]) -> dict[Table, list[dict[str, Any]]] | No
         for column in table.columns:
             empty = [r[column.key] is None for r in rows]
             generated = column.primary_key and isinstance(column.type, Integer)
+            if generated and len(rows) > 1:
+                return None  # the keys' order must follow the rows' (one INSERT each, in order)
             if column.server_default is not None or generated:
                 if all(empty):
                     for r in rows:
@@ -62,7 +66,9 @@ def _rows_by_table(objects: list[Any]) -> dict[Table, list[dict[str, Any]]] | No
 
 async def insert_pending(session: AsyncSession) -> None:
     """Write the session's pending new objects (module documentation)."""
-    objects = list(session.new)
+    # in the order they were added, as the unit of work writes them: the same statement for the
+    # same rows every time
+    objects = sorted(session.new, key=lambda o: inspect(o).insert_order)
     if not objects:
         return
     if session.dirty or session.deleted:
