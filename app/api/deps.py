@@ -34,7 +34,11 @@ api_key_scheme = APIKeyHeader(
 )
 
 
-def get_settings_dep(request: Request) -> Settings:
+# dependencies are coroutines even when they do no I/O: FastAPI runs a plain function on its
+# thread pool, a hand-over to another thread and back for every request
+
+
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -100,7 +104,7 @@ async def get_principal(
 PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
 
 
-def get_protector(request: Request) -> PatientDataProtector:
+async def get_protector(request: Request) -> PatientDataProtector:
     protector: PatientDataProtector = request.app.state.protector
     return protector
 
@@ -108,7 +112,7 @@ def get_protector(request: Request) -> PatientDataProtector:
 ProtectorDep = Annotated[PatientDataProtector, Depends(get_protector)]
 
 
-def get_context(
+async def get_context(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
+    AsyncSessionTransaction,
     async_sessionmaker,
     create_async_engine,
 )
@@ -131,6 +132,40 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, path: str | Non
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_KEEP_SAVEPOINT = "referral_keep_savepoint"
+
+
+def _release_savepoints_unless_kept(engine: AsyncEngine) -> None:
+    """The dialect skips the RELEASE of a savepoint :func:`commit_keeping_savepoint` ends."""
+    dialect = engine.sync_engine.dialect
+    release = dialect.do_release_savepoint
+
+    def do_release_savepoint(connection: Connection, name: str) -> None:
+        if connection.info.pop(_KEEP_SAVEPOINT, False):
+            return
+        release(connection, name)
+
+    dialect.do_release_savepoint = do_release_savepoint  # type: ignore[method-assign]
+
+
+async def commit_keeping_savepoint(
+    session: AsyncSession, savepoint: AsyncSessionTransaction
+) -> None:
+    """End ``savepoint`` for the session without a RELEASE SAVEPOINT round trip: the
+    transaction's own COMMIT commits the savepoint's work with it (PostgreSQL and SQLite both
+    commit open savepoints), and a ROLLBACK undoes it. For a savepoint after whose last
+    statement only the COMMIT follows: a create's hold, which locks its capacity row until
+    the COMMIT, so every round trip saved there is time the row is not locked. On an engine
+    made elsewhere the RELEASE is sent as usual."""
+    connection = (await session.connection()).sync_connection
+    assert connection is not None
+    connection.info[_KEEP_SAVEPOINT] = True
+    try:
+        await savepoint.commit()
+    finally:
+        connection.info.pop(_KEEP_SAVEPOINT, None)
+
+
 _AFTER_ROLLBACK = "after_rollback"
 
 
@@ -156,6 +191,7 @@ class Database:
         self.engine = create_engine(
             url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size, timeouts=timeouts
         )
+        _release_savepoints_unless_kept(self.engine)
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader = async_sessionmaker(
             self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False

@@ -17,6 +17,7 @@ there to download and enter by hand.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,9 +60,13 @@ _CARE_WORDS = {"inpatient": "住院", "outpatient": "门诊", "examination": "�
 
 
 def protector_of(settings: Settings) -> PatientDataProtector:
-    return PatientDataProtector(
-        settings.secret("patient_data_key"), settings.secret("patient_hmac_key")
-    )
+    return _protector(settings.secret("patient_data_key"), settings.secret("patient_hmac_key"))
+
+
+@functools.lru_cache(maxsize=8)
+def _protector(data_key: bytes, hmac_key: bytes) -> PatientDataProtector:
+    """One protector per pair of keys (deriving them and building the cipher is not free)."""
+    return PatientDataProtector(data_key, hmac_key)
 
 
 def token_box(settings: Settings) -> SecretBox:
@@ -77,16 +82,19 @@ async def follow(
     row: Referral,
     tier: TierRecord | None,
     now: datetime,
+    *,
+    new: bool = False,
 ) -> None:
     """After the referral's target (and tier) was decided: keep the filing that stands for
-    this target, withdraw the others, and file for the target when its tier needs it."""
+    this target, withdraw the others, and file for the target when its tier needs it.
+    ``new``: the referral was inserted in this transaction, so it has no filings yet."""
     wanted = (
         tier is not None
         and row.target_institution_id is not None
         and tier.target_institution_id == row.target_institution_id
         and await tiers.needs_filing(session, tier)
     )
-    existing = await repo.filings_of(session, row.id)
+    existing = [] if new else await repo.filings_of(session, row.id)
     kept = False
     for filing in existing:
         if not _standing(filing):

@@ -32,6 +32,7 @@ from app.db.models import Referral, TierRecord
 from app.db.repositories import capacity as capacity_repo
 from app.db.repositories import referrals as repo
 from app.db.repositories import remote as remote_repo
+from app.db.session import commit_keeping_savepoint
 from app.domain import lifecycle, routing
 from app.domain.capacity import CONSORTIUM_POOL, SIGNED_POOL
 from app.domain.enums import CareType
@@ -218,7 +219,7 @@ async def hold_last(
         if before_hold is not None:
             await before_hold(written.value)
         if written.hold is None or await written.hold():
-            await attempt.commit()
+            await commit_keeping_savepoint(session, attempt)  # the hold, then only COMMIT
             return written.value
         await attempt.rollback()  # another request took that place since it was read
     raise CapacityKeptChanging()

@@ -76,6 +76,7 @@ async def load_source(
             "The source institution is not a member of a consortium.",
             [{"loc": ["body", "source_institution_id"], "msg": "not a consortium member"}],
         )
+    registry_repo.remember_time_zones(session, {a.consortium_id: a.time_zone for a in found})
     first = found[0]
     return Source(
         inst.id,

@@ -54,9 +54,13 @@ async def load_example_policy(session: AsyncSession) -> bool:
 
 
 # parsed policy documents by row id: a policy row is written once and never changed (a change
-# is a new version, a new row), so its parsed form can be kept for the life of the process
+# is a new version, a new row), so its parsed form can be kept for the life of the process.
+# Which rows exist is asked every time (``policy_on``): a version another process wrote is
+# seen at once.
 _PARSED: dict[str, rb.Policy] = {}
 _PARSED_MAX = 512
+#: the policies that decided the tiers recorded in a transaction, by code and version
+_DECIDED_BY = "tier_policies"
 
 
 def _parsed(row: ReimbursementPolicy) -> rb.Policy:
@@ -69,8 +73,18 @@ def _parsed(row: ReimbursementPolicy) -> rb.Policy:
 
 
 async def policy_on(session: AsyncSession, consortium_id: str | None, on: date) -> rb.Policy:
-    rows = await repo.policies_for(session, consortium_id)
-    return rb.policy_in_force([_parsed(r) for r in rows], on)
+    """The policy in force on ``on``: the ids of the policies that apply are read (one small
+    statement), the documents only for ids not parsed before."""
+    ids = await repo.policy_ids_for(session, consortium_id)
+    missing = [i for i in ids if i not in _PARSED]
+    if missing:
+        for row in await repo.policies_by_id(session, missing):
+            _parsed(row)
+    policies = [_PARSED.get(i) for i in ids]
+    if any(p is None for p in policies):  # evicted in between: read them all
+        rows = await repo.policies_for(session, consortium_id)
+        return rb.policy_in_force([_parsed(r) for r in rows], on)
+    return rb.policy_in_force([p for p in policies if p is not None], on)
 
 
 def same_county(a: Institution, b: Institution) -> bool:
@@ -194,6 +208,8 @@ async def record_for(
     decision = None if found is None else _decide(*found)
     if found is None or decision is None:
         return None
+    decided_by = session.info.setdefault(_DECIDED_BY, {})
+    decided_by[(decision.policy_code, decision.policy_version)] = found[0]
     data = rb.decision_to_dict(decision)
     record = TierRecord(
         referral_id=row.id,
@@ -226,6 +242,10 @@ async def record_for(
 async def needs_filing(session: AsyncSession, record: TierRecord) -> bool:
     """Whether the recorded tier depends on a referral filing (转院备案) under the policy that
     decided it (its ``filing_tiers``)."""
+    decided_by: dict[tuple[str, int], rb.Policy] = session.info.get(_DECIDED_BY, {})
+    known = decided_by.get((record.policy_code, record.policy_version))
+    if known is not None:  # the policy that decided it in this transaction: not read again
+        return known.needs_filing(record.tier)
     row = await repo.policy_version(session, record.policy_code, record.policy_version)
     if row is None:
         return record.tier in rb.DEFAULT_FILING_TIERS

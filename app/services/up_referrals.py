@@ -4,12 +4,14 @@ routed by specialty and free capacity, the bed or slot held last (``placement``)
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.schemas.referrals import ReferralCreate
 from app.config import Settings
+from app.db import batch
 from app.db.base import new_id, utcnow
 from app.db.models import Referral
 from app.db.repositories import referrals as repo
@@ -222,6 +224,39 @@ async def create(
     )
     placement.apply(row, placed, settings, now)  # before the INSERT: no UPDATE after it
     await _insert_once_per_need(session, row)
+    with session.no_autoflush:  # what follows reads nothing it writes: one flush at the end
+        view = await _record(
+            session,
+            settings,
+            row,
+            placed,
+            body,
+            source,
+            live,
+            duplicate_reason,
+            pathway,
+            now,
+            sensitive,
+        )
+    await batch.insert_pending(session)  # the rows that refer to the referral: one statement
+    return placement.Written(view, hold)
+
+
+async def _record(
+    session: AsyncSession,
+    settings: Settings,
+    row: Referral,
+    placed: placement.Placement,
+    body: ReferralCreate,
+    source: Source,
+    live: str | None,
+    duplicate_reason: str | None,
+    pathway: pathways.PathwayTerms | None,
+    now: datetime,
+    sensitive: dict[str, Any],
+) -> ReferralView:
+    """The new referral's routing attempt, events, milestones, tier and filing."""
+    doctor = body.referring_doctor
     actor_user = doctor.id if doctor else None
     decision, _ = await placement.record_created(
         session,
@@ -249,7 +284,5 @@ async def create(
     if pathway is not None:
         await pathways.on_green_channel_created(session, row, source.id, actor_user, now)
     tier = await tiers.record_for(session, row, now, new_episode=body.episode_id is None)
-    await filings.follow(session, settings, row, tier, now)  # when the tier depends on one
-    await session.flush()  # ids and defaults of what was added, for the answer
-    view = ReferralView(row, sensitive, decision, True, tier, time_zone=source.time_zone)
-    return placement.Written(view, hold)
+    await filings.follow(session, settings, row, tier, now, new=True)  # when the tier needs one
+    return ReferralView(row, sensitive, decision, True, tier, time_zone=source.time_zone)

@@ -5,9 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    case,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -15,6 +26,7 @@ from sqlalchemy.orm import aliased
 from app.db.base import utcnow
 from app.db.models import BedCapacity, CapacityChange, SlotCapacity
 from app.db.repositories import remote as remote_repo
+from app.db.statements import built
 from app.domain.capacity import CONSORTIUM_POOL, SIGNED_POOL, unused_reserve
 from app.domain.remote import REMOTE_HOLD_KINDS
 
@@ -189,22 +201,26 @@ async def record_changes(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
         await session.execute(insert(CapacityChange), list(rows))
 
 
+def _candidate_rows_statement(model: type[CapacityRow]) -> Any:
+    where: list[ColumnElement[bool]] = [
+        model.institution_id.in_(bindparam("ids", expanding=True)),
+        model.specialty_code.in_(bindparam("codes", expanding=True)),
+    ]
+    if model is SlotCapacity:
+        where.append(SlotCapacity.day == bindparam("day"))
+    t = model.__table__.c
+    return select(t.institution_id, t.specialty_code, t.total, t.occupied, t.held, t.as_of).where(
+        *where
+    )
+
+
 async def candidate_beds(
     session: AsyncSession, institution_ids: Iterable[str], specialties: Iterable[str]
 ) -> Sequence[tuple[str, str, int, int, int, datetime | None]]:
     """(institution, specialty, total, occupied, held, as_of) for the given codes."""
-    stmt = select(
-        BedCapacity.institution_id,
-        BedCapacity.specialty_code,
-        BedCapacity.total,
-        BedCapacity.occupied,
-        BedCapacity.held,
-        BedCapacity.as_of,
-    ).where(
-        BedCapacity.institution_id.in_(list(institution_ids)),
-        BedCapacity.specialty_code.in_(list(specialties)),
-    )
-    return [tuple(r) for r in (await session.execute(stmt)).all()]  # type: ignore[misc]
+    stmt = built("candidate_beds", lambda: _candidate_rows_statement(BedCapacity))
+    params = {"ids": list(institution_ids), "codes": list(specialties)}
+    return [tuple(r) for r in (await session.execute(stmt, params)).all()]
 
 
 async def candidate_slots(
@@ -288,24 +304,30 @@ def most_specific_row(
     )
 
 
-async def _try_hold(session: AsyncSession, model: type[CapacityRow], *where: Any) -> bool:
+def _hold_statement(model: type[CapacityRow]) -> Any:
+    table = cast(Table, model.__table__)
+    t = table.c
+    where = [
+        t.institution_id == bindparam("w_institution_id"),
+        t.specialty_code == bindparam("w_specialty_code"),
+    ]
+    if model is SlotCapacity:
+        where.append(t.day == bindparam("w_day"))
+    return update(table).where(*where, t.total - t.occupied - t.held > 0).values(held=t.held + 1)
+
+
+async def _try_hold(
+    session: AsyncSession, model: type[CapacityRow], params: dict[str, Any]
+) -> bool:
     """Take one free place: a single conditional UPDATE, never read-then-write."""
-    result = await session.execute(
-        update(model)
-        .where(*where, model.total - model.occupied - model.held > 0)
-        .values(held=model.held + 1)
-        .execution_options(synchronize_session=False)
-    )
+    stmt = built(("try_hold", model.__name__), lambda: _hold_statement(model))
+    result = await session.execute(stmt, params)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def try_hold_bed(session: AsyncSession, institution_id: str, specialty: str) -> bool:
-    return await _try_hold(
-        session,
-        BedCapacity,
-        BedCapacity.institution_id == institution_id,
-        BedCapacity.specialty_code == specialty,
-    )
+    params = {"w_institution_id": institution_id, "w_specialty_code": specialty}
+    return await _try_hold(session, BedCapacity, params)
 
 
 async def try_hold_slot(

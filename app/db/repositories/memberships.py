@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Consortium, ConsortiumMembership, Institution
+from app.db.statements import built
 from app.domain.enums import ConsortiumKind
 
 
@@ -92,15 +93,20 @@ async def affiliations(
     session: AsyncSession, own_consortium_id: str | None, institution_id: str
 ) -> list[Affiliation]:
     """The institution's own consortium first, then those it joined (by code): one statement."""
-    joined = select(ConsortiumMembership.consortium_id).where(
-        ConsortiumMembership.institution_id == institution_id
-    )
-    stmt = select(*_columns()).where(
-        or_(Consortium.id == own_consortium_id, Consortium.id.in_(joined))
-    )
-    rows = (await session.execute(stmt)).all()
+    stmt = built("affiliations", _affiliations_statement)
+    params = {"own_consortium_id": own_consortium_id, "institution_id": institution_id}
+    rows = (await session.execute(stmt, params)).all()
     found = [_affiliation(r, r.id == own_consortium_id) for r in rows]
     return sorted(found, key=lambda a: (not a.own, a.code))
+
+
+def _affiliations_statement() -> Any:
+    joined = select(ConsortiumMembership.consortium_id).where(
+        ConsortiumMembership.institution_id == bindparam("institution_id")
+    )
+    return select(*_columns()).where(
+        or_(Consortium.id == bindparam("own_consortium_id"), Consortium.id.in_(joined))
+    )
 
 
 async def affiliation(session: AsyncSession, consortium_id: str, own: bool) -> Affiliation | None:

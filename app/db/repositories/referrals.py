@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, tuple_, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,24 +31,30 @@ from app.db.models import (
     ReferralEvent,
     RoutingAttempt,
 )
+from app.db.statements import built
 from app.domain.enums import CareType
 from app.domain.lifecycle import EXPIRING
 
 
-async def next_sequence(session: AsyncSession, consortium_id: str, day: date) -> int:
-    """Atomically take the next number of the day (an upsert that returns the new value)."""
-    dialect = session.get_bind().dialect.name
+def _next_sequence_statement(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
+    return (
         insert(ReferralCounter)
-        .values(consortium_id=consortium_id, day=day, last=1)
+        .values(consortium_id=bindparam("consortium_id"), day=bindparam("day"), last=1)
         .on_conflict_do_update(
             index_elements=[ReferralCounter.consortium_id, ReferralCounter.day],
             set_={"last": ReferralCounter.last + 1},
         )
         .returning(ReferralCounter.last)
     )
-    return int((await session.execute(stmt)).scalar_one())
+
+
+async def next_sequence(session: AsyncSession, consortium_id: str, day: date) -> int:
+    """Atomically take the next number of the day (an upsert that returns the new value)."""
+    dialect = session.get_bind().dialect.name
+    stmt = built(("next_sequence", dialect), lambda: _next_sequence_statement(dialect))
+    params = {"consortium_id": consortium_id, "day": day}
+    return int((await session.execute(stmt, params)).scalar_one())
 
 
 def add(session: AsyncSession, referral: Referral) -> None:
@@ -48,17 +66,25 @@ async def live_referral_number(
 ) -> str | None:
     """The number of the patient's live up-referral for this specialty, if there is one (read
     through ``uq_referral_live_need``)."""
-    stmt = (
-        select(Referral.number)
-        .where(
-            Referral.consortium_id == consortium_id,
-            Referral.resident_id_hmac == resident_hmac,
-            Referral.specialty_code == specialty_code,
-            LIVE_NEED,
-        )
-        .limit(1)
+    stmt = built(
+        "live_referral_number",
+        lambda: (
+            select(Referral.number)
+            .where(
+                Referral.consortium_id == bindparam("consortium_id"),
+                Referral.resident_id_hmac == bindparam("resident_hmac"),
+                Referral.specialty_code == bindparam("specialty_code"),
+                LIVE_NEED,
+            )
+            .limit(1)
+        ),
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    params = {
+        "consortium_id": consortium_id,
+        "resident_hmac": resident_hmac,
+        "specialty_code": specialty_code,
+    }
+    return (await session.execute(stmt, params)).scalar_one_or_none()
 
 
 def add_attempt(session: AsyncSession, **values: Any) -> None:
@@ -98,22 +124,35 @@ async def claim_idempotency(
 ) -> bool:
     """Insert an in-flight record holding ``token``; False when one exists already."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(IdempotencyRecord)
-        .values(
-            scope_id=scope_id,
-            key=key,
-            request_hash=request_hash,
-            state="in_flight",
-            claim_token=token,
-            created_at=now,
-            expires_at=expires_at,
-        )
-        .on_conflict_do_nothing(index_elements=[IdempotencyRecord.scope_id, IdempotencyRecord.key])
-    )
-    result = await session.execute(stmt)
+    stmt = built(("claim_idempotency", dialect), lambda: _claim_statement(dialect))
+    params = {
+        "scope_id": scope_id,
+        "key": key,
+        "request_hash": request_hash,
+        "claim_token": token,
+        "created_at": now,
+        "expires_at": expires_at,
+    }
+    result = await session.execute(stmt, params)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _claim_statement(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = cast(Table, IdempotencyRecord.__table__)
+    return (
+        insert(table)
+        .values(
+            scope_id=bindparam("scope_id"),
+            key=bindparam("key"),
+            request_hash=bindparam("request_hash"),
+            state="in_flight",
+            claim_token=bindparam("claim_token"),
+            created_at=bindparam("created_at"),
+            expires_at=bindparam("expires_at"),
+        )
+        .on_conflict_do_nothing(index_elements=[table.c.scope_id, table.c.key])
+    )
 
 
 async def get_idempotency(
@@ -160,19 +199,37 @@ async def complete_idempotency(
 ) -> bool:
     """Mark the claim done, in the transaction that writes the referral; False when the claim
     is no longer ours (taken over), and then that transaction must not commit."""
-    result = await session.execute(
-        update(IdempotencyRecord)
+    stmt = built("complete_idempotency", _complete_statement)
+    params = {
+        "w_scope_id": scope_id,
+        "w_key": key,
+        "w_token": token,
+        "status": status,
+        "headers": headers,
+        "referral_id": referral_id,
+    }
+    result = await session.execute(stmt, params)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _complete_statement() -> Any:
+    table = cast(Table, IdempotencyRecord.__table__)
+    t = table.c
+    return (
+        update(table)
         .where(
-            IdempotencyRecord.scope_id == scope_id,
-            IdempotencyRecord.key == key,
-            IdempotencyRecord.state == "in_flight",
-            IdempotencyRecord.claim_token == token,
+            t.scope_id == bindparam("w_scope_id"),
+            t.key == bindparam("w_key"),
+            t.state == "in_flight",
+            t.claim_token == bindparam("w_token"),
         )
         .values(
-            state="done", response_status=status, response_headers=headers, referral_id=referral_id
+            state="done",
+            response_status=bindparam("status"),
+            response_headers=bindparam("headers", type_=t.response_headers.type),
+            referral_id=bindparam("referral_id"),
         )
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def release_idempotency(session: AsyncSession, scope_id: str, key: str, token: str) -> None:
@@ -212,15 +269,25 @@ async def claim_expired(session: AsyncSession, now: datetime, limit: int) -> Seq
     return (await session.execute(stmt)).scalars().all()
 
 
-def _fits_place(kind: str, capacity_code: str, day: date | None) -> list[Any]:
+def like_prefix(text: str) -> str:
+    """The LIKE pattern (escape ``/``) of the strings starting with ``text``: what
+    ``startswith(text, autoescape=True)`` binds, for a statement built once."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return escaped + "%"
+
+
+def _fits_place(kind: str, capacity_code: Any, day: Any, sub_codes: Any = None) -> list[Any]:
     """Waitlisted referrals that a free bed (or a day's slot) of ``capacity_code`` can take:
-    the same care kind, and the code itself or one of its sub-specialties (03 takes 03.04)."""
+    the same care kind, and the code itself or one of its sub-specialties (03 takes 03.04).
+    ``sub_codes``: a bound LIKE pattern (:func:`like_prefix`) for a statement built once."""
+    sub = (
+        Referral.specialty_code.startswith(capacity_code + ".", autoescape=True)
+        if sub_codes is None
+        else Referral.specialty_code.like(sub_codes, escape="/")
+    )
     where: list[Any] = [
         Referral.status == "waitlisted",
-        or_(
-            Referral.specialty_code == capacity_code,
-            Referral.specialty_code.startswith(capacity_code + ".", autoescape=True),
-        ),
+        or_(Referral.specialty_code == capacity_code, sub),
     ]
     remote = {"read": "remote_read", "consult": "consult"}.get(kind)
     if remote is not None:  # a reader's slot: remote requests of that kind and day
@@ -282,16 +349,28 @@ async def waitlisted_fits(
     session: AsyncSession, consortium_id: str, place: tuple[str, str, date | None], priority: int
 ) -> bool:
     """Whether a waitlisted referral at least as urgent as ``priority`` fits the place."""
-    stmt = (
-        select(Referral.id)
-        .where(
-            Referral.consortium_id == consortium_id,
-            Referral.priority <= priority,
-            *_fits_place(*place),
-        )
-        .limit(1)
+    kind, capacity_code, day = place
+    stmt = built(
+        ("waitlisted_fits", kind),
+        lambda: (
+            select(Referral.id)
+            .where(
+                Referral.consortium_id == bindparam("consortium_id"),
+                Referral.priority <= bindparam("priority"),
+                *_fits_place(kind, bindparam("code"), bindparam("day"), bindparam("code_like")),
+            )
+            .limit(1)
+        ),
     )
-    return (await session.execute(stmt)).first() is not None
+    params: dict[str, Any] = {
+        "consortium_id": consortium_id,
+        "priority": priority,
+        "code": capacity_code,
+        "code_like": like_prefix(capacity_code + "."),
+    }
+    if kind != "bed":
+        params["day"] = day
+    return (await session.execute(stmt, params)).first() is not None
 
 
 async def events_of(session: AsyncSession, referral_id: str) -> Sequence[ReferralEvent]:

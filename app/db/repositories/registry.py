@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.strategy_options import _AbstractLoad
@@ -19,6 +19,7 @@ from app.db.models import (
     Specialty,
 )
 from app.db.repositories.memberships import member_of
+from app.db.statements import built
 from app.domain.enums import Centre, InstitutionLevel, InstitutionType
 
 # --- specialties -------------------------------------------------------------------------
@@ -98,17 +99,33 @@ async def consortium_prefix_of(
     session: AsyncSession, institution_id: str
 ) -> tuple[str, str, str] | None:
     """(consortium id, referral prefix, time zone) of a member institution, or None."""
-    stmt = (
-        select(Consortium.id, Consortium.referral_prefix, Consortium.time_zone)
-        .join(Institution, Institution.consortium_id == Consortium.id)
-        .where(Institution.id == institution_id)
+    stmt = built(
+        "consortium_prefix_of",
+        lambda: (
+            select(Consortium.id, Consortium.referral_prefix, Consortium.time_zone)
+            .join(Institution, Institution.consortium_id == Consortium.id)
+            .where(Institution.id == bindparam("institution_id"))
+        ),
     )
-    row = (await session.execute(stmt)).first()
+    row = (await session.execute(stmt, {"institution_id": institution_id})).first()
     return None if row is None else (row[0], row[1], row[2])
 
 
+_TIME_ZONES = "consortium_time_zones"
+
+
+def remember_time_zones(session: AsyncSession, zones: dict[str, str]) -> None:
+    """The time zones of consortia this transaction read (with the source's affiliations):
+    :func:`consortium_time_zone` answers them without reading the consortium again."""
+    session.info.setdefault(_TIME_ZONES, {}).update(zones)
+
+
 async def consortium_time_zone(session: AsyncSession, consortium_id: str) -> str:
-    """The consortium's IANA time zone (from the identity map when already loaded)."""
+    """The consortium's IANA time zone (as this transaction read it, or from the identity map
+    when already loaded)."""
+    known: dict[str, str] | None = session.info.get(_TIME_ZONES)
+    if known is not None and consortium_id in known:
+        return known[consortium_id]
     consortium = await get_consortium(session, consortium_id)
     assert consortium is not None, "an institution's consortium exists (foreign key)"
     return consortium.time_zone

@@ -39,6 +39,7 @@ from app.db.base import utcnow
 from app.db.models import ConsortiumPartner, Institution, InstitutionCentre, InstitutionSpecialty
 from app.db.repositories.capacity import most_specific_row
 from app.db.repositories.memberships import lead_of, member_of
+from app.db.statements import built
 from app.domain.enums import Centre, InstitutionLevel
 from app.domain.geo import EARTH_RADIUS_KM
 from app.domain.routing import NEAR_MISSES, ExclusionReason
@@ -69,6 +70,32 @@ async def institutions_for_routing(
     named there, the lead unit and the partners (one indexed lookup each, no scan of the
     consortium). ``joined``: the consortium has members that joined it from another one
     (``app.db.repositories.memberships``); ``is_member`` and ``is_lead`` are this consortium's."""
+    stmt = built(
+        ("institutions_for_routing", only is None, joined),
+        lambda: _institutions_statement(everyone=only is None, joined=joined),
+    )
+    params: dict[str, Any] = {"consortium_id": consortium_id}
+    if only is not None:
+        params["only"] = list(only)
+    return [
+        InstitutionFacts(
+            id=r[0],
+            code=r[1],
+            name=r[2],
+            level=r[3],
+            active=r[4],
+            is_member=bool(r[5]),
+            is_lead=bool(r[6]),
+            lat=r[7],
+            lon=r[8],
+            is_partner=bool(r[9]),
+        )
+        for r in (await session.execute(stmt, params)).all()
+    ]
+
+
+def _institutions_statement(*, everyone: bool, joined: bool) -> Any:
+    consortium_id: Any = bindparam("consortium_id")
     partners = select(ConsortiumPartner.institution_id).where(
         ConsortiumPartner.consortium_id == consortium_id
     )
@@ -86,41 +113,30 @@ async def institutions_for_routing(
         Institution.longitude,
         Institution.id.in_(partners),
     )
-    stmt: Any
-    if only is None:
-        stmt = select(*columns).where(or_(member, Institution.id.in_(partners)))
-    else:
-        stmt = union(
-            select(*columns).where(Institution.id.in_(list(only))),
-            select(*columns).where(Institution.id.in_(partners)),
-            select(*columns).where(lead),
-        )
-    return [
-        InstitutionFacts(
-            id=r[0],
-            code=r[1],
-            name=r[2],
-            level=r[3],
-            active=r[4],
-            is_member=bool(r[5]),
-            is_lead=bool(r[6]),
-            lat=r[7],
-            lon=r[8],
-            is_partner=bool(r[9]),
-        )
-        for r in (await session.execute(stmt)).all()
-    ]
+    if everyone:
+        return select(*columns).where(or_(member, Institution.id.in_(partners)))
+    return union(
+        select(*columns).where(Institution.id.in_(bindparam("only", expanding=True))),
+        select(*columns).where(Institution.id.in_(partners)),
+        select(*columns).where(lead),
+    )
 
 
 async def specialties_offered(
     session: AsyncSession, institution_ids: Iterable[str], codes: Iterable[str]
 ) -> dict[str, set[str]]:
-    stmt = select(InstitutionSpecialty.institution_id, InstitutionSpecialty.specialty_code).where(
-        InstitutionSpecialty.institution_id.in_(list(institution_ids)),
-        InstitutionSpecialty.specialty_code.in_(list(codes)),
+    stmt = built(
+        "specialties_offered",
+        lambda: select(
+            InstitutionSpecialty.institution_id, InstitutionSpecialty.specialty_code
+        ).where(
+            InstitutionSpecialty.institution_id.in_(bindparam("ids", expanding=True)),
+            InstitutionSpecialty.specialty_code.in_(bindparam("codes", expanding=True)),
+        ),
     )
+    params = {"ids": list(institution_ids), "codes": list(codes)}
     out: dict[str, set[str]] = {}
-    for iid, code in (await session.execute(stmt)).all():
+    for iid, code in (await session.execute(stmt, params)).all():
         out.setdefault(iid, set()).add(code)
     return out
 

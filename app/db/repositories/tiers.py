@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Institution, Referral, ReimbursementPolicy, TierRecord
+from app.db.statements import built
 
 
 async def policies_for(
@@ -25,6 +27,39 @@ async def policies_for(
                 ReimbursementPolicy.consortium_id.is_(None),
             )
         )
+    return (await session.execute(stmt)).scalars().all()
+
+
+def _policies_where(stmt: Any, consortium_id: str | None) -> Any:
+    if consortium_id is None:
+        return stmt
+    return stmt.where(
+        or_(
+            ReimbursementPolicy.consortium_id == bindparam("consortium_id"),
+            ReimbursementPolicy.consortium_id.is_(None),
+        )
+    )
+
+
+async def policy_ids_for(session: AsyncSession, consortium_id: str | None) -> list[str]:
+    """The ids of :func:`policies_for`, in its order."""
+    stmt = built(
+        ("policy_ids_for", consortium_id is None),
+        lambda: _policies_where(
+            select(ReimbursementPolicy.__table__.c.id).order_by(
+                ReimbursementPolicy.__table__.c.code, ReimbursementPolicy.__table__.c.version
+            ),
+            consortium_id,
+        ),
+    )
+    params = {} if consortium_id is None else {"consortium_id": consortium_id}
+    return list((await session.execute(stmt, params)).scalars().all())
+
+
+async def policies_by_id(
+    session: AsyncSession, ids: Sequence[str]
+) -> Sequence[ReimbursementPolicy]:
+    stmt = select(ReimbursementPolicy).where(ReimbursementPolicy.id.in_(list(ids)))
     return (await session.execute(stmt)).scalars().all()
 
 
