@@ -125,6 +125,12 @@ def prune(value: Any) -> Any:
     return value
 
 
+def resource(value: dict[str, Any]) -> dict[str, Any]:
+    """A resource without empty elements (``prune`` of a JSON object)."""
+    out: dict[str, Any] = prune(value)
+    return out
+
+
 def invalid(expression: Sequence[str | int], msg: str, kind: str = "value_error") -> InvalidInput:
     """A 422 naming the FHIR element (``ServiceRequest.priority``), never its value."""
     return InvalidInput(

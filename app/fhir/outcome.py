@@ -128,16 +128,16 @@ class OperationOutcomeMiddleware:
                 outcome_of(problem if isinstance(problem, dict) else {}, status),
                 ensure_ascii=False,
             ).encode()
-            headers = [
+            kept = [
                 (k, v)
                 for k, v in start.get("headers") or []
                 if k.lower() not in (b"content-type", b"content-length")
             ]
-            headers += [
+            kept += [
                 (b"content-type", FHIR_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),
             ]
-            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.start", "status": status, "headers": kept})
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, send_wrapper)

@@ -50,28 +50,75 @@ DOCUMENT_TYPES = (
 
 SERVICE_REQUEST_ELEMENTS = frozenset(
     {
-        "resourceType", "id", "meta", "text", "contained", "extension", "identifier", "status",
-        "intent", "category", "priority", "code", "subject", "occurrenceDateTime",
-        "authoredOn", "requester", "performerType", "performer", "reasonCode",
-        "reasonReference", "insurance", "supportingInfo", "note",
+        "resourceType",
+        "id",
+        "meta",
+        "text",
+        "contained",
+        "extension",
+        "identifier",
+        "status",
+        "intent",
+        "category",
+        "priority",
+        "code",
+        "subject",
+        "occurrenceDateTime",
+        "authoredOn",
+        "requester",
+        "performerType",
+        "performer",
+        "reasonCode",
+        "reasonReference",
+        "insurance",
+        "supportingInfo",
+        "note",
     }
-)  # fmt: skip
+)
 PATIENT_ELEMENTS = frozenset(
-    {"resourceType", "id", "meta", "text", "identifier", "name", "gender", "birthDate",
-     "telecom", "generalPractitioner"}
-)  # fmt: skip
+    {
+        "resourceType",
+        "id",
+        "meta",
+        "text",
+        "identifier",
+        "name",
+        "gender",
+        "birthDate",
+        "telecom",
+        "generalPractitioner",
+    }
+)
 CONDITION_ELEMENTS = frozenset(
-    {"resourceType", "id", "meta", "text", "code", "subject", "clinicalStatus",
-     "verificationStatus", "category"}
-)  # fmt: skip
+    {
+        "resourceType",
+        "id",
+        "meta",
+        "text",
+        "code",
+        "subject",
+        "clinicalStatus",
+        "verificationStatus",
+        "category",
+    }
+)
 COVERAGE_ELEMENTS = frozenset(
-    {"resourceType", "id", "meta", "text", "status", "type", "subscriberId", "beneficiary",
-     "payor"}
-)  # fmt: skip
+    {"resourceType", "id", "meta", "text", "status", "type", "subscriberId", "beneficiary", "payor"}
+)
 OBSERVATION_ELEMENTS = frozenset(
-    {"resourceType", "id", "meta", "text", "status", "code", "valueString",
-     "effectiveDateTime", "performer", "subject"}
-)  # fmt: skip
+    {
+        "resourceType",
+        "id",
+        "meta",
+        "text",
+        "status",
+        "code",
+        "valueString",
+        "effectiveDateTime",
+        "performer",
+        "subject",
+    }
+)
 PRACTITIONER_ELEMENTS = frozenset({"resourceType", "id", "meta", "text", "identifier", "name"})
 
 
@@ -82,9 +129,7 @@ class Resolver:
 
     targets: dict[str, tuple[dict[str, Any], Loc]] = field(default_factory=dict)
 
-    def resolve(
-        self, reference: Any, resource_type: str, where: Loc
-    ) -> tuple[dict[str, Any], Loc]:
+    def resolve(self, reference: Any, resource_type: str, where: Loc) -> tuple[dict[str, Any], Loc]:
         text = reference.get("reference") if isinstance(reference, dict) else None
         found = self.targets.get(text) if isinstance(text, str) else None
         if found is None or found[0].get("resourceType") != resource_type:
@@ -200,8 +245,11 @@ class Reader:
         return body
 
     def _extensions(self, body: dict[str, Any], sr: dict[str, Any], where: Loc) -> None:
-        fields = {EXT_PATHWAY: "pathway", EXT_UP_REASON: "reason", EXT_DUPLICATE_REASON:
-                  "duplicate_reason"}  # fmt: skip
+        fields = {
+            EXT_PATHWAY: "pathway",
+            EXT_UP_REASON: "reason",
+            EXT_DUPLICATE_REASON: "duplicate_reason",
+        }
         for i, ext in enumerate(_list(sr, "extension", where)):
             ext = _obj(ext, (*where, "extension", i))
             name = fields.get(str(ext.get("url")))
@@ -223,9 +271,7 @@ class Reader:
                     list(at), "down-referrals are sent through /v1/referrals", "literal_error"
                 )
         if "care_type" not in body:
-            raise invalid(
-                [*where, "category"], f"a category coded in {CARE_TYPE}", "missing"
-            )
+            raise invalid([*where, "category"], f"a category coded in {CARE_TYPE}", "missing")
 
     def _requester(self, body: dict[str, Any], sr: dict[str, Any], where: Loc) -> None:
         requester = sr.get("requester")
@@ -239,7 +285,9 @@ class Reader:
             names = _list(doctor, "name", dwhere)
             name = _human_name(names[0], (*dwhere, "name", 0)) if names else None
             ids = _list(doctor, "identifier", dwhere)
-            his_id = _str(_obj(ids[0], (*dwhere, "identifier", 0)), "value", dwhere) if ids else None
+            his_id = (
+                _str(_obj(ids[0], (*dwhere, "identifier", 0)), "value", dwhere) if ids else None
+            )
             self.put(body, ("referring_doctor", "name"), name, (*dwhere, "name"))
             self.put(body, ("referring_doctor", "id"), his_id, (*dwhere, "identifier"))
             return
@@ -286,7 +334,9 @@ class Reader:
             if gender not in SEX:
                 raise invalid([*pw, "gender"], "male, female or unknown", "enum")
             self.put(body, ("patient", "sex"), SEX[gender], (*pw, "gender"))
-        self.put(body, ("patient", "birth_date"), _str(patient, "birthDate", pw), (*pw, "birthDate"))
+        self.put(
+            body, ("patient", "birth_date"), _str(patient, "birthDate", pw), (*pw, "birthDate")
+        )
         for j, telecom in enumerate(_list(patient, "telecom", pw)):
             telecom = _obj(telecom, (*pw, "telecom", j))
             if telecom.get("system") == "phone":
@@ -339,15 +389,16 @@ class Reader:
                 icd = (i, ICD10_EDITIONS[system], _str(c, "code", (*at, "coding", i)))
             elif system == ICD_O_3:
                 self.put(
-                    body, ("diagnosis", "morphology"), _str(c, "code", (*at, "coding", i)),
+                    body,
+                    ("diagnosis", "morphology"),
+                    _str(c, "code", (*at, "coding", i)),
                     (*at, "coding", i, "code"),
-                )  # fmt: skip
+                )
         if icd is None:
             raise invalid(
                 [*at, "coding"],
-                "a code in one of the ICD-10 editions: " + ", ".join(
-                    s for s, e in ICD10_EDITIONS.items() if e != "unspecified"
-                ),
+                "a code in one of the ICD-10 editions: "
+                + ", ".join(s for s, e in ICD10_EDITIONS.items() if e != "unspecified"),
                 "missing",
             )
         self.put(body, ("diagnosis", "icd10"), icd[2], (*at, "coding", icd[0], "code"))
@@ -469,8 +520,11 @@ def from_transaction(
                 if isinstance(key, str):
                     resolver.targets[key] = (resource, (*at, "resource"))
         else:
-            raise invalid([*at, "resource", "resourceType"], "not a resource this service takes",
-                          "literal_error")  # fmt: skip
+            raise invalid(
+                [*at, "resource", "resourceType"],
+                "not a resource this service takes",
+                "literal_error",
+            )
     if len(requests) != 1:
         raise invalid([*where, "entry"], "exactly one ServiceRequest", "missing")
     sr, sw = requests[0]

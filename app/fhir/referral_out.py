@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.schemas.referrals import ReferralOut
+from app.api.schemas.referrals import DecisionOut, ReferralOut
+from app.api.schemas.tiers import TierOut
 from app.domain.lifecycle import Status
 from app.fhir.common import (
     CARE_TYPE,
@@ -30,7 +31,7 @@ from app.fhir.common import (
     concept,
     day,
     instant,
-    prune,
+    resource,
     ref,
 )
 
@@ -73,15 +74,15 @@ DOCUMENT_TYPE = {"resident_id": "NI", "passport": "PPN", "birth_certificate": "B
 REFERRAL_CODE = concept(SNOMED, "3457005", "Patient referral")
 
 
-def priority_of(out: ReferralOut) -> str:
-    return "stat" if out.pathway_code else PRIORITY[out.urgency.value]
+def priority_of(out: Any) -> str:
+    return "stat" if out.pathway_code else PRIORITY[str(out.urgency)]
 
 
-def _meta(out: ReferralOut) -> dict[str, Any]:
+def _meta(out: Any) -> dict[str, Any]:
     return {"versionId": str(out.version), "lastUpdated": instant(out.updated_at)}
 
 
-def _identifier(out: ReferralOut) -> list[dict[str, Any]]:
+def _identifier(out: Any) -> list[dict[str, Any]]:
     return [{"use": "official", "system": REFERRAL_NUMBER, "value": out.number}]
 
 
@@ -101,7 +102,7 @@ def _patient(out: ReferralOut) -> dict[str, Any]:
                 "identifier": {"system": ISO_3166, "value": doc.issuing_country}
             }
         identifiers.append(identifier)
-    return prune(
+    return resource(
         {
             "resourceType": "Patient",
             "id": "patient",
@@ -116,14 +117,12 @@ def _patient(out: ReferralOut) -> dict[str, Any]:
 
 
 def _coverage(out: ReferralOut) -> dict[str, Any]:
-    return prune(
+    return resource(
         {
             "resourceType": "Coverage",
             "id": "coverage",
             "status": "active",
-            "type": concept(
-                INSUTYPE, out.insurance_scheme.value, out.insurance_scheme_name
-            ),
+            "type": concept(INSUTYPE, out.insurance_scheme.value, out.insurance_scheme_name),
             "subscriberId": out.patient.insurance_number,
             "beneficiary": {"reference": "#patient"},
             "payor": [{"display": "医疗保障 (medical insurance)"}],
@@ -142,7 +141,7 @@ def _reason(out: ReferralOut) -> dict[str, Any]:
     ]
     if d.morphology:
         codings.append({"system": ICD_O_3, "code": d.morphology})
-    return prune({"coding": codings, "text": d.text})
+    return resource({"coding": codings, "text": d.text})
 
 
 def _tests(out: ReferralOut) -> list[dict[str, Any]]:
@@ -151,7 +150,7 @@ def _tests(out: ReferralOut) -> list[dict[str, Any]]:
         code = test.get("code")
         system = test.get("code_system")
         observations.append(
-            prune(
+            resource(
                 {
                     "resourceType": "Observation",
                     "id": f"test-{i}",
@@ -186,7 +185,7 @@ def service_request(out: ReferralOut) -> dict[str, Any]:
     extensions: list[dict[str, Any]] = []
     if out.pathway_code:
         extensions.append({"url": EXT_PATHWAY, "valueCode": out.pathway_code})
-    return prune(
+    return resource(
         {
             "resourceType": "ServiceRequest",
             "id": out.id,
@@ -220,11 +219,13 @@ def _output(code: str, **value: Any) -> dict[str, Any]:
     return {"type": concept(TASK_OUTPUT, code), **value}
 
 
-def task(out: ReferralOut) -> dict[str, Any]:
+def task(
+    out: Any, routing: DecisionOut | None = None, tier: TierOut | None = None
+) -> dict[str, Any]:
     """The referral's fulfilment: its state, owner (the current target), the routing
-    explanation and the reimbursement tier."""
+    explanation and the reimbursement tier. ``out`` is the ``/v1`` answer (a read, with
+    its routing and tier) or the referral's row (a worklist entry: no routing, no tier)."""
     outputs: list[dict[str, Any]] = []
-    routing = out.routing
     if routing is not None:
         outputs.append(_output("routing-outcome", valueCode=routing.outcome))
         if routing.explanation:
@@ -244,8 +245,7 @@ def task(out: ReferralOut) -> dict[str, Any]:
             )
     outputs.append(_output("out-of-consortium", valueBoolean=out.out_of_consortium))
     outputs.append(_output("overflow", valueBoolean=out.overflow))
-    if out.tier is not None:
-        tier = out.tier
+    if tier is not None:
         outputs.append(_output("reimbursement-tier", valueCodeableConcept=concept(TIER, tier.tier)))
         outputs.append(_output("reimbursement-ratio", valueDecimal=float(tier.ratio)))
         outputs.append(
@@ -260,8 +260,8 @@ def task(out: ReferralOut) -> dict[str, Any]:
                 valueString=f"{tier.policy_code} v{tier.policy_version}",
             )
         )
-    status = Status(out.status)
-    return prune(
+    status = Status(str(out.status))
+    return resource(
         {
             "resourceType": "Task",
             "id": out.id,
@@ -286,3 +286,8 @@ def task(out: ReferralOut) -> dict[str, Any]:
             "output": outputs,
         }
     )
+
+
+def full_task(out: ReferralOut) -> dict[str, Any]:
+    """The Task of a read: with the routing explanation and the tier."""
+    return task(out, out.routing, out.tier)

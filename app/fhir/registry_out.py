@@ -22,7 +22,7 @@ from app.fhir.common import (
     USCC,
     concept,
     instant,
-    prune,
+    resource,
     ref,
 )
 
@@ -33,13 +33,17 @@ def _meta(i: InstitutionOut) -> dict[str, Any]:
 
 def organization(i: InstitutionOut) -> dict[str, Any]:
     identifiers = [{"use": "usual", "system": INSTITUTION_CODE, "value": i.code}]
-    for system, value in ((USCC, i.uscc), (LICENCE, i.licence_number), (INSURANCE_CODE, i.insurance_code)):
+    for system, value in (
+        (USCC, i.uscc),
+        (LICENCE, i.licence_number),
+        (INSURANCE_CODE, i.insurance_code),
+    ):
         if value:
             identifiers.append({"use": "official", "system": system, "value": value})
     types = [concept(LEVEL, i.level.value), concept(INSTITUTION_TYPE, i.type.value)]
     if i.grade is not None:
         types.append(concept(GRADE, i.grade.value, i.grade_name))
-    return prune(
+    return resource(
         {
             "resourceType": "Organization",
             "id": i.id,
@@ -64,7 +68,7 @@ def organization(i: InstitutionOut) -> dict[str, Any]:
 
 
 def healthcare_service(i: InstitutionOut) -> dict[str, Any]:
-    return prune(
+    return resource(
         {
             "resourceType": "HealthcareService",
             "id": i.id,
@@ -89,7 +93,10 @@ def location(i: InstitutionOut, capacity: list[CapacityItemOut] | None = None) -
         {
             "url": EXT_BED_CAPACITY,
             "extension": [
-                {"url": "specialty", "valueCoding": {"system": SPECIALTY, "code": c.specialty_code}},
+                {
+                    "url": "specialty",
+                    "valueCoding": {"system": SPECIALTY, "code": c.specialty_code},
+                },
                 {"url": "total", "valueUnsignedInt": c.total},
                 {"url": "occupied", "valueUnsignedInt": c.occupied},
                 {"url": "held", "valueUnsignedInt": c.held},
@@ -100,7 +107,7 @@ def location(i: InstitutionOut, capacity: list[CapacityItemOut] | None = None) -
         }
         for c in beds
     ]
-    return prune(
+    return resource(
         {
             "resourceType": "Location",
             "id": i.id,

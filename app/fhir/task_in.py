@@ -60,16 +60,20 @@ def changes_of_patch(body: Any) -> dict[str, Any]:
             path = op.get("path")
             name = path[1:] if isinstance(path, str) and path.startswith("/") else None
             if name not in PATCHABLE:
-                raise invalid(["body", i, "path"], "/status, /statusReason, /businessStatus or "
-                              "/note", "literal_error")  # fmt: skip
+                raise invalid(
+                    ["body", i, "path"],
+                    "/status, /statusReason, /businessStatus or /note",
+                    "literal_error",
+                )
             changes[name] = op.get("value")
         return changes
     if not isinstance(body, dict):
         raise invalid(["body"], "a JSON Patch array or a partial Task", "object_type")
     extra = set(body) - PATCHABLE - {"resourceType", "id"}
     if extra:
-        raise invalid(["Task", sorted(extra)[0]], "not an element a PATCH may set",
-                      "extra_forbidden")  # fmt: skip
+        raise invalid(
+            ["Task", sorted(extra)[0]], "not an element a PATCH may set", "extra_forbidden"
+        )
     if body.get("resourceType", "Task") != "Task":
         raise invalid(["Task", "resourceType"], "a Task", "literal_error")
     return body
@@ -104,8 +108,9 @@ def _action(changes: dict[str, Any]) -> Action:
         if business is None:
             return Action.ARRIVE
         if business not in IN_PROGRESS:
-            raise invalid(["Task", "businessStatus"], "arrived, admitted, seen or in_follow_up",
-                          "enum")  # fmt: skip
+            raise invalid(
+                ["Task", "businessStatus"], "arrived, admitted, seen or in_follow_up", "enum"
+            )
         return IN_PROGRESS[business]
     if not isinstance(status, str) or status not in ACTION_OF:
         raise invalid(
@@ -150,8 +155,9 @@ def command_of(
         reason = changes.get("statusReason")
         code = _code(reason, REJECT_REASON, "statusReason")
         if code is None:
-            raise invalid(["Task", "statusReason"], f"the reason coded in {REJECT_REASON}",
-                          "missing")  # fmt: skip
+            raise invalid(
+                ["Task", "statusReason"], f"the reason coded in {REJECT_REASON}", "missing"
+            )
         text = reason.get("text") if isinstance(reason, dict) else None
         data = {"reason_code": code, **({"reason_text": text} if text is not None else {})}
         where = {"reason_code": "statusReason", "reason_text": "statusReason"}
@@ -164,8 +170,15 @@ def accept_command(
 ) -> TransitionCommand:
     """``$accept``: Parameters ``ward``, ``bed`` (valueString), ``appointment``
     (valueDateTime), ``note`` (valueString)."""
-    values = _parameters(parameters, {"ward": "valueString", "bed": "valueString",
-                                      "appointment": "valueDateTime", "note": "valueString"})  # fmt: skip
+    values = _parameters(
+        parameters,
+        {
+            "ward": "valueString",
+            "bed": "valueString",
+            "appointment": "valueDateTime",
+            "note": "valueString",
+        },
+    )
     data = {("appointment_at" if k == "appointment" else k): v for k, v in values.items()}
     try:
         body = AcceptIn.model_validate(data)
@@ -198,8 +211,11 @@ def _parameters(parameters: Any, types: dict[str, str]) -> dict[str, Any]:
     for i, p in enumerate(items):
         name = p.get("name") if isinstance(p, dict) else None
         if not isinstance(name, str) or name not in types:
-            raise invalid(["Parameters", "parameter", i, "name"],
-                          "one of " + ", ".join(types), "extra_forbidden")  # fmt: skip
+            raise invalid(
+                ["Parameters", "parameter", i, "name"],
+                "one of " + ", ".join(types),
+                "extra_forbidden",
+            )
         kind = types[name]
         if set(p) - {"name", kind}:
             raise invalid(["Parameters", "parameter", i], f"{name} takes {kind}", "extra_forbidden")
@@ -212,11 +228,14 @@ def _parameter_errors(exc: ValidationError, names: dict[str, str]) -> InvalidInp
         "The operation has invalid or missing parameters.",
         errors=[
             {
-                "loc": ["Parameters", "parameter",
-                        names.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else ""],
+                "loc": [
+                    "Parameters",
+                    "parameter",
+                    names.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else "",
+                ],
                 "msg": _safe_msg(e),
                 "type": e["type"],
-            }  # fmt: skip
+            }
             for e in exc.errors()
         ],
     )
