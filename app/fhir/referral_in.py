@@ -301,6 +301,7 @@ class Reader:
             raise invalid([*where, "subject"], "the patient", "missing")
         patient, pw = self.resolver.resolve(sr["subject"], "Patient", (*where, "subject"))
         _only(patient, PATIENT_ELEMENTS, pw)
+        self.origin[("patient",)] = pw
         names = _list(patient, "name", pw)
         if not names:
             raise invalid([*pw, "name"], "the patient's name", "missing")
@@ -381,6 +382,7 @@ class Reader:
             )
             _only(condition, CONDITION_ELEMENTS, cw)
             concept, at = _obj(condition.get("code"), (*cw, "code")), (*cw, "code")
+        self.origin[("diagnosis",)] = at
         icd = None
         for i, c in enumerate(_list(concept, "coding", at)):
             c = _obj(c, (*at, "coding", i))
@@ -454,13 +456,36 @@ def _where(reader: Reader, loc: Sequence[Any], fallback: Loc) -> list[str | int]
     return list(fallback)
 
 
+@dataclass(frozen=True, slots=True)
+class Translated:
+    """The ``/v1`` body of a FHIR request, and where each of its fields came from."""
+
+    body: ReferralCreate
+    reader: Reader
+    where: Loc
+
+    def renamed(self, exc: InvalidInput) -> InvalidInput:
+        """A use case's validation error (``loc`` of the ``/v1`` body) naming the FHIR
+        element instead; the same error otherwise (its kind and detail)."""
+        exc.errors = [
+            {**e, "loc": _where(self.reader, _v1_loc(e.get("loc")), self.where)}
+            for e in exc.errors
+        ]
+        return exc
+
+
+def _v1_loc(loc: Any) -> list[Any]:
+    parts = list(loc or [])
+    return parts[1:] if parts[:1] == ["body"] else parts
+
+
 def referral_create(
     sr: dict[str, Any], resolver: Resolver, where: Loc, caller_institution_id: str | None
-) -> ReferralCreate:
+) -> Translated:
     reader = Reader(resolver, caller_institution_id)
     body = reader.read(sr, where)
     try:
-        return ReferralCreate.model_validate(body)
+        return Translated(ReferralCreate.model_validate(body), reader, where)
     except ValidationError as exc:
         raise InvalidInput(
             "The resource has invalid or missing elements.",
@@ -477,7 +502,7 @@ def referral_create(
 
 def from_service_request(
     resource: Any, caller_institution_id: str | None
-) -> tuple[ReferralCreate, dict[str, Any]]:
+) -> Translated:
     """``POST /fhir/ServiceRequest``: the request with its contained resources."""
     where: Loc = ("ServiceRequest",)
     sr = _obj(resource, where)
@@ -489,12 +514,12 @@ def from_service_request(
         cid = contained.get("id")
         if isinstance(cid, str) and cid:
             resolver.targets["#" + cid] = (contained, ("ServiceRequest", "contained", i))
-    return referral_create(sr, resolver, where, caller_institution_id), sr
+    return referral_create(sr, resolver, where, caller_institution_id)
 
 
 def from_transaction(
     bundle: Any, caller_institution_id: str | None
-) -> tuple[ReferralCreate, dict[str, Any]]:
+) -> Translated:
     """``POST /fhir`` with a transaction Bundle: Patient, Condition (and Coverage,
     Observations) and the one ServiceRequest that references them."""
     where: Loc = ("Bundle",)
@@ -532,4 +557,4 @@ def from_transaction(
         contained = _obj(contained, (*sw, "contained", i))
         if isinstance(contained.get("id"), str):
             resolver.targets["#" + contained["id"]] = (contained, (*sw, "contained", i))
-    return referral_create(sr, resolver, sw, caller_institution_id), sr
+    return referral_create(sr, resolver, sw, caller_institution_id)

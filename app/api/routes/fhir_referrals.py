@@ -12,12 +12,13 @@ from app.api.deps import ContextDep, PrincipalDep, ProtectorDep, SessionDep, Set
 from app.api.presenters import referral_out
 from app.api.routes.fhir_common import FHIR_RESPONSES, Count, Cursor, fhir_route
 from app.api.routes.fhir_worklist import worklist_page
-from app.domain.errors import NotFound
+from app.domain.errors import InvalidInput, NotFound
 from app.fhir import referral_in
 from app.fhir.common import base_url, fhir_response, reference_id, weak_etag
 from app.fhir.referral_out import full_task, service_request
 from app.fhir.search import bad_parameter, searchset
 from app.services import creates, views
+from app.services.context import Context
 from app.services.idempotency import Created
 
 router = APIRouter(prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES)
@@ -62,6 +63,16 @@ def _key(idempotency_key: str | None, if_none_exist: str | None) -> str:
     )
 
 
+async def _create(
+    request: Request, ctx: Context, translated: referral_in.Translated, key: str
+) -> Response:
+    try:
+        created = await creates.create_referral(ctx, translated.body, key)
+    except InvalidInput as exc:
+        raise translated.renamed(exc) from None
+    return _created(request, created)
+
+
 def _created(request: Request, created: Created) -> Response:
     out = referral_out(created.view)
     base = base_url(request)
@@ -84,9 +95,8 @@ async def fhir_create_service_request(
     """Send an up-referral as a ServiceRequest (Patient, Coverage and Observations contained):
     the /v1 create (routing, hold, tier, events, webhooks). 201 answers the Task routing
     produced; Location names the ServiceRequest."""
-    create, _ = referral_in.from_service_request(body, ctx.principal.institution_id)
-    key = _key(idempotency_key, if_none_exist)
-    return _created(request, await creates.create_referral(ctx, create, key))
+    translated = referral_in.from_service_request(body, ctx.principal.institution_id)
+    return await _create(request, ctx, translated, _key(idempotency_key, if_none_exist))
 
 
 @fhir_route(router, "post", "", status_code=201, errors=(403, 409, 503), body=True)
@@ -100,9 +110,8 @@ async def fhir_transaction(
     """A transaction Bundle of Patient, Condition (Coverage, Observations) and one
     ServiceRequest referencing them by fullUrl: one referral, created as
     `POST /fhir/ServiceRequest` creates it; 201 answers the Task."""
-    create, _ = referral_in.from_transaction(body, ctx.principal.institution_id)
-    key = _key(idempotency_key, if_none_exist)
-    return _created(request, await creates.create_referral(ctx, create, key))
+    translated = referral_in.from_transaction(body, ctx.principal.institution_id)
+    return await _create(request, ctx, translated, _key(idempotency_key, if_none_exist))
 
 
 @fhir_route(router, "get", "/ServiceRequest/{referral_id}", errors=(404,))

@@ -1,0 +1,411 @@
+"""The FHIR R4 face (/fhir) over the same data, keys and rules as /v1: every answer parsed
+with FHIR R4 models, every request built with them (tests/fhir_support.py)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fhir_support import (
+    CS,
+    FHIR_JSON,
+    NS,
+    answer,
+    build,
+    expressions,
+    outcome,
+    parameters,
+    patient,
+    service_request,
+    transaction,
+)
+
+CLINIC = "demo clinic ZH-THC-TS"
+HOSPITAL = "demo hospital ZH-CH"
+BUSINESS = CS + "referral-status"
+
+
+def fhir(auth: Any, who: str, **headers: str) -> dict[str, str]:
+    return {**auth(who), "Accept": FHIR_JSON, **headers}
+
+
+async def create(
+    client: httpx.AsyncClient, auth: Any, body: dict[str, Any] | None = None, **headers: str
+) -> httpx.Response:
+    h = {"Idempotency-Key": uuid.uuid4().hex, **headers}
+    return await client.post(
+        "/fhir/ServiceRequest",
+        json=body or service_request(),
+        headers={**fhir(auth, CLINIC), "Content-Type": FHIR_JSON, **h},
+    )
+
+
+def output(task: dict[str, Any], code: str) -> list[dict[str, Any]]:
+    return [o for o in task.get("output", []) if o["type"]["coding"][0]["code"] == code]
+
+
+async def pages(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> list[Any]:
+    """Every entry, following the Bundles' next links."""
+    entries: list[Any] = []
+    next_url: str | None = url
+    while next_url:
+        bundle = answer(await client.get(next_url, headers=headers), 200, "Bundle")
+        assert bundle["type"] == "searchset"
+        entries += [e["resource"] for e in bundle.get("entry", [])]
+        next_url = next(
+            (link["url"] for link in bundle["link"] if link["relation"] == "next"), None
+        )
+    return entries
+
+
+async def test_capability_statement_tells_the_truth(client, app) -> None:
+    cs = answer(await client.get("/fhir/metadata"), 200, "CapabilityStatement")
+    assert cs["fhirVersion"] == "4.0.1" and cs["kind"] == "instance"
+    paths = app.openapi()["paths"]
+    method_of = {"read": "get", "vread": "get", "search-type": "get", "create": "post",
+                 "update": "put", "patch": "patch"}  # fmt: skip
+    declared = set()
+    for resource in cs["rest"][0]["resource"]:
+        kind = resource["type"]
+        for interaction in resource["interaction"]:
+            code = interaction["code"]
+            path = {
+                "read": f"/fhir/{kind}/{{}}",
+                "vread": f"/fhir/{kind}/{{}}/_history/{{}}",
+                "update": f"/fhir/{kind}/{{}}",
+                "patch": f"/fhir/{kind}/{{}}",
+            }.get(code, f"/fhir/{kind}")
+            match = [p for p in paths if _shape(p) == path and method_of[code] in paths[p]]
+            assert match, (kind, code)
+            declared.add((match[0], method_of[code]))
+        for op in resource.get("operation", []):
+            path = f"/fhir/{kind}/{{}}/${op['name']}"
+            match = [p for p in paths if _shape(p) == path and "post" in paths[p]]
+            assert match, (kind, op["name"])
+            declared.add((match[0], "post"))
+        for param in resource["searchParam"]:  # each one is a query parameter of the search
+            search = paths[f"/fhir/{kind}"]["get"]
+            assert param["name"] in {p["name"] for p in search["parameters"]}, param
+    assert cs["rest"][0]["interaction"] == [{"code": "transaction"}]
+    declared.add(("/fhir", "post"))
+    conformance = {"/fhir/metadata", "/fhir/StructureDefinition/{definition_id}",
+                   "/fhir/CodeSystem/task-output"}  # fmt: skip
+    served = {(p, m) for p, item in paths.items() if p.startswith("/fhir") for m in item}
+    assert served - declared == {(p, "get") for p in conformance}
+
+
+def _shape(path: str) -> str:
+    import re
+
+    return re.sub(r"\{\w+\}", "{}", path)
+
+
+async def test_registry_as_organization_healthcare_service_and_location(client, auth, api) -> None:
+    ids = await api.ids()
+    h = fhir(auth, "demo clinic HZ-THC-XB")
+    org = answer(await client.get(f"/fhir/Organization/{ids['ZH-CH']}", headers=h), 200)
+    assert org["resourceType"] == "Organization" and org["id"] == ids["ZH-CH"]
+    assert {"system": NS + "institution-code", "value": "ZH-CH", "use": "usual"} in org[
+        "identifier"
+    ]
+    types = {c["system"].rsplit("/", 1)[1]: c["code"] for t in org["type"] for c in t["coding"]}
+    v1 = (await client.get(f"/v1/institutions/{ids['ZH-CH']}", headers=h)).json()
+    assert types["institution-level"] == v1["level"] == "secondary"
+    assert types["institution-type"] == v1["type"]
+    service = answer(await client.get(f"/fhir/HealthcareService/{ids['ZH-CH']}", headers=h), 200)
+    assert sorted(c["coding"][0]["code"] for c in service["specialty"]) == v1["specialties"]
+    assert sorted(c["coding"][0]["code"] for c in service.get("characteristic", [])) == sorted(
+        v1["centres"]
+    )
+    await api.set_beds("ZH-CH", {"03": (40, 5)})
+    location = answer(await client.get(f"/fhir/Location/{ids['ZH-CH']}", headers=h), 200)
+    per_specialty = {
+        parts["specialty"]["valueCoding"]["code"]: parts
+        for x in location["extension"]
+        for parts in [{e["url"]: e for e in x["extension"]}]
+    }
+    beds = per_specialty["03"]
+    assert beds["total"]["valueUnsignedInt"] == 40 and beds["occupied"]["valueUnsignedInt"] == 5
+    assert beds["free"]["valueUnsignedInt"] == 35 - beds["held"]["valueUnsignedInt"]
+
+    # search: the consortium's institutions, two a page, the same set as /v1
+    zhenghe = await client.get(
+        "/v1/institutions", params={"consortium": "ZHENGHE", "limit": 200}, headers=h
+    )
+    expected = {i["id"] for i in zhenghe.json()["items"]}
+    found = await pages(client, "/fhir/Organization?consortium=ZHENGHE&_count=7", h)
+    assert [o["id"] for o in found] and len(found) == len(expected)
+    assert {o["id"] for o in found} == expected
+    hospitals = await pages(
+        client, f"/fhir/Organization?consortium=ZHENGHE&type={CS}institution-level|secondary", h
+    )
+    assert hospitals and all(
+        {"system": CS + "institution-level", "code": "secondary"} in [c for t in o["type"]
+         for c in t["coding"]] for o in hospitals
+    )  # fmt: skip
+    strokes = await pages(client, "/fhir/HealthcareService?characteristic=stroke", h)
+    assert ids["ZH-CH"] in {s["id"] for s in strokes}
+    assert all(
+        any(c["coding"][0]["code"] == "stroke" for c in s["characteristic"]) for s in strokes
+    )
+    bad = outcome(await client.get("/fhir/Organization?type=nonsense", headers=h), 422)
+    assert expressions(bad) == ["query.type"]
+    missing = outcome(await client.get("/fhir/Organization/no-such-id", headers=h), 404)
+    assert missing["issue"][0]["code"] == "not-found"
+    assert (
+        outcome(await client.get(f"/fhir/Organization/{ids['ZH-CH']}"), 401)["issue"][0]["code"]
+        == "login"
+    )
+
+
+async def test_create_answers_the_task_routing_produced_and_is_idempotent(
+    client, auth, api
+) -> None:
+    ids = await api.ids()
+    body = service_request()
+    key = uuid.uuid4().hex
+    r = await create(client, auth, body, **{"Idempotency-Key": key})
+    task = answer(r, 201, "Task")
+    assert r.headers["etag"] == 'W/"1"' and task["meta"]["versionId"] == "1"
+    assert r.headers["location"].endswith(f"/fhir/ServiceRequest/{task['id']}/_history/1")
+    v1 = (await api.get(CLINIC, {"id": task["id"]})).json()
+    assert task["owner"]["reference"] == f"Organization/{v1['target_institution_id']}"
+    assert v1["target_institution_id"] == ids["ZH-CH"]
+    assert task["status"] == "requested" and v1["status"] == "pending"
+    assert task["businessStatus"]["coding"] == [{"system": BUSINESS, "code": "pending"}]
+    assert task["priority"] == "urgent" and task["requester"]["reference"].endswith(
+        ids["ZH-THC-TS"]
+    )
+    assert output(task, "routing-explanation")[0]["valueString"] == v1["routing"]["explanation"]
+    tier = output(task, "reimbursement-tier")
+    assert tier and tier[0]["valueCodeableConcept"]["coding"][0]["code"] == v1["tier"]["tier"]
+    assert task["identifier"][0]["value"] == v1["number"]
+
+    again = await create(client, auth, body, **{"Idempotency-Key": key})
+    assert answer(again, 201, "Task")["id"] == task["id"]  # the first answer, replayed
+    other = service_request()
+    reused = outcome(await create(client, auth, other, **{"Idempotency-Key": key}), 422)
+    assert reused["issue"][0]["details"]["coding"][0]["code"] == "idempotency-key-reused"
+
+    # If-None-Exist: the request's own identifier is its idempotency key
+    ident = body["identifier"][0]
+    body2 = service_request()
+    cond = {"If-None-Exist": f"identifier={ident['system']}|{ident['value']}x"}
+    first = answer(await _post(client, auth, body2, cond), 201, "Task")
+    second = answer(await _post(client, auth, body2, cond), 201, "Task")
+    assert first["id"] == second["id"] != task["id"]
+    none = outcome(await _post(client, auth, service_request(), {}), 422)
+    assert expressions(none) == ["header.idempotency-key"]
+
+    # the ServiceRequest reads back what /v1 shows the source
+    sr = answer(
+        await client.get(f"/fhir/ServiceRequest/{task['id']}", headers=fhir(auth, CLINIC)), 200
+    )
+    contained = {c["resourceType"]: c for c in sr["contained"]}
+    assert (
+        contained["Patient"]["identifier"][0]["value"]
+        == (body["contained"][0]["identifier"][0]["value"])
+    )
+    assert sr["performer"] == [{"reference": f"Organization/{ids['ZH-CH']}"}]
+    assert sr["reasonCode"][0]["coding"][0] == {
+        "system": CS + "icd-10-cn-clinical-2.0",
+        "code": "I63.9",
+    }
+    assert contained["Coverage"]["type"]["coding"][0]["code"] == "390"
+    vread = await client.get(
+        f"/fhir/ServiceRequest/{task['id']}/_history/1", headers=fhir(auth, CLINIC)
+    )
+    assert answer(vread, 200)["id"] == task["id"]
+    old = await client.get(
+        f"/fhir/ServiceRequest/{task['id']}/_history/9", headers=fhir(auth, CLINIC)
+    )
+    outcome(old, 404)
+
+
+async def _post(client, auth, body, headers) -> httpx.Response:
+    return await client.post(
+        "/fhir/ServiceRequest",
+        json=body,
+        headers={**fhir(auth, CLINIC), "Content-Type": FHIR_JSON, **headers},
+    )
+
+
+async def test_transaction_bundle_and_green_channel(client, auth, api) -> None:
+    r = await client.post(
+        "/fhir",
+        json=transaction(),
+        headers={**fhir(auth, CLINIC), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    task = answer(r, 201, "Task")
+    v1 = (await api.get(CLINIC, {"id": task["id"]})).json()
+    assert v1["diagnosis"]["code"] == "I63.9" and v1["diagnosis"]["text"] == "脑梗死"
+    assert v1["patient"]["name"] == "测试患者乙"
+
+    stroke = service_request(
+        priority="stat",
+        extension=[{"url": f"{CS.replace('CodeSystem', 'StructureDefinition')}green-channel-pathway",
+                    "valueCode": "stroke"}],
+    )  # fmt: skip
+    green = answer(await create(client, auth, stroke), 201, "Task")
+    v1 = (await api.get(CLINIC, {"id": green["id"]})).json()
+    assert v1["pathway_code"] == "stroke" and v1["urgency"] == "emergency"
+    assert green["priority"] == "stat"
+    # stat is the green channel: without a pathway it is refused, naming the element
+    bad = outcome(await create(client, auth, service_request(priority="stat")), 422)
+    assert expressions(bad) == ["ServiceRequest.priority"]
+
+
+async def test_invalid_resources_name_the_element_and_never_echo_values(client, auth, app) -> None:
+    bad_id = patient(identifier=[{"system": NS + "resident_id", "value": "350725195001011234"}])
+    cases = [
+        (service_request(the_patient=bad_id), "ServiceRequest.contained[0].identifier[0]"),
+        (service_request(icd_system="http://hl7.org/fhir/sid/icd-10"), "ServiceRequest.reasonCode[0].coding"),
+        (service_request(icd10="NOTACODE"), "ServiceRequest.reasonCode[0].coding[0].code"),
+        (service_request(specialty="99.99"), "ServiceRequest.performerType"),
+        (service_request(care_type="home"), "ServiceRequest.category"),
+        ({**service_request(), "orderDetail": [{"text": "x"}]}, "ServiceRequest.orderDetail"),
+        ({**service_request(), "status": "completed"}, "ServiceRequest.status"),
+    ]  # fmt: skip
+    for body, where in cases:
+        r = await create(client, auth, body)
+        o = outcome(r, 422)
+        assert any(e.startswith(where) for e in expressions(o)), (where, o)
+        assert "350725195001011234" not in r.text and "NOTACODE" not in r.text
+        assert "测试患者乙" not in r.text
+    for wrong in ({"resourceType": "Patient"}, {"not": "fhir"}):
+        outcome(await create(client, auth, wrong), 422)
+    # a hospital's key creates as /v1 lets it; an insurer's does not
+    denied = await client.post(
+        "/fhir/ServiceRequest",
+        json=service_request(),
+        headers={**fhir(auth, "demo insurer"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert outcome(denied, 403)["issue"][0]["code"] == "forbidden"
+
+
+async def test_task_transitions_follow_the_v1_rules(client, auth, api) -> None:
+    task = answer(await create(client, auth), 201, "Task")
+    url = f"/fhir/Task/{task['id']}"
+    accept = [{"op": "replace", "path": "/status", "value": "accepted"}]
+    patch_type = {"Content-Type": "application/json-patch+json"}
+    no_match = await client.patch(url, json=accept, headers={**fhir(auth, HOSPITAL), **patch_type})
+    assert outcome(no_match, 428)["issue"][0]["code"] == "required"
+    stale = await client.patch(
+        url, json=accept, headers={**fhir(auth, HOSPITAL, **{"If-Match": 'W/"7"'}), **patch_type}
+    )
+    outcome(stale, 412)
+    # the source may not accept: the same answer as /v1 gives it
+    v1_try = await api.act(CLINIC, {"id": task["id"], "version": 1}, "accept", expect=None)
+    by_source = await client.patch(
+        url, json=accept, headers={**fhir(auth, CLINIC, **{"If-Match": 'W/"1"'}), **patch_type}
+    )
+    assert by_source.status_code == v1_try.status_code >= 400
+    outcome(by_source, v1_try.status_code)
+
+    accepted = await client.post(
+        f"{url}/$accept",
+        json=parameters(ward=("valueString", "3病区"), note=("valueString", "ok")),
+        headers=fhir(auth, HOSPITAL, **{"If-Match": 'W/"1"'}),
+    )
+    t = answer(accepted, 200, "Task")
+    assert (t["status"], t["meta"]["versionId"], accepted.headers["etag"]) == (
+        "accepted",
+        "2",
+        'W/"2"',
+    )
+    again = await client.post(
+        f"{url}/$accept", json=parameters(), headers=fhir(auth, HOSPITAL, **{"If-Match": 'W/"2"'})
+    )
+    assert outcome(again, 409)["issue"][0]["code"] == "conflict"
+
+    # fhirpy-style PATCH: a partial Task; then a PUT of the whole Task
+    arrived = await client.patch(
+        url, json={"status": "in-progress"}, headers=fhir(auth, HOSPITAL, **{"If-Match": 'W/"2"'})
+    )
+    t = answer(arrived, 200, "Task")
+    assert t["businessStatus"]["coding"][0]["code"] == "arrived" and t["status"] == "in-progress"
+    t["businessStatus"] = {"coding": [{"system": BUSINESS, "code": "admitted"}]}
+    admitted = await client.put(
+        url, json=build_task(t), headers=fhir(auth, HOSPITAL, **{"If-Match": 'W/"3"'})
+    )
+    t = answer(admitted, 200, "Task")
+    assert t["businessStatus"]["coding"][0]["code"] == "admitted"
+    completed = await client.patch(
+        url, json={"status": "completed"}, headers=fhir(auth, HOSPITAL, **{"If-Match": 'W/"4"'})
+    )
+    assert answer(completed, 200, "Task")["status"] == "completed"
+    v1 = (await api.get(CLINIC, {"id": task["id"]})).json()
+    assert (v1["status"], v1["version"]) == ("completed", 5)
+    events = (await client.get(f"/v1/referrals/{task['id']}/events", headers=auth(CLINIC))).json()
+    assert [e["to_status"] for e in events][-4:] == ["accepted", "arrived", "admitted", "completed"]
+    bad = await client.patch(
+        url, json={"status": "draft"}, headers=fhir(auth, HOSPITAL, **{"If-Match": 'W/"5"'})
+    )
+    assert expressions(outcome(bad, 422)) == ["Task.status"]
+
+
+def build_task(t: dict[str, Any]) -> dict[str, Any]:
+    from fhir.resources.R4B.task import Task
+
+    return build(Task.model_validate(t))
+
+
+async def test_reject_reroutes_and_the_worklist_pages(client, auth, api) -> None:
+    ids = await api.ids()
+    made = [answer(await create(client, auth), 201, "Task") for _ in range(3)]
+    first = made[0]
+    missing_reason = await client.post(
+        f"/fhir/Task/{first['id']}/$reject",
+        json=parameters(text=("valueString", "x")),
+        headers=fhir(auth, HOSPITAL, **{"If-Match": 'W/"1"'}),
+    )
+    assert expressions(outcome(missing_reason, 422)) == ["Parameters.parameter.reason"]
+    rejected = await client.post(
+        f"/fhir/Task/{first['id']}/$reject",
+        json=parameters(reason=("valueCode", "no_bed")),
+        headers=fhir(auth, HOSPITAL, **{"If-Match": 'W/"1"'}),
+    )
+    answer(rejected, 200, "Task")
+    v1 = (await api.get(CLINIC, {"id": first["id"]})).json()
+    assert v1["target_institution_id"] != ids["ZH-CH"]  # sent on, as /v1 re-routes
+    # the rejecting hospital lost it: the same 404 as for a missing id
+    gone = await client.get(f"/fhir/Task/{first['id']}", headers=fhir(auth, HOSPITAL))
+    outcome(gone, 404)
+    task = answer(await client.get(f"/fhir/Task/{first['id']}", headers=fhir(auth, CLINIC)), 200)
+    assert task["owner"] == {"reference": f"Organization/{v1['target_institution_id']}"}
+
+    # the hospital's worklist, one a page, in /v1's order
+    h = fhir(auth, HOSPITAL)
+    found = await pages(
+        client,
+        f"/fhir/Task?owner=Organization/{ids['ZH-CH']}&status=requested&_sort=priority&_count=1",
+        h,
+    )
+    listed = await client.get(
+        "/v1/referrals", params={"box": "incoming", "status": "pending", "limit": 200}, headers=h
+    )
+    assert [t["id"] for t in found] == [i["id"] for i in listed.json()["items"]]
+    assert {m["id"] for m in made[1:]} <= {t["id"] for t in found}
+    assert first["id"] not in {t["id"] for t in found}
+    assert all(t["owner"]["reference"] == f"Organization/{ids['ZH-CH']}" for t in found)
+    outcome(await client.get("/fhir/Task?_sort=-lastModified", headers=h), 422)
+    outcome(await client.get("/fhir/Task?status=bogus", headers=h), 422)
+    outcome(await client.get("/fhir/Task?_cursor=!!!!", headers=h), 422)
+
+    mine = await pages(
+        client, f"/fhir/ServiceRequest?requester=Organization/{ids['ZH-THC-TS']}&_count=2",
+        fhir(auth, CLINIC),
+    )  # fmt: skip
+    assert {m["id"] for m in made} <= {s["id"] for s in mine}
+    assert all(s["requester"]["reference"].endswith(ids["ZH-THC-TS"]) for s in mine)
+
+
+@pytest.mark.parametrize("path", ["/fhir/StructureDefinition/green-channel-pathway",
+                                  "/fhir/StructureDefinition/bed-capacity",
+                                  "/fhir/CodeSystem/task-output"])  # fmt: skip
+async def test_profile_is_published(client, path) -> None:
+    resource = answer(await client.get(path), 200)
+    assert resource["url"].startswith("https://referral.example.org/fhir/")
