@@ -57,7 +57,7 @@ Cursor = Annotated[
     Query(alias="_cursor", max_length=200, description="Paging token: follow the next link."),
 ]
 IfMatch = Annotated[
-    str | None,
+    str,
     Header(max_length=100, description='W/"<version>" (meta.versionId); without it: 428.'),
 ]
 UserId = Annotated[

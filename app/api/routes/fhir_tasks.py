@@ -100,13 +100,14 @@ async def fhir_patch_task(
     referral_id: str,
     ctx: ContextDep,
     body: Annotated[dict[str, Any] | list[Any], Body()],
-    if_match: IfMatch = None,
+    if_match: IfMatch,
     user: UserId = None,
 ) -> Response:
     """Take a transition by changing `status` (JSON Patch, or a partial Task): accepted,
     rejected (statusReason coded in reject-reason), in-progress (businessStatus arrived,
     admitted, seen, in_follow_up; default arrived), completed, cancelled, failed (no-show).
     `If-Match: W/"<version>"` is required (428 without, 412 when stale)."""
+    await views.visible(ctx.session, ctx.principal, referral_id)  # 404 before the body's rules
     changes = task_in.changes_of_patch(body)
     command = task_in.command_of(
         referral_id, changes, referral_if_match(referral_id, if_match), user
@@ -119,11 +120,12 @@ async def fhir_update_task(
     referral_id: str,
     ctx: ContextDep,
     body: Annotated[dict[str, Any], Body()],
-    if_match: IfMatch = None,
+    if_match: IfMatch,
     user: UserId = None,
 ) -> Response:
     """The Task sent back with a new `status` (as PATCH); only status, statusReason,
     businessStatus and note are read, the rest is the service's."""
+    await views.visible(ctx.session, ctx.principal, referral_id)
     changes = task_in.changes_of_put(body, referral_id)
     command = task_in.command_of(
         referral_id, changes, referral_if_match(referral_id, if_match), user
@@ -138,10 +140,11 @@ async def fhir_accept_task(
     referral_id: str,
     ctx: ContextDep,
     body: Annotated[dict[str, Any], Body()],
-    if_match: IfMatch = None,
+    if_match: IfMatch,
     user: UserId = None,
 ) -> Response:
     """Accept (current target), with Parameters ward, bed, appointment, note."""
+    await views.visible(ctx.session, ctx.principal, referral_id)
     command = task_in.accept_command(
         referral_id, body, referral_if_match(referral_id, if_match), user
     )
@@ -155,11 +158,12 @@ async def fhir_reject_task(
     referral_id: str,
     ctx: ContextDep,
     body: Annotated[dict[str, Any], Body()],
-    if_match: IfMatch = None,
+    if_match: IfMatch,
     user: UserId = None,
 ) -> Response:
     """Reject (current target) with Parameters reason (a reject-reason code) and text:
     re-routed to the next candidate as on /v1."""
+    await views.visible(ctx.session, ctx.principal, referral_id)
     command = task_in.reject_command(
         referral_id, body, referral_if_match(referral_id, if_match), user
     )
