@@ -24,6 +24,7 @@ from app.api.routes import (
     capacity,
     down,
     fhir_meta,
+    fhir_observations,
     fhir_referrals,
     fhir_registry,
     fhir_tasks,
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir_registry.router)
     app.include_router(fhir_referrals.router)
     app.include_router(fhir_tasks.router)
+    app.include_router(fhir_observations.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(NulGuardMiddleware)  # innermost: request id and metrics apply
     app.add_middleware(RateLimitMiddleware, settings=settings)  # inside the request context

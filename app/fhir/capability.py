@@ -86,6 +86,16 @@ RESOURCES: tuple[ResourceCapability, ...] = (
         conditional_create=True,
     ),
     ResourceCapability(
+        "Observation",
+        ("create", "search-type"),
+        (SearchParam("based-on", "reference", "The ServiceRequest (required)."),),
+        documentation=(
+            "Green-channel milestones (category milestone) and their time targets "
+            "(milestone-target: minutes measured, the target as referenceRange, met, missed "
+            "or pending); create records a milestone."
+        ),
+    ),
+    ResourceCapability(
         "Task",
         ("read", "vread", "update", "patch", "search-type"),
         (

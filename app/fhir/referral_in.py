@@ -468,8 +468,7 @@ class Translated:
         """A use case's validation error (``loc`` of the ``/v1`` body) naming the FHIR
         element instead; the same error otherwise (its kind and detail)."""
         exc.errors = [
-            {**e, "loc": _where(self.reader, _v1_loc(e.get("loc")), self.where)}
-            for e in exc.errors
+            {**e, "loc": _where(self.reader, _v1_loc(e.get("loc")), self.where)} for e in exc.errors
         ]
         return exc
 
@@ -500,9 +499,7 @@ def referral_create(
         ) from None
 
 
-def from_service_request(
-    resource: Any, caller_institution_id: str | None
-) -> Translated:
+def from_service_request(resource: Any, caller_institution_id: str | None) -> Translated:
     """``POST /fhir/ServiceRequest``: the request with its contained resources."""
     where: Loc = ("ServiceRequest",)
     sr = _obj(resource, where)
@@ -517,9 +514,7 @@ def from_service_request(
     return referral_create(sr, resolver, where, caller_institution_id)
 
 
-def from_transaction(
-    bundle: Any, caller_institution_id: str | None
-) -> Translated:
+def from_transaction(bundle: Any, caller_institution_id: str | None) -> Translated:
     """``POST /fhir`` with a transaction Bundle: Patient, Condition (and Coverage,
     Observations) and the one ServiceRequest that references them."""
     where: Loc = ("Bundle",)

@@ -31,8 +31,8 @@ from app.fhir.common import (
     concept,
     day,
     instant,
-    resource,
     ref,
+    resource,
 )
 
 #: the lifecycle state -> Task.status (the exact state is Task.businessStatus)

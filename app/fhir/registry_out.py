@@ -22,8 +22,8 @@ from app.fhir.common import (
     USCC,
     concept,
     instant,
-    resource,
     ref,
+    resource,
 )
 
 

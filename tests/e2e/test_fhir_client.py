@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -67,9 +66,11 @@ async def test_fhir_client_drives_a_referral_through_the_service(served) -> None
         await clinic.resources("Organization").search(consortium="ZHENGHE").limit(4).fetch_all()
     )
     codes = {
-        i["value"] for o in map(plain, members) for i in o["identifier"]
+        i["value"]
+        for o in map(plain, members)
+        for i in o["identifier"]
         if i["system"].endswith("/institution-code")
-    }  # fmt: skip
+    }
     v1 = httpx.get(
         f"{server.base_url}/v1/institutions",
         params={"consortium": "ZHENGHE", "limit": 200},

@@ -64,6 +64,25 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "update_consortium": "time_zone: a zone of the IANA time-zone database",
         "create_institution": "GB 32100 check character; grade tier equal to the level; unique ids",
         "update_institution": "GB 32100 check character; grade tier equal to the level; unique ids",
+        # /fhir: the bodies are FHIR resources (the schema names only resourceType), mapped
+        # onto the /v1 bodies and their rules; search parameters are FHIR tokens, references
+        # and paging tokens the service issued
+        **{
+            op: "a FHIR R4 resource or search parameter the service maps onto /v1"
+            for op in (
+                "fhir_create_service_request",
+                "fhir_transaction",
+                "fhir_patch_task",
+                "fhir_update_task",
+                "fhir_accept_task",
+                "fhir_reject_task",
+                "fhir_search_organization",
+                "fhir_search_healthcare_service",
+                "fhir_search_location",
+                "fhir_search_service_request",
+                "fhir_search_task",
+            )
+        },
     },
     "412": {
         f"{action}_referral": "If-Match must be the referral's current ETag"
@@ -82,6 +101,10 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
             "forward",
             "place",
         )
+    }
+    | {
+        op: 'If-Match must be W/"<version>" of the Task'
+        for op in ("fhir_patch_task", "fhir_update_task", "fhir_accept_task", "fhir_reject_task")
     },
     "415": {
         "attach_document": "the body's bytes must be the document type its Content-Type names "

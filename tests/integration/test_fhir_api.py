@@ -26,6 +26,7 @@ from tests.fhir_support import (
 CLINIC = "demo clinic ZH-THC-TS"
 HOSPITAL = "demo hospital ZH-CH"
 BUSINESS = CS + "referral-status"
+SD = CS.replace("CodeSystem", "StructureDefinition")
 
 
 def fhir(auth: Any, who: str, **headers: str) -> dict[str, str]:
@@ -65,8 +66,14 @@ async def test_capability_statement_tells_the_truth(client, app) -> None:
     cs = answer(await client.get("/fhir/metadata"), 200, "CapabilityStatement")
     assert cs["fhirVersion"] == "4.0.1" and cs["kind"] == "instance"
     paths = app.openapi()["paths"]
-    method_of = {"read": "get", "vread": "get", "search-type": "get", "create": "post",
-                 "update": "put", "patch": "patch"}  # fmt: skip
+    method_of = {
+        "read": "get",
+        "vread": "get",
+        "search-type": "get",
+        "create": "post",
+        "update": "put",
+        "patch": "patch",
+    }
     declared = set()
     for resource in cs["rest"][0]["resource"]:
         kind = resource["type"]
@@ -91,8 +98,11 @@ async def test_capability_statement_tells_the_truth(client, app) -> None:
             assert param["name"] in {p["name"] for p in search["parameters"]}, param
     assert cs["rest"][0]["interaction"] == [{"code": "transaction"}]
     declared.add(("/fhir", "post"))
-    conformance = {"/fhir/metadata", "/fhir/StructureDefinition/{definition_id}",
-                   "/fhir/CodeSystem/task-output"}  # fmt: skip
+    conformance = {
+        "/fhir/metadata",
+        "/fhir/StructureDefinition/{definition_id}",
+        "/fhir/CodeSystem/task-output",
+    }
     served = {(p, m) for p, item in paths.items() if p.startswith("/fhir") for m in item}
     assert served - declared == {(p, "get") for p in conformance}
 
@@ -143,9 +153,10 @@ async def test_registry_as_organization_healthcare_service_and_location(client, 
         client, f"/fhir/Organization?consortium=ZHENGHE&type={CS}institution-level|secondary", h
     )
     assert hospitals and all(
-        {"system": CS + "institution-level", "code": "secondary"} in [c for t in o["type"]
-         for c in t["coding"]] for o in hospitals
-    )  # fmt: skip
+        {"system": CS + "institution-level", "code": "secondary"}
+        in [c for t in o["type"] for c in t["coding"]]
+        for o in hospitals
+    )
     strokes = await pages(client, "/fhir/HealthcareService?characteristic=stroke", h)
     assert ids["ZH-CH"] in {s["id"] for s in strokes}
     assert all(
@@ -246,9 +257,8 @@ async def test_transaction_bundle_and_green_channel(client, auth, api) -> None:
 
     stroke = service_request(
         priority="stat",
-        extension=[{"url": f"{CS.replace('CodeSystem', 'StructureDefinition')}green-channel-pathway",
-                    "valueCode": "stroke"}],
-    )  # fmt: skip
+        extension=[{"url": f"{SD}green-channel-pathway", "valueCode": "stroke"}],
+    )
     green = answer(await create(client, auth, stroke), 201, "Task")
     v1 = (await api.get(CLINIC, {"id": green["id"]})).json()
     assert v1["pathway_code"] == "stroke" and v1["urgency"] == "emergency"
@@ -262,13 +272,16 @@ async def test_invalid_resources_name_the_element_and_never_echo_values(client, 
     bad_id = patient(identifier=[{"system": NS + "resident_id", "value": "350725195001011234"}])
     cases = [
         (service_request(the_patient=bad_id), "ServiceRequest.contained[0].identifier[0]"),
-        (service_request(icd_system="http://hl7.org/fhir/sid/icd-10"), "ServiceRequest.reasonCode[0].coding"),
+        (
+            service_request(icd_system="http://hl7.org/fhir/sid/icd-10"),
+            "ServiceRequest.reasonCode[0].coding",
+        ),
         (service_request(icd10="NOTACODE"), "ServiceRequest.reasonCode[0].coding[0].code"),
         (service_request(specialty="99.99"), "ServiceRequest.performerType"),
         (service_request(care_type="home"), "ServiceRequest.category"),
         ({**service_request(), "orderDetail": [{"text": "x"}]}, "ServiceRequest.orderDetail"),
         ({**service_request(), "status": "completed"}, "ServiceRequest.status"),
-    ]  # fmt: skip
+    ]
     for body, where in cases:
         r = await create(client, auth, body)
         o = outcome(r, 422)
@@ -396,16 +409,91 @@ async def test_reject_reroutes_and_the_worklist_pages(client, auth, api) -> None
     outcome(await client.get("/fhir/Task?_cursor=!!!!", headers=h), 422)
 
     mine = await pages(
-        client, f"/fhir/ServiceRequest?requester=Organization/{ids['ZH-THC-TS']}&_count=2",
+        client,
+        f"/fhir/ServiceRequest?requester=Organization/{ids['ZH-THC-TS']}&_count=2",
         fhir(auth, CLINIC),
-    )  # fmt: skip
+    )
     assert {m["id"] for m in made} <= {s["id"] for s in mine}
     assert all(s["requester"]["reference"].endswith(ids["ZH-THC-TS"]) for s in mine)
 
 
-@pytest.mark.parametrize("path", ["/fhir/StructureDefinition/green-channel-pathway",
-                                  "/fhir/StructureDefinition/bed-capacity",
-                                  "/fhir/CodeSystem/task-output"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fhir/StructureDefinition/green-channel-pathway",
+        "/fhir/StructureDefinition/bed-capacity",
+        "/fhir/CodeSystem/task-output",
+    ],
+)
 async def test_profile_is_published(client, path) -> None:
     resource = answer(await client.get(path), 200)
     assert resource["url"].startswith("https://referral.example.org/fhir/")
+
+
+async def test_milestones_as_observations(client, auth, api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from fhir.resources.R4B.observation import Observation
+
+    stroke = service_request(
+        priority="stat", extension=[{"url": f"{SD}green-channel-pathway", "valueCode": "stroke"}]
+    )
+    task = answer(await create(client, auth, stroke), 201, "Task")
+    door_at = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0)
+
+    def milestone(code: str, at: datetime) -> dict[str, Any]:
+        return build(
+            Observation.model_validate(
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": CS + "milestone", "code": code}]},
+                    "effectiveDateTime": at.isoformat(),
+                    "basedOn": [{"reference": f"ServiceRequest/{task['id']}"}],
+                }
+            )
+        )
+
+    by_source = await client.post(
+        "/fhir/Observation", json=milestone("door", door_at), headers=fhir(auth, CLINIC)
+    )
+    v1_try = await client.post(
+        f"/v1/referrals/{task['id']}/milestones",
+        json={"milestone": "door", "at": door_at.isoformat()},
+        headers=auth(CLINIC),
+    )
+    assert by_source.status_code == v1_try.status_code == 403
+    outcome(by_source, 403)
+    future = await client.post(
+        "/fhir/Observation",
+        json=milestone("door", datetime.now(UTC) + timedelta(hours=2)),
+        headers=fhir(auth, HOSPITAL),
+    )
+    assert expressions(outcome(future, 422)) == ["Observation.effectiveDateTime"]
+    made = await client.post(
+        "/fhir/Observation", json=milestone("door", door_at), headers=fhir(auth, HOSPITAL)
+    )
+    door = answer(made, 201, "Observation")
+    assert door["code"]["coding"][0]["code"] == "door"
+    found = await pages(
+        client, f"/fhir/Observation?based-on=ServiceRequest/{task['id']}", fhir(auth, CLINIC)
+    )
+    v1 = (await client.get(f"/v1/referrals/{task['id']}/milestones", headers=auth(CLINIC))).json()
+    recorded = {
+        o["code"]["coding"][0]["code"]: o["effectiveDateTime"]
+        for o in found
+        if o["category"][0]["coding"][0]["code"] == "milestone"
+    }
+    assert set(recorded) == set(v1["milestones"]) and "door" in recorded
+    targets = {
+        o["code"]["coding"][0]["code"]: o["interpretation"][0]["coding"][0]["code"]
+        for o in found
+        if o["category"][0]["coding"][0]["code"] == "milestone-target"
+    }
+    assert targets == {t["code"]: t["status"] for t in v1["targets"]}
+    # others' referrals have no observations for them
+    other = await client.get(
+        f"/fhir/Observation?based-on=ServiceRequest/{task['id']}",
+        headers=fhir(auth, "demo hospital HZ-FPH"),
+    )
+    assert answer(other, 200, "Bundle").get("entry", []) == []
