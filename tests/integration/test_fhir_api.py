@@ -497,3 +497,52 @@ async def test_milestones_as_observations(client, auth, api) -> None:
         headers=fhir(auth, "demo hospital HZ-FPH"),
     )
     assert answer(other, 200, "Bundle").get("entry", []) == []
+
+
+async def test_down_referral_read_and_taken_through_fhir(client, auth, api) -> None:
+    from tests.integration.test_down_referral_api import _admitted_up
+
+    ids = await api.ids()
+    up, the_patient = await _admitted_up(api, ids)
+    down = (await api.create_down("demo hospital HZ-FPH", up, the_patient)).json()
+    clinic = "demo clinic HZ-THC-SXZ"
+    sr = answer(
+        await client.get(f"/fhir/ServiceRequest/{down['id']}", headers=fhir(auth, clinic)), 200
+    )
+    assert {"system": CS + "referral-direction", "code": "down"} in [
+        c for cat in sr["category"] for c in cat["coding"]
+    ]
+    url = f"/fhir/Task/{down['id']}"
+    steps = [
+        ({"status": "accepted"}, "accepted", "accepted"),
+        ({"status": "in-progress"}, "in-progress", "arrived"),
+        (
+            {
+                "status": "in-progress",
+                "businessStatus": {"coding": [{"system": BUSINESS, "code": "in_follow_up"}]},
+            },
+            "in-progress",
+            "in_follow_up",
+        ),
+    ]
+    for version, (change, status, state) in enumerate(steps, start=down["version"]):
+        r = await client.patch(
+            url, json=change, headers=fhir(auth, clinic, **{"If-Match": f'W/"{version}"'})
+        )
+        t = answer(r, 200, "Task")
+        assert (t["status"], t["businessStatus"]["coding"][0]["code"]) == (status, state)
+    assert (await api.get(clinic, down)).json()["status"] == "in_follow_up"
+    # a down-referral is sent through /v1 (its stability attestation and plans have no
+    # FHIR element here): the create names the category
+    body = service_request(
+        category=[
+            {"coding": [{"system": CS + "care-type", "code": "outpatient"}]},
+            {"coding": [{"system": CS + "referral-direction", "code": "down"}]},
+        ]
+    )
+    refused = await client.post(
+        "/fhir/ServiceRequest",
+        json=body,
+        headers={**fhir(auth, "demo hospital HZ-FPH"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert expressions(outcome(refused, 422)) == ["ServiceRequest.category[1]"]
