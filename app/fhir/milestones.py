@@ -108,7 +108,9 @@ def milestone_of(body: Any) -> tuple[str, MilestoneIn]:
     code = body.get("code")
     codings = code.get("coding") if isinstance(code, dict) else None
     found = [
-        c.get("code") for c in codings or [] if isinstance(c, dict) and c.get("system") == MILESTONE
+        c.get("code")
+        for c in (codings if isinstance(codings, list) else [])
+        if isinstance(c, dict) and c.get("system") == MILESTONE
     ]
     if not found:
         raise invalid(["Observation", "code"], f"a milestone coded in {MILESTONE}", "missing")

@@ -387,6 +387,8 @@ class Reader:
         for i, c in enumerate(_list(concept, "coding", at)):
             c = _obj(c, (*at, "coding", i))
             system = c.get("system")
+            if not isinstance(system, str):
+                continue
             if system in ICD10_EDITIONS and icd is None and ICD10_EDITIONS[system] != "unspecified":
                 icd = (i, ICD10_EDITIONS[system], _str(c, "code", (*at, "coding", i)))
             elif system == ICD_O_3:

@@ -546,3 +546,89 @@ async def test_down_referral_read_and_taken_through_fhir(client, auth, api) -> N
         headers={**fhir(auth, "demo hospital HZ-FPH"), "Idempotency-Key": uuid.uuid4().hex},
     )
     assert expressions(outcome(refused, 422)) == ["ServiceRequest.category[1]"]
+
+
+HOSTILE: tuple[Any, ...] = ("ab\x00cd", 10**23, -1.5, True, [], {}, None, ["x"], {"a": 1}, "")
+
+
+def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every element path of a JSON document, the document itself excluded."""
+    found = [path] if path else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            found += _paths(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found += _paths(v, (*path, i))
+    return found
+
+
+def _replaced(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
+    import copy
+
+    out = copy.deepcopy(doc)
+    node = out
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return out
+
+
+async def test_hostile_values_in_every_element_never_give_500(client, auth, app) -> None:
+    """Each element of a valid ServiceRequest, transaction, Task change and $accept, replaced
+    by hostile values: an OperationOutcome 4xx (or the create) every time, never a 500, and
+    the NUL character never echoed."""
+    task = answer(await create(client, auth), 201, "Task")
+    bodies: list[tuple[str, str, Any]] = [
+        ("POST", "/fhir/ServiceRequest", service_request()),
+        ("POST", "/fhir", transaction()),
+        (
+            "PATCH",
+            f"/fhir/Task/{task['id']}",
+            {
+                "status": "rejected",
+                "statusReason": {
+                    "coding": [{"system": CS + "reject-reason", "code": "other"}],
+                    "text": "x",
+                },
+            },
+        ),
+        (
+            "POST",
+            f"/fhir/Task/{task['id']}/$accept",
+            parameters(
+                ward=("valueString", "w"),
+                appointment=("valueDateTime", "2030-01-01T08:00:00+08:00"),
+            ),
+        ),
+        (
+            "POST",
+            "/fhir/Observation",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": CS + "milestone", "code": "door"}]},
+                "effectiveDateTime": "2026-01-01T00:00:00+08:00",
+                "basedOn": [{"reference": f"ServiceRequest/{task['id']}"}],
+            },
+        ),
+    ]
+    sent = 0
+    for method, url, body in bodies:
+        who = HOSPITAL if "/Task/" in url or "Observation" in url else CLINIC
+        for path in _paths(body):
+            for value in HOSTILE:
+                r = await client.request(
+                    method,
+                    url,
+                    json=_replaced(body, path, value),
+                    headers=fhir(
+                        auth, who, **{"If-Match": 'W/"99"', "Idempotency-Key": uuid.uuid4().hex}
+                    ),
+                )
+                sent += 1
+                assert r.status_code < 500, (method, url, path, repr(value), r.text[:300])
+                if r.status_code >= 400:
+                    outcome(r, r.status_code)
+                    assert "\\u0000" not in r.text and "\x00" not in r.text
+    assert sent > 500
