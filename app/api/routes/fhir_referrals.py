@@ -13,7 +13,7 @@ from app.api.presenters import referral_out
 from app.api.routes.fhir_common import FHIR_RESPONSES, Count, Cursor, fhir_route
 from app.api.routes.fhir_worklist import worklist_page
 from app.domain.errors import InvalidInput, NotFound
-from app.fhir import referral_in
+from app.fhir import create_in
 from app.fhir.common import base_url, fhir_response, reference_id, weak_etag
 from app.fhir.referral_out import full_task, service_request
 from app.fhir.search import bad_parameter, searchset
@@ -64,7 +64,7 @@ def _key(idempotency_key: str | None, if_none_exist: str | None) -> str:
 
 
 async def _create(
-    request: Request, ctx: Context, translated: referral_in.Translated, key: str
+    request: Request, ctx: Context, translated: create_in.Translated, key: str
 ) -> Response:
     try:
         created = await creates.create_referral(ctx, translated.body, key)
@@ -95,7 +95,7 @@ async def fhir_create_service_request(
     """Send an up-referral as a ServiceRequest (Patient, Coverage and Observations contained):
     the /v1 create (routing, hold, tier, events, webhooks). 201 answers the Task routing
     produced; Location names the ServiceRequest."""
-    translated = referral_in.from_service_request(body, ctx.principal.institution_id)
+    translated = create_in.from_service_request(body, ctx.principal.institution_id)
     return await _create(request, ctx, translated, _key(idempotency_key, if_none_exist))
 
 
@@ -110,7 +110,7 @@ async def fhir_transaction(
     """A transaction Bundle of Patient, Condition (Coverage, Observations) and one
     ServiceRequest referencing them by fullUrl: one referral, created as
     `POST /fhir/ServiceRequest` creates it; 201 answers the Task."""
-    translated = referral_in.from_transaction(body, ctx.principal.institution_id)
+    translated = create_in.from_transaction(body, ctx.principal.institution_id)
     return await _create(request, ctx, translated, _key(idempotency_key, if_none_exist))
 
 
