@@ -81,6 +81,8 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
                 "fhir_search_location",
                 "fhir_search_service_request",
                 "fhir_search_task",
+                "fhir_search_observation",
+                "fhir_create_observation",
             )
         },
     },
