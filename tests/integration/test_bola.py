@@ -15,6 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fhir.resources.R4B.task import Task
+
+from tests.fhir_support import build, parameters
 
 
 @pytest.fixture
@@ -72,14 +75,11 @@ VALID_BODIES = {
     "record_milestone": {"milestone": "door", "at": "2026-01-01T00:00:00+00:00"},
     "record_follow_up": {"kind": "guidance", "guidance": "continue"},
     "put_insurance_gateway": {"url": "http://127.0.0.1:9/fsi"},
-    # /fhir transitions: each a change the owner may ask for
+    # /fhir transitions: each a change the owner may ask for (built with the FHIR models)
     "fhir_patch_task": [{"op": "replace", "path": "/status", "value": "accepted"}],
     "fhir_update_task": {"resourceType": "Task", "status": "accepted", "intent": "order"},
-    "fhir_accept_task": {"resourceType": "Parameters"},
-    "fhir_reject_task": {
-        "resourceType": "Parameters",
-        "parameter": [{"name": "reason", "valueCode": "no_bed"}],
-    },
+    "fhir_accept_task": parameters(),
+    "fhir_reject_task": parameters(reason=("valueCode", "no_bed")),
 }
 
 
@@ -141,7 +141,9 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
         if method in ("post", "put", "patch"):
             kwargs["json"] = VALID_BODIES.get(op_id, {})
             if op_id == "fhir_update_task":  # a PUT names the Task it replaces
-                kwargs["json"] = {**kwargs["json"], "id": referral["id"]}
+                kwargs["json"] = build(
+                    Task.model_validate({**kwargs["json"], "id": referral["id"]})
+                )
         if op_id in VALID_QUERIES:
             kwargs["params"] = VALID_QUERIES[op_id]
         no_key = await call(url, **kwargs)
