@@ -632,3 +632,24 @@ async def test_hostile_values_in_every_element_never_give_500(client, auth, app)
                     outcome(r, r.status_code)
                     assert "\\u0000" not in r.text and "\x00" not in r.text
     assert sent > 500
+
+
+async def test_every_error_under_fhir_is_an_operation_outcome(client, auth) -> None:
+    """Whoever decides the error (router, body limit, NUL guard, handlers), /fhir answers an
+    OperationOutcome with the status /v1 gives."""
+    h = fhir(auth, CLINIC)
+    unknown = await client.get("/fhir/Patient/1", headers=h)
+    assert outcome(unknown, 404)["issue"][0]["code"] == "not-found"
+    wrong_method = await client.delete("/fhir/Task/x", headers=h)
+    assert outcome(wrong_method, 405)["issue"][0]["code"] == "not-supported"
+    assert "PATCH" in wrong_method.headers["allow"]
+    big = service_request(note=[{"text": "x" * (1024 * 1024)}])
+    too_large = await client.post(
+        "/fhir/ServiceRequest", json=big, headers={**h, "Idempotency-Key": uuid.uuid4().hex}
+    )
+    assert outcome(too_large, 413)["issue"][0]["code"] == "too-long"
+    nul = await client.get("/fhir/Organization", params={"name": "a\x00b"}, headers=h)
+    o = outcome(nul, 422)
+    assert expressions(o) == ["query.name"]
+    assert o["issue"][0]["details"]["coding"][1]["code"] == "string_nul"
+    assert "\x00" not in nul.text and "\\u0000" not in nul.text
