@@ -20,6 +20,7 @@ from app.api import errors
 from app.api.input_guard import NulGuardMiddleware
 from app.api.middleware import Metrics, RequestContextMiddleware, RootPathMiddleware
 from app.api.ratelimit import RateLimitMiddleware
+from app.api.routes import appointments as appointment_routes
 from app.api.routes import (
     capacity,
     down,
@@ -41,14 +42,23 @@ from app.api.routes import documents as document_routes
 from app.api.routes import filings as filing_routes
 from app.api.routes import memberships as membership_routes
 from app.api.routes import notices as notice_routes
+from app.api.routes import remote as remote_routes
 from app.api.routes import satisfaction as satisfaction_routes
+from app.api.routes import signings as signing_routes
 from app.api.routes import webhooks as webhook_routes
 from app.api.routes import worklist as worklist_routes
 from app.config import Settings, get_settings
 from app.db.session import Database, Timeouts
 from app.fhir.outcome import OperationOutcomeMiddleware
 from app.logging_setup import JSON_LOGS_ENV, configure_logging, pin_library_loggers
-from app.services import appraisal, candidates, diagnoses, relay, routing_policy
+from app.services import (
+    appraisal,
+    candidates,
+    diagnoses,
+    relay,
+    remote_levels,
+    routing_policy,
+)
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
 from app.services.documents import DatabaseDocumentStore
@@ -80,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routing_policy.configure(settings.routing_policy_file)  # a broken file stops the start
     candidates.configure(settings)  # the census windows the create's pre-filter classifies with
     appraisal.targets_of(settings)  # a broken targets file stops the start
+    remote_levels.check(settings)  # so does a service-level file without remote minutes
     if os.environ.get(JSON_LOGS_ENV):  # set by `referral-service serve` for its workers
         configure_logging(settings.log_level)
     pin_library_loggers()  # embedded or served: no SQL parameters or webhook URLs in logs
@@ -156,6 +167,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook_routes.router)
     app.include_router(filing_routes.router)
     app.include_router(down.router)
+    app.include_router(remote_routes.router)
+    app.include_router(signing_routes.router)
+    app.include_router(appointment_routes.router)
     app.include_router(tiers.router)
     app.include_router(reports.router)
     app.include_router(console_routes.router)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Response
 
+from app.api.schemas.appointments import AppointmentOut
 from app.api.schemas.referrals import (
     DecisionOut,
     DiagnosisOut,
@@ -15,6 +16,7 @@ from app.api.schemas.referrals import (
     PatientOut,
     ReferralOut,
 )
+from app.api.schemas.remote_out import RemoteOut, ReportOut, StudyOut
 from app.api.schemas.tiers import TierOut
 from app.domain.lifecycle import Action
 from app.domain.national_codes import scheme_name, scheme_name_en
@@ -51,6 +53,7 @@ def referral_out(view: ReferralView) -> ReferralOut:
     return ReferralOut(
         id=row.id,
         number=row.number,
+        kind=row.kind or "transfer",
         direction=row.direction,
         status=row.status,
         consortium_id=row.consortium_id,
@@ -101,13 +104,51 @@ def referral_out(view: ReferralView) -> ReferralOut:
         overflow=row.overflow,
         council_directed=row.council_directed,
         consortium_basis=row.consortium_basis,
+        signed_from=row.signed_from,
         respond_by=row.respond_by,
+        remote=remote_out(view),
+        appointment=AppointmentOut.model_validate(view.appointment) if view.appointment else None,
         routing=DecisionOut.model_validate(view.decision) if view.decision else None,
         tier=TierOut.model_validate(view.tier) if view.tier else None,
         version=row.version,
         created_at=row.created_at,
         created_local_date=view.created_local_date,
         updated_at=row.updated_at,
+    )
+
+
+def remote_out(view: ReferralView) -> RemoteOut | None:
+    """A consult's or remote read's own fields; the question and the report's text for those
+    who see the clinical text (as the clinical summary)."""
+    row = view.row
+    if row.kind in (None, "transfer"):
+        return None
+    study = view.sensitive.get("study")
+    report = view.report
+    return RemoteOut(
+        kind=row.kind,
+        modality=row.modality,
+        consult_mode=row.consult_mode,
+        question=view.sensitive.get("question"),
+        study=StudyOut.model_validate(study) if study else None,
+        report_due_at=row.report_due_at,
+        reported_at=row.reported_at,
+        report=(
+            ReportOut(
+                reader_institution_id=report["reader_institution_id"],
+                reported_at=report["reported_at"],
+                within_target=report["within_target"],
+                conclusion=report.get("conclusion"),
+                findings=report.get("findings"),
+                advice=report.get("advice"),
+                recommend_transfer=bool(report.get("recommend_transfer")),
+                reader=report.get("reader"),
+                study=StudyOut.model_validate(report["study"]) if report.get("study") else None,
+            )
+            if report
+            else None
+        ),
+        converted_referral_number=view.converted_number,
     )
 
 

@@ -307,7 +307,7 @@ class CapacityChange(Base):
 #: as a patient's refusal does; otherwise those states pass on to the next target at once)
 LIVE_NEED = text(
     "direction = 'up' AND status NOT IN ('completed', 'cancelled', 'no_show', 'rejected', "
-    "'expired') AND duplicate_reason IS NULL"
+    "'expired') AND duplicate_reason IS NULL AND kind = 'transfer'"
 )
 
 
@@ -368,6 +368,19 @@ class Referral(Base):
     # why the referral runs in its consortium: named by the caller, the specialty alliance of
     # its pathway or specialty, or the source's own consortium (NULL: before migration 0034)
     consortium_basis: Mapped[str | None] = mapped_column(String(16))
+    #: transfer (the patient moves), consult or remote_read (app/domain/remote.py)
+    kind: Mapped[str] = mapped_column(
+        String(16), default="transfer", server_default=text("'transfer'")
+    )
+    modality: Mapped[str | None] = mapped_column(String(8))  # DICOM code, as sent
+    consult_mode: Mapped[str | None] = mapped_column(String(8))
+    report_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: where its family-doctor signing came from: the referral body ("referral") or the signing
+    #: registry ("registry"); None without one
+    signed_from: Mapped[str | None] = mapped_column(String(16))
+    #: its target is one of the signed institutions (001's share of visits in the signing)
+    to_signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     episode_id: Mapped[str | None] = mapped_column(String(36), index=True)
     parent_referral_id: Mapped[str | None] = mapped_column(String(36))
     reason: Mapped[str | None] = mapped_column(String(32))
@@ -439,6 +452,7 @@ class Referral(Base):
         ),
         Index("ix_referral_consortium_accepted", "consortium_id", "accepted_at"),
         Index("ix_referral_consortium_closed", "consortium_id", "closed_at"),
+        Index("ix_referral_consortium_kind_created", "consortium_id", "kind", "created_at"),
     )
 
 
@@ -687,4 +701,11 @@ class TierRecord(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
-from app.db import document_models, filing_models, webhook_models  # noqa: E402,F401
+from app.db import (  # noqa: E402,F401
+    appointment_models,
+    document_models,
+    filing_models,
+    remote_models,
+    signing_models,
+    webhook_models,
+)

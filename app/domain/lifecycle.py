@@ -34,6 +34,7 @@ class Status(StrEnum):
     WAITLISTED = "waitlisted"
     NEEDS_INFORMATION = "needs_information"
     FORWARDED = "forwarded"  # passed through on the way to the institution the target named
+    REPORTED = "reported"  # a consult or remote read answered (app/domain/remote.py)
 
 
 class Direction(StrEnum):
@@ -61,6 +62,7 @@ class Action(StrEnum):
     AMEND = "amend"
     FORWARD = "forward"
     PLACE = "place"  # the council places a pending or waitlisted referral at a named member
+    REPORT = "report"  # the reader's or consultant's answer to a remote request
 
 
 class Party(StrEnum):
@@ -97,27 +99,35 @@ class Transition:
     reroute: bool = False
     care_types: frozenset[CareType] = frozenset(CareType)
     directions: frozenset[Direction] = frozenset(Direction)
+    #: the request kinds it applies to (``app.domain.remote.RequestKind``): transfers only,
+    #: unless the row says otherwise
+    kinds: frozenset[str] = frozenset({"transfer"})
 
 
 _INPATIENT = frozenset({CareType.INPATIENT})
 _AMBULATORY = frozenset({CareType.OUTPATIENT, CareType.EXAMINATION})
 _UP = frozenset({Direction.UP})
 _DOWN = frozenset({Direction.DOWN})
+_ANY = frozenset({"transfer", "consult", "remote_read"})
+_REMOTE = frozenset({"consult", "remote_read"})
 
 # The whole state machine, one row per allowed transition.
 # fmt: off
 TRANSITIONS: tuple[Transition, ...] = (
     # from              action                  to                  who           hold
-    Transition(Status.PENDING, Action.ACCEPT, Status.ACCEPTED, Party.TARGET, HoldEffect.KEEP),
+    Transition(Status.PENDING, Action.ACCEPT, Status.ACCEPTED, Party.TARGET, HoldEffect.KEEP,
+               kinds=_ANY),
     Transition(Status.PENDING, Action.REJECT, Status.REJECTED, Party.TARGET, HoldEffect.RELEASE,
-               reroute=True),
+               reroute=True, kinds=_ANY),
     Transition(Status.PENDING, Action.EXPIRE, Status.EXPIRED, Party.SYSTEM, HoldEffect.RELEASE,
-               reroute=True),
-    Transition(Status.PENDING, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.RELEASE),
+               reroute=True, kinds=_ANY),
+    Transition(Status.PENDING, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.RELEASE,
+               kinds=_ANY),
     Transition(Status.ACCEPTED, Action.ARRIVE, Status.ARRIVED, Party.TARGET, HoldEffect.KEEP),
     Transition(Status.ACCEPTED, Action.NO_SHOW, Status.NO_SHOW, Party.TARGET, HoldEffect.RELEASE,
                directions=_UP),
-    Transition(Status.ACCEPTED, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.RELEASE),
+    Transition(Status.ACCEPTED, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.RELEASE,
+               kinds=_ANY),
     Transition(Status.ARRIVED, Action.ADMIT, Status.ADMITTED, Party.TARGET, HoldEffect.OCCUPY,
                care_types=_INPATIENT, directions=_UP),
     Transition(Status.ARRIVED, Action.SEE, Status.SEEN, Party.TARGET, HoldEffect.OCCUPY,
@@ -128,27 +138,33 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Status.SEEN, Action.COMPLETE, Status.COMPLETED, Party.TARGET, HoldEffect.KEEP),
     Transition(Status.IN_FOLLOW_UP, Action.COMPLETE, Status.COMPLETED, Party.TARGET,
                HoldEffect.KEEP, directions=_DOWN),
-    Transition(Status.WAITLISTED, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.KEEP),
+    Transition(Status.WAITLISTED, Action.CANCEL, Status.CANCELLED, Party.SOURCE, HoldEffect.KEEP,
+               kinds=_ANY),
     # sent back for information: the place stays held while the source answers
     Transition(Status.PENDING, Action.REQUEST_INFORMATION, Status.NEEDS_INFORMATION, Party.TARGET,
-               HoldEffect.KEEP),
+               HoldEffect.KEEP, kinds=_ANY),
     Transition(Status.NEEDS_INFORMATION, Action.AMEND, Status.PENDING, Party.SOURCE,
-               HoldEffect.KEEP),
+               HoldEffect.KEEP, kinds=_ANY),
     Transition(Status.NEEDS_INFORMATION, Action.EXPIRE, Status.EXPIRED, Party.SYSTEM,
-               HoldEffect.RELEASE, reroute=True),
+               HoldEffect.RELEASE, reroute=True, kinds=_ANY),
     Transition(Status.NEEDS_INFORMATION, Action.CANCEL, Status.CANCELLED, Party.SOURCE,
-               HoldEffect.RELEASE),
+               HoldEffect.RELEASE, kinds=_ANY),
     # referred onward: the target sends it to a member or partner it knows is better placed
     Transition(Status.PENDING, Action.FORWARD, Status.FORWARDED, Party.TARGET, HoldEffect.RELEASE,
-               reroute=True),
+               reroute=True, kinds=_ANY),
     # council-directed placement (003: "unified deployment and use of the bed resources")
     Transition(Status.PENDING, Action.PLACE, Status.PENDING, Party.COUNCIL, HoldEffect.RELEASE),
     Transition(Status.WAITLISTED, Action.PLACE, Status.PENDING, Party.COUNCIL, HoldEffect.KEEP),
+    # a consult or remote read answered: the read or consult slot is used
+    Transition(Status.PENDING, Action.REPORT, Status.REPORTED, Party.TARGET, HoldEffect.OCCUPY,
+               kinds=_REMOTE),
+    Transition(Status.ACCEPTED, Action.REPORT, Status.REPORTED, Party.TARGET, HoldEffect.OCCUPY,
+               kinds=_REMOTE),
 )
 # fmt: on
 
 _BY_KEY = {(t.source, t.action): t for t in TRANSITIONS}
-FINAL = frozenset({Status.COMPLETED, Status.CANCELLED, Status.NO_SHOW})
+FINAL = frozenset({Status.COMPLETED, Status.CANCELLED, Status.NO_SHOW, Status.REPORTED})
 #: the states a sweeper expires when their answer time has passed
 EXPIRING = frozenset({Status.PENDING, Status.NEEDS_INFORMATION})
 
@@ -181,12 +197,23 @@ class TransitionNotAllowed(Exception):
         self.allowed = allowed
 
 
-def find(status: Status, action: Action, care_type: CareType, direction: str = "up") -> Transition:
+def find(
+    status: Status,
+    action: Action,
+    care_type: CareType,
+    direction: str = "up",
+    kind: str = "transfer",
+) -> Transition:
     """The transition for this action now, or TransitionNotAllowed naming what is allowed."""
     t = _BY_KEY.get((status, action))
-    if t is None or care_type not in t.care_types or direction not in t.directions:
-        raise TransitionNotAllowed(status, action, actions(status, care_type, direction=direction))
+    if t is None or not _applies(t, care_type, direction, kind):
+        allowed = actions(status, care_type, direction=direction, kind=kind)
+        raise TransitionNotAllowed(status, action, allowed)
     return t
+
+
+def _applies(t: Transition, care_type: CareType, direction: str, kind: str) -> bool:
+    return care_type in t.care_types and direction in t.directions and kind in t.kinds
 
 
 def actions(
@@ -195,14 +222,14 @@ def actions(
     parties: frozenset[Party] | None = None,
     *,
     direction: str = "up",
+    kind: str = "transfer",
 ) -> list[str]:
     """Endpoint actions available in this state (optionally only for these parties)."""
     return [
         str(t.action)
         for t in TRANSITIONS
         if t.source is status
-        and care_type in t.care_types
-        and direction in t.directions
+        and _applies(t, care_type, direction, kind)
         and t.party is not Party.SYSTEM
         and (parties is None or t.party in parties)
     ]

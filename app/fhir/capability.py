@@ -107,7 +107,7 @@ RESOURCES: tuple[ResourceCapability, ...] = (
             *REGISTRY_SEARCH,
         ),
         operations=(
-            ("accept", "Accept (current target): ward, bed, appointment, note."),
+            ("accept", "Accept (current target): ward, bed, appointment, session, note."),
             ("reject", "Reject (current target): reason (reject-reason code), text."),
         ),
         documentation=(

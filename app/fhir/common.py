@@ -35,6 +35,7 @@ V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 SPECIALTY = f"{CS}specialty"  # the national catalogue of medical subjects (诊疗科目)
 CARE_TYPE = f"{CS}care-type"
 DIRECTION = f"{CS}referral-direction"
+KIND = f"{CS}referral-kind"  # transfer, consult, remote_read
 REFERRAL_STATUS = f"{CS}referral-status"  # the lifecycle state exactly (Task.businessStatus)
 TASK_OUTPUT = f"{CS}task-output"
 REJECT_REASON = f"{CS}reject-reason"

@@ -20,6 +20,7 @@ from app.fhir.common import (
     ICD_O_3,
     INSUTYPE,
     ISO_3166,
+    KIND,
     NS,
     REFERRAL_NUMBER,
     REFERRAL_STATUS,
@@ -51,6 +52,7 @@ TASK_STATUS: dict[Status, str] = {
     Status.CANCELLED: "cancelled",
     Status.EXPIRED: "failed",
     Status.NO_SHOW: "failed",
+    Status.REPORTED: "completed",  # a consult or remote read answered
 }
 #: Task.status -> the lifecycle states it stands for (a search by status)
 STATES_OF: dict[str, tuple[Status, ...]] = {}
@@ -60,6 +62,7 @@ for _state, _task_status in TASK_STATUS.items():
 #: the lifecycle state -> ServiceRequest.status
 REQUEST_STATUS: dict[Status, str] = {
     Status.COMPLETED: "completed",
+    Status.REPORTED: "completed",
     Status.CANCELLED: "revoked",
     Status.REJECTED: "revoked",
     Status.EXPIRED: "revoked",
@@ -72,6 +75,12 @@ GENDER = {"0": "unknown", "1": "male", "2": "female", "9": "unknown"}
 #: identity document type -> HL7 v2 identifier type
 DOCUMENT_TYPE = {"resident_id": "NI", "passport": "PPN", "birth_certificate": "BCT"}
 REFERRAL_CODE = concept(SNOMED, "3457005", "Patient referral")
+
+
+def _code(out: ReferralOut) -> dict[str, Any]:
+    """A transfer is a patient referral; a consult or remote read (the patient stays) is named
+    by its kind."""
+    return REFERRAL_CODE if out.kind == "transfer" else concept(KIND, out.kind)
 
 
 def priority_of(out: Any) -> str:
@@ -198,9 +207,10 @@ def service_request(out: ReferralOut) -> dict[str, Any]:
             "category": [
                 concept(CARE_TYPE, out.care_type.value),
                 concept(DIRECTION, out.direction),
+                concept(KIND, out.kind),
             ],
             "priority": priority_of(out),
-            "code": REFERRAL_CODE,
+            "code": _code(out),
             "subject": {"reference": "#patient"},
             "occurrenceDateTime": day(out.wanted_day),
             "authoredOn": instant(out.created_at),

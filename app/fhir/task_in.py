@@ -169,21 +169,26 @@ def accept_command(
     referral_id: str, parameters: Any, if_match: str | None, user: str | None
 ) -> TransitionCommand:
     """``$accept``: Parameters ``ward``, ``bed`` (valueString), ``appointment``
-    (valueDateTime), ``note`` (valueString)."""
+    (valueDateTime), ``session`` (valueString: the outpatient session to book), ``note``
+    (valueString)."""
     values = _parameters(
         parameters,
         {
             "ward": "valueString",
             "bed": "valueString",
             "appointment": "valueDateTime",
+            "session": "valueString",
             "note": "valueString",
         },
     )
-    data = {("appointment_at" if k == "appointment" else k): v for k, v in values.items()}
+    renamed = {"appointment": "appointment_at", "session": "session_id"}
+    data = {renamed.get(k, k): v for k, v in values.items()}
     try:
         body = AcceptIn.model_validate(data)
     except ValidationError as exc:
-        raise _parameter_errors(exc, {"appointment_at": "appointment"}) from None
+        raise _parameter_errors(
+            exc, {"appointment_at": "appointment", "session_id": "session"}
+        ) from None
     return TransitionCommand.of(referral_id, Action.ACCEPT, if_match, user, body)
 
 

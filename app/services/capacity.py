@@ -70,7 +70,7 @@ def item_of(row: BedCapacity | SlotCapacity, now: datetime, stale_after: timedel
     )
 
 
-async def _institution_for_write(
+async def institution_for_write(
     session: AsyncSession, principal: Principal, institution_id: str
 ) -> str | None:
     """Check the caller may report this census; returns the institution's consortium."""
@@ -215,7 +215,7 @@ async def report_census(
     """Store the census in one statement per table; places that became free go to the
     waitlisted referrals that fit them first."""
     stale_after = settings.census_stale_after
-    consortium_id = await _institution_for_write(session, principal, institution_id)
+    consortium_id = await institution_for_write(session, principal, institution_id)
     now = utcnow()
     if as_of > now + CLOCK_SKEW:
         raise InvalidInput(

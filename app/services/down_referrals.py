@@ -30,6 +30,7 @@ from app.services import (
     placement,
     routing_inputs,
     service_levels,
+    signings,
     up_referrals,
 )
 from app.services.access import can_see
@@ -160,7 +161,9 @@ async def create(
         session, episode_id, source.consortium_id, resident_hmac, now
     )
     referral_id = new_id()
-    signed = tuple(body.patient.signed_institution_ids)
+    signed, signed_from = await signings.signed_for(
+        session, body.patient.signed_institution_ids, resident_hmac, today(now, source.time_zone)
+    )
     sensitive = {
         "patient": patients.sealed_patient(body.patient, checked, list(signed)),
         "diagnosis_text": body.diagnosis.text,
@@ -200,6 +203,7 @@ async def create(
         parent_referral_id=parent_id,
         contacts=await notices.source_contacts(session, source.id, None),
         signed_institution_ids=list(signed),
+        signed_from=signed_from,
         declined_institution_ids=[],
         overflow=False,
         priority=service_levels.priority(body.urgency),

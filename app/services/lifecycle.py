@@ -29,11 +29,13 @@ from app.domain.errors import (
 )
 from app.domain.lifecycle import Action, HoldEffect, Party, Status
 from app.services import (
+    appointments,
     events,
     filings,
     information,
     notices,
     outcomes,
+    remote_requests,
     views,
     waitlist,
     webhook_events,
@@ -45,7 +47,11 @@ from app.services.transition_command import TransitionCommand
 from app.services.waitlist import SYSTEM, Actor, FreedPlace
 
 #: event types that are not the state entered (an amendment re-enters pending)
-EVENT_OF = {Action.REQUEST_INFORMATION: "needs_information", Action.AMEND: "amended"}
+EVENT_OF = {
+    Action.REQUEST_INFORMATION: "needs_information",
+    Action.AMEND: "amended",
+    Action.REPORT: "reported",  # the report is clinical text: sealed, never in the event
+}
 
 
 class TransitionConflict(Conflict):
@@ -70,7 +76,11 @@ def parties_of(principal: Principal, row: Referral) -> frozenset[Party]:
 
 def allowed_actions(principal: Principal, row: Referral) -> list[str]:
     return lifecycle.actions(
-        Status(row.status), row.care_type, parties_of(principal, row), direction=row.direction
+        Status(row.status),
+        row.care_type,
+        parties_of(principal, row),
+        direction=row.direction,
+        kind=row.kind,
     )
 
 
@@ -149,7 +159,7 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
         )
     status = Status(row.status)
     try:
-        step = lifecycle.find(status, action, row.care_type, row.direction)
+        step = lifecycle.find(status, action, row.care_type, row.direction, row.kind)
     except lifecycle.TransitionNotAllowed as exc:
         raise TransitionConflict(
             f"'{action}' is not allowed while the referral is {status}.",
@@ -167,13 +177,26 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
     now = utcnow()
     actor = Actor(principal.institution_id, command.actor_user)
     released = await _apply_hold(session, row, step.hold)
+    if step.hold is HoldEffect.RELEASE:  # its appointment too, if one was booked
+        await appointments.release(
+            session, row, "no_show" if action is Action.NO_SHOW else "cancelled", now
+        )
+    elif action is Action.SEE:
+        await appointments.attended(session, row, now)
     previous = row.status
     row.status = step.to
+    booked = None
     if action is Action.ACCEPT:
         row.accepted_at = now
         row.acceptance = command.acceptance
         row.respond_by = None
         await notices.set_target(session, row, command.coordinator)
+        booked = await appointments.book(session, row, command.session_id, now)
+        if booked is not None:  # the appointment's time is the one the patient is told
+            row.acceptance = {
+                **(row.acceptance or {}),
+                "appointment_at": booked.appointment_at.isoformat(),
+            }
     elif action is Action.REQUEST_INFORMATION:
         question = command.question or command.reason_text or "Incomplete information."
         information.ask(ctx.protector, settings, row, question, now)
@@ -187,12 +210,18 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
             tests_done=command.tests_done,
             now=now,
         )
+    elif action is Action.REPORT:
+        assert command.report is not None  # the endpoint's body is required
+        remote_requests.record_report(
+            session, ctx.protector, row, command.report, principal.institution_id or "", now
+        )
     if command.outcome is not None:
         await outcomes.record(session, ctx.protector, settings, row, command.outcome, now)
     if lifecycle.closes(step, command.reason_code):
         row.closed_at = now
         row.respond_by = None
-        if step.to is not Status.COMPLETED:  # ended without care: its filing is withdrawn
+        if step.to is not Status.COMPLETED and row.kind == "transfer":  # ended without care:
+            # its insurance filing is withdrawn (a remote request has none)
             await filings.withdraw(session, settings, row, now)
     if action is not Action.PLACE:  # a council placement's event is its council_placed one
         _event(
@@ -206,6 +235,8 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
             reason=None if action in EVENT_OF else command.reason_text or command.note,
             reason_code=command.reason_code,
         )
+    if booked is not None:
+        _event(session, row, "booked", row.status, actor, now, reason=None)
     if action is Action.ACCEPT:  # the patient should be told: a notification, not a state
         webhook_events.enqueue(session, row, "patient_notice", now)
     if command.outcome is not None:  # the referrer is told, with its own webhook event
@@ -253,7 +284,9 @@ async def expire_due(session: AsyncSession, settings: Settings, limit: int = 50)
     rows = await repo.claim_expired(session, now, limit)
     freed: dict[str, list[FreedPlace]] = {}
     for row in rows:
-        step = lifecycle.find(Status(row.status), Action.EXPIRE, row.care_type, row.direction)
+        step = lifecycle.find(
+            Status(row.status), Action.EXPIRE, row.care_type, row.direction, row.kind
+        )
         released = await _apply_hold(session, row, step.hold)
         if released is not None:
             freed.setdefault(row.consortium_id, []).append(released)

@@ -39,7 +39,7 @@ from app.domain.enums import (
 )
 from app.domain.errors import InvalidInput
 from app.domain.localtime import DEFAULT_TIME_ZONE, local_date, validate_zone
-from app.services import pathways
+from app.services import pathways, remote_capacity
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SPECIALTIES_FILE = DATA_DIR / "specialties.json"
@@ -81,6 +81,8 @@ class FileInstitution(_Model):
     centres: list[Centre] = Field(default_factory=list)
     beds: dict[str, int] = Field(default_factory=dict)
     outpatient_slots_per_day: dict[str, int] = Field(default_factory=dict)
+    #: remote services: kind -> specialty -> read or consult slots per day (example figures)
+    remote: dict[Literal["remote_read", "consult"], dict[str, int]] = Field(default_factory=dict)
     contact: FileContact | None = None
     active: bool = True
     generated_name: bool = False
@@ -218,6 +220,8 @@ async def _upsert_institution(
     repo.set_institution_specialties(row, item.specialties)
     repo.set_institution_centres(row, item.centres)
     await session.flush()
+    if item.remote:
+        await remote_capacity.offer_from_file(session, row.id, item.remote)
     return row
 
 
@@ -262,6 +266,8 @@ async def seed_capacity(
                         as_of=now,
                     ),
                 )
+    if item.remote:
+        await remote_capacity.seed_from_file(session, row.id, item.remote, now, time_zone, days)
     await session.flush()
 
 
@@ -273,6 +279,7 @@ async def load_consortium(
     default_time_zone: str = DEFAULT_TIME_ZONE,
 ) -> LoadResult:
     codes = {c for i in [*parsed.institutions, *parsed.partners] for c in i.specialties}
+    codes |= {c for i in parsed.institutions for per in i.remote.values() for c in per}
     codes |= set(parsed.consortium.alliance_specialties)
     known = await repo.existing_specialty_codes(session, codes)
     unknown = sorted(codes - known)

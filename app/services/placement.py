@@ -31,10 +31,12 @@ from app.config import Settings
 from app.db.models import Referral, TierRecord
 from app.db.repositories import capacity as capacity_repo
 from app.db.repositories import referrals as repo
+from app.db.repositories import remote as remote_repo
 from app.domain import lifecycle, routing
 from app.domain.enums import CareType
 from app.domain.errors import Conflict
-from app.services import events, filings, service_levels, tiers
+from app.domain.remote import RequestKind
+from app.services import events, filings, remote_levels, service_levels, tiers
 from app.services.candidates import Candidates, without_capacity
 
 MAX_HOLD_ATTEMPTS = 8
@@ -62,6 +64,9 @@ class Need:
     green_channel: bool = False
     #: the council placed the patient there: received even when full (no hold), flagged
     council_directed: bool = False
+    #: a remote request's read or consult slot of the day (``app.domain.remote``), not a
+    #: bed or an outpatient slot
+    remote: str | None = None
 
     def holds(self, target: routing.RankedCandidate | None) -> bool:
         """Whether placing at ``target`` takes a place."""
@@ -73,6 +78,8 @@ class Need:
 
     @property
     def hold_kind(self) -> str:
+        if self.remote is not None:
+            return self.remote
         return "bed" if self.care_type is CareType.INPATIENT else "slot"
 
 
@@ -103,7 +110,13 @@ class Placement:
 
 
 async def try_hold(session: AsyncSession, need: Need, institution_id: str, code: str) -> bool:
-    """One conditional UPDATE on the bed (inpatient) or the day's slot (outpatient)."""
+    """One conditional UPDATE on the bed (inpatient), the day's slot (outpatient) or the
+    day's read or consult slot (a remote request)."""
+    if need.remote is not None:
+        assert need.wanted_day is not None
+        return await remote_repo.try_hold(
+            session, need.remote, institution_id, code, need.wanted_day
+        )
     if need.care_type is CareType.INPATIENT:
         return await capacity_repo.try_hold_bed(session, institution_id, code)
     assert need.wanted_day is not None
@@ -176,18 +189,29 @@ def apply(row: Referral, placed: Placement, settings: Settings, now: datetime) -
     """Target, state, hold, overflow and answer time of a (re-)routed referral."""
     target = placed.target
     row.target_institution_id = target.institution_id if target else None
+    row.to_signed = bool(target and target.institution_id in (row.signed_institution_ids or ()))
     row.out_of_consortium = bool(target and not target.in_consortium)
     row.status = lifecycle.routed(target is not None)
     held = placed.hold_code()
+    kind = RequestKind(row.kind or RequestKind.TRANSFER)
     row.hold_specialty_code = held
     row.hold_kind = (
-        None if held is None else "bed" if row.care_type == CareType.INPATIENT else "slot"
+        None
+        if held is None
+        else kind.hold_kind
+        if kind.remote
+        else "bed"
+        if row.care_type == CareType.INPATIENT
+        else "slot"
     )
-    row.hold_day = row.wanted_day if row.hold_kind == "slot" else None
+    row.hold_day = row.wanted_day if row.hold_kind not in (None, "bed") else None
     row.overflow = row.overflow or placed.overflow
     if target is not None:
         row.routed_at = now
     green = row.pathway_code is not None
+    if kind.remote:  # a reader's answer time, from the remote service levels
+        row.respond_by = now + remote_levels.of(row, settings).answer if target else None
+        return
     row.respond_by = (
         now + service_levels.respond_within(row.urgency, settings, green_channel=green)
         if target
@@ -240,8 +264,10 @@ async def record(
         reason_code=reason_code,
         previous_target=previous_target,
     )
+    transfer = row.kind in (None, RequestKind.TRANSFER)  # a remote request moves no patient
+    tier = tier and transfer
     recorded = await tiers.record_for(session, row, now, new_episode=new_episode) if tier else None
-    if tier or not applied:  # a new target, or none: the insurance filing follows it
+    if transfer and (tier or not applied):  # a new target, or none: the filing follows it
         await filings.follow(session, settings, row, recorded, now)
     return decision, recorded
 

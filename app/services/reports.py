@@ -18,9 +18,10 @@ from app.db.repositories import reports as repo
 from app.domain.errors import InvalidInput
 from app.domain.lifecycle import RejectReason
 from app.domain.localtime import today
-from app.services import zones
+from app.services import remote_figures, zones
 from app.services.access import figures_consortium
 from app.services.auth import Principal
+from app.services.remote_figures import RemoteFigures
 
 REPORT_WORK_MEM = "64MB"
 COUNTS = (
@@ -38,6 +39,8 @@ COUNTS = (
     "up_placed",
     "up_in_consortium",
     "up_in_county",
+    "up_placed_signed",
+    "up_to_signed",
     "up_completed_received",
     "follow_ups_due",
     "follow_ups_on_time",
@@ -60,6 +63,8 @@ class ReportRow:
     waitlist_minutes_median: float | None = None
     waitlist_minutes_p90: float | None = None
     satisfaction_mean: float | None = None
+    #: consults and remote reads (``remote_figures``)
+    remote: RemoteFigures = field(default_factory=RemoteFigures)
 
     def ratio(self, numerator: str, denominator: str) -> float | None:
         d = self.counts.get(denominator, 0)
@@ -153,6 +158,9 @@ async def monthly(
         r = row(key)
         r.counts["satisfaction_count"] = count
         r.satisfaction_mean = mean
+    for key, remote in (await remote_figures.figures(session, scope)).items():
+        if scope.group_by != "institution" or key[0] is not None:
+            row(key).remote = remote
     for r in rows.values():
         r.rejections = r.rejections or {x.value: 0 for x in RejectReason}
     if group_by == "institution":

@@ -32,6 +32,8 @@ class TransitionCommand:
     outcome: OutcomeIn | None = None  # completing an up-referral: the outcome back
     coordinator: dict[str, Any] | None = None  # accepting: who to call at the target
     forward_to: str | None = None  # forwarding: the member or partner the target names
+    report: Any = None  # a remote request's answer (``ReportIn``)
+    session_id: str | None = None  # accepting: the outpatient session to book (default: first)
 
     @classmethod
     def of(
@@ -52,7 +54,7 @@ class TransitionCommand:
             reason_code=given.get("reason_code"),
             reason_text=given.get("reason_text"),
             acceptance=(
-                ({k: v for k, v in given.items() if k != "coordinator"} or None)
+                ({k: v for k, v in given.items() if k not in ("coordinator", "session_id")} or None)
                 if action is Action.ACCEPT
                 else None
             ),
@@ -63,4 +65,6 @@ class TransitionCommand:
             clinical_summary=given.get("clinical_summary"),
             tests_done=given.get("tests_done"),
             outcome=getattr(body, "outcome", None),
+            report=body if action is Action.REPORT else None,
+            session_id=given.get("session_id") if action is Action.ACCEPT else None,
         )

@@ -31,6 +31,7 @@ from app.services import (
     recognition,
     routing_inputs,
     service_levels,
+    signings,
     tiers,
 )
 from app.services.auth import Principal
@@ -125,13 +126,16 @@ async def create(
     source = await routing_inputs.source_for(session, principal, None)
     checked = patients.check_patient(body.patient, today(now, source.time_zone))
     diagnosis = diagnoses.validate(settings, body.diagnosis)
-    data = await routing_inputs.routing_input(session, body, body.patient.signed_institution_ids)
+    resident_hmac = protector.identifier_hmac(checked.document.match_key())
+    signed, signed_from = await signings.signed_for(
+        session, body.patient.signed_institution_ids, resident_hmac, today(now, source.time_zone)
+    )
+    data = await routing_inputs.routing_input(session, body, signed)
     source, basis = routing_inputs.run_in(source, body.consortium_id, data)
     routing_inputs.check_wanted_day(data, source)
     consortium_id = source.consortium_id
     # the targets the referral keeps: its consortium's own, or the shared defaults
     pathway = await pathways.for_referral(session, body.pathway, consortium_id)
-    resident_hmac = protector.identifier_hmac(checked.document.match_key())
     live = await repo.live_referral_number(
         session, consortium_id, resident_hmac, data.specialty_code
     )
@@ -199,6 +203,7 @@ async def create(
         recognised_fen=recognised_fen,
         duplicate_reason=duplicate_reason if live is not None else None,
         signed_institution_ids=list(data.signed_institution_ids),
+        signed_from=signed_from,
         patient_choice_id=data.patient_choice_id,
         declined_institution_ids=[],
         pathway_code=pathway.code if pathway else None,

@@ -15,7 +15,15 @@ from app.db.repositories import episodes as episode_repo
 from app.db.repositories import referrals as repo
 from app.domain import routing
 from app.domain.lifecycle import Direction
-from app.services import candidates, down_referrals, pathways, placement, routing_inputs
+from app.domain.remote import RequestKind
+from app.services import (
+    candidates,
+    down_referrals,
+    pathways,
+    placement,
+    remote_requests,
+    routing_inputs,
+)
 from app.services.candidates import Candidates, RoutingInput
 
 WAITLIST_BATCH = 20
@@ -36,7 +44,7 @@ class FreedPlace:
     """Places that became free: beds of a specialty, or a day's outpatient slots."""
 
     institution_id: str
-    kind: str  # bed | slot
+    kind: str  # bed | slot | read | consult (a remote request's slot)
     capacity_code: str
     day: date | None
     count: int = 1
@@ -45,12 +53,12 @@ class FreedPlace:
     def key(self) -> tuple[str, str, date | None]:
         return (self.kind, self.capacity_code, self.day)
 
-    def fits(self, inpatient: bool, specialty_code: str, wanted_day: date | None) -> bool:
+    def fits(self, hold_kind: str, specialty_code: str, wanted_day: date | None) -> bool:
         """Whether a referral needing this could take the place (03 takes 03.04)."""
         code = self.capacity_code
         if specialty_code != code and not specialty_code.startswith(code + "."):
             return False
-        return inpatient if self.kind == "bed" else not inpatient and wanted_day == self.day
+        return hold_kind == self.kind and (self.kind == "bed" or wanted_day == self.day)
 
 
 async def _up_inputs(
@@ -104,7 +112,11 @@ async def place_again(
 ) -> routing.RoutingDecision:
     """Route (again) with the declined hospitals excluded; pending with a hold, or waitlisted.
     ``named``: the institution a forwarding target named (it must be eligible: else 422)."""
-    if row.direction is Direction.DOWN:
+    if row.kind != RequestKind.TRANSFER:  # a consult or remote read: its readers
+        cands, decide, need = await remote_requests.placement_inputs(
+            session, settings, row, now, named
+        )
+    elif row.direction is Direction.DOWN:
         parent = await repo.get(session, row.parent_referral_id) if row.parent_referral_id else None
         cands, decide, need = await down_referrals.down_placement_inputs(
             session,

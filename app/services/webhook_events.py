@@ -42,6 +42,10 @@ class WebhookEventType(StrEnum):
     PATIENT_NOTICE = "referral.patient_notice"
     DOCUMENT_ATTACHED = "referral.document_attached"
     DOCUMENT_WITHDRAWN = "referral.document_withdrawn"
+    BOOKED = "referral.booked"  # an appointment booked in a session, or moved
+    APPOINTMENT_CANCELLED = "referral.appointment_cancelled"
+    REPORTED = "referral.reported"  # a consult or remote read answered
+    CONVERTED = "referral.converted"  # ... and turned into a transfer
 
 
 # internal event types (referral_event.type) whose public name is not "referral.<type>"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -73,3 +75,29 @@ def start(
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "app.cli", *args]
+
+
+def run_two_workers(
+    db_url: str, tmp_path: Path, scenario: Callable[[str], Coroutine[Any, Any, None]]
+) -> None:
+    """``scenario(base_url)`` against the service with 2 workers on ``db_url`` (demo data
+    already there, the test keys' secrets); the log must hold no traceback."""
+    from tests.support import secret_env
+
+    server = start(
+        cli("serve"),
+        {
+            "REFERRAL_DATABASE_URL": db_url,
+            "REFERRAL_DEMO_MODE": "false",
+            **secret_env(),
+            "REFERRAL_WORKERS": "2",
+            "REFERRAL_DB_POOL_SIZE": "10",
+        },
+        tmp_path / "server.log",
+        port=free_port(),
+    )
+    try:
+        asyncio.run(scenario(server.base_url))
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()

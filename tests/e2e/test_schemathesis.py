@@ -64,6 +64,18 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "update_consortium": "time_zone: a zone of the IANA time-zone database",
         "create_institution": "GB 32100 check character; grade tier equal to the level; unique ids",
         "update_institution": "GB 32100 check character; grade tier equal to the level; unique ids",
+        "create_remote_request": "GB 11643 resident ID; each kind's fields (a read: modality and "
+        "a study reference; a consult: specialty_code); day not in the past",
+        "convert_remote_request": "specialty_code required to convert a remote read",
+        "report_referral": "reported_at between the request and now",
+        "put_remote_services": "specialty codes of the catalogue; each listed once",
+        "put_sessions": "specialty codes of the catalogue; end after start; one entry per session "
+        "id; days within the configured window",
+        "accept_referral": "session_id: a session of the referral's day and specialty",
+        "put_signing": "1+1+1: the signing clinic as the primary, one secondary and one "
+        "tertiary at most, known institutions; GB 11643 resident ID; valid_to after valid_from",
+        "put_remote_capacity": "specialty codes of the catalogue; specialty_code or modality; "
+        "one entry per kind, specialty and day; days within the configured window",
         # /fhir: the bodies are FHIR resources (the schema names only resourceType), mapped
         # onto the /v1 bodies and their rules; search parameters are FHIR tokens, references
         # and paging tokens the service issued
@@ -102,7 +114,12 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
             "amend",
             "forward",
             "place",
+            "report",
         )
+    }
+    | {
+        "reschedule_appointment": "If-Match must be the referral's current ETag",
+        "cancel_appointment": "If-Match must be the referral's current ETag",
     }
     | {
         op: 'If-Match must be W/"<version>" of the Task'

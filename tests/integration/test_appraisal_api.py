@@ -196,3 +196,88 @@ def test_targets_file_versions_and_errors(tmp_path: Path) -> None:
     for broken, words in bad_cases:
         with pytest.raises(appraisal.TargetsFileError, match=words):
             appraisal.parse(broken)
+
+
+async def test_green_channel_target_matches_independent_counts(
+    api: Any, client: httpx.AsyncClient, auth: Any, app: FastAPI
+) -> None:
+    """Stroke referrals with their milestones, placed in months of the year: each member's
+    green_channel_met_share cell is the intervals met over those decided, recomputed here from
+    the times recorded (both ends: met within the target's minutes; only the door, long past:
+    missed; nothing recorded: not decided)."""
+    from sqlalchemy import update
+
+    from app.db.models import Referral
+    from tests.factories import STROKE
+
+    targets = {
+        "door_to_imaging": ("door", "imaging", 25),
+        "door_to_needle": ("door", "treatment_start", 60),
+    }
+    door = datetime.now(UTC) - timedelta(hours=3)
+    # (month of the year, minutes door→imaging, minutes door→treatment; None: not recorded)
+    plan = [
+        (3, 20, 50),  # both met
+        (3, 30, 55),  # imaging missed, needle met
+        (3, 24, 70),  # imaging met, needle missed
+        (4, 40, 90),  # both missed
+        (4, None, None),  # the door only, long past: both missed
+        (4, 10, None),  # imaging met, needle missed (time up)
+        (7, 25, 60),  # exactly on target: met
+    ]
+    want: dict[tuple[str, str], list[int]] = {}
+    hospital = auth("demo hospital ZH-CH")
+    ids = await api.ids()
+    await api.set_beds("ZH-CH", {"03": (40, 1), "03.03": (10, 1)})
+    for month, imaging, needle in plan:
+        ref = (await api.create("demo clinic ZH-THC-TS", **STROKE)).json()
+        assert ref["target_institution_id"] == ids["ZH-CH"]
+        times = {"door": door}
+        if imaging is not None:
+            times["imaging"] = door + timedelta(minutes=imaging)
+        if needle is not None:
+            times["treatment_start"] = door + timedelta(minutes=needle)
+        for code, at in times.items():
+            r = await client.post(
+                f"/v1/referrals/{ref['id']}/milestones",
+                json={"milestone": code, "at": at.isoformat()},
+                headers=hospital,
+            )
+            assert r.status_code in (200, 201), r.text
+        created = datetime(YEAR, month, 15, 2, 0, tzinfo=UTC)
+        async with app.state.database.unit_of_work() as session:
+            await session.execute(
+                update(Referral).where(Referral.id == ref["id"]).values(created_at=created)
+            )
+        cell = want.setdefault((ids["ZH-CH"], month_of(created)), [0, 0])
+        for start, end, minutes in targets.values():
+            if end in times:
+                actual = (times[end] - times[start]).total_seconds() / 60
+                cell[0] += int(actual <= minutes)
+                cell[1] += 1
+            else:  # the door was three hours ago: every time is up
+                cell[1] += 1
+    # one without any milestone: nothing decided (pending), counted nowhere
+    bare = (await api.create("demo clinic ZH-THC-LY", **STROKE)).json()
+    async with app.state.database.unit_of_work() as session:
+        await session.execute(
+            update(Referral)
+            .where(Referral.id == bare["id"])
+            .values(created_at=datetime(YEAR, 3, 20, tzinfo=UTC))
+        )
+    card = (
+        await client.get(
+            "/v1/reports/appraisal", params={"year": YEAR}, headers=auth("demo council ZHENGHE")
+        )
+    ).json()
+    seen = {}
+    for m in card["members"]:
+        green = next(t for t in m["targets"] if t["code"] == "green_channel_met")
+        for x in green["months"]:
+            if x["denominator"]:
+                seen[(m["institution_id"], x["month"])] = [x["numerator"], x["denominator"]]
+                num, den = want[(m["institution_id"], x["month"])]
+                assert x["met"] is (Decimal(num) >= MINIMUM["green_channel_met"] * den)
+    assert seen == want
+    assert want[(ids["ZH-CH"], f"{YEAR}-03")] == [4, 6]
+    assert want[(ids["ZH-CH"], f"{YEAR}-07")] == [2, 2]

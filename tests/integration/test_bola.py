@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fhir.resources.R4B.task import Task
 
+from tests.factories import resident_id
 from tests.fhir_support import build, parameters
 
 
@@ -31,6 +32,9 @@ REGISTRY_READS = {
     "get_institution",
     "get_capacity",
     "list_memberships",
+    "get_remote_services",
+    "get_remote_capacity",
+    "list_sessions",
     # the registry under /fhir: the same shared reference data
     "fhir_read_organization",
     "fhir_read_healthcare_service",
@@ -49,6 +53,9 @@ REGISTRY_WRITES = {
     "leave_consortium",
     "put_insurance_gateway",
     "delete_insurance_gateway",
+    "put_remote_services",
+    "put_remote_capacity",
+    "put_sessions",
 }
 SOURCE_OPS = {
     "list_referral_tiers",
@@ -59,6 +66,8 @@ SOURCE_OPS = {
     "list_follow_ups",
     # the filing message holds patient data: for the referring institution and its council
     "get_insurance_filing_payload",
+    # a reported consult or read becomes a transfer at its asker's request
+    "convert_remote_request",
 }
 VALID_BODIES = {
     "put_capacity": {"as_of": "2026-01-01T00:00:00+00:00", "beds": []},
@@ -80,9 +89,16 @@ VALID_BODIES = {
     "fhir_update_task": {"resourceType": "Task", "status": "accepted", "intent": "order"},
     "fhir_accept_task": parameters(),
     "fhir_reject_task": parameters(reason=("valueCode", "no_bed")),
+    "report_referral": {"conclusion": "c", "reader": {"name": "r"}},
+    "convert_remote_request": {"care_type": "inpatient"},
+    "put_remote_services": {"services": []},
+    "put_remote_capacity": {"as_of": "2026-01-01T00:00:00+00:00", "capacity": []},
+    "put_sessions": {"as_of": "2026-01-01T00:00:00+00:00", "sessions": []},
 }
 
 
+# a clinic's family-doctor signings, by its own contract number
+SIGNING_OPS = {"put_signing", "get_signing", "end_signing"}
 # a sub-resource the seeded referral does not have yet: its owner's 404 names that record
 NOT_YET = {"get_satisfaction"}
 # a version id: the referral's current version changes as the walk takes transitions
@@ -123,6 +139,7 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
         "location_id": ids["ZH-CH"],
         "definition_id": "bed-capacity",
         "version_id": "1",
+        "contract_id": "C-BOLA-1",
     }
     walked = 0
     operations = [
@@ -152,7 +169,24 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
             walked += 1
             continue
         assert no_key.status_code == 401, (op_id, no_key.status_code)
-        if op_id in REGISTRY_READS:
+        if op_id in SIGNING_OPS:  # the signing clinic's own contracts: others see none
+            owner = auth("demo clinic ZH-THC-TS")
+            if method == "put":
+                kwargs["json"] = {
+                    "resident": {"name": "签约居民", "resident_id": resident_id()},
+                    "institution_ids": [ids["ZH-THC-TS"]],
+                    "valid_from": "2026-01-01",
+                    "valid_to": "2027-12-31",
+                }
+            mine = await call(url, headers=owner, **kwargs)
+            assert mine.status_code in (200, 201, 204), (op_id, mine.status_code, mine.text)
+            if method != "put":
+                for outsider in ("demo clinic ZH-THC-LY", "demo clinic HZ-THC-XB"):
+                    other = await call(url, headers=auth(outsider))
+                    assert other.status_code == 404, (op_id, outsider, other.status_code)
+                for role in ("demo hospital ZH-CH", "demo council ZHENGHE", "demo insurer"):
+                    assert (await call(url, headers=auth(role))).status_code == 403, (op_id, role)
+        elif op_id in REGISTRY_READS:
             other = await call(url, headers=auth("demo clinic HZ-THC-XB"))
             assert other.status_code == 200, op_id
         elif op_id in COUNCIL_READS:

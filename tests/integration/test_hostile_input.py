@@ -151,6 +151,7 @@ async def world(client: httpx.AsyncClient, auth: Any) -> dict[str, str]:
         "location_id": ids["ZH-CH"],
         "definition_id": "bed-capacity",
         "version_id": str(referral["version"]),
+        "contract_id": "C-HOSTILE-1",
     }
 
 
@@ -167,9 +168,15 @@ def _operations(app: FastAPI) -> list[tuple[str, str, bool]]:
 
 def _key_for(method: str, path: str) -> str:
     """The key that may call the operation, so the body is what gets refused."""
-    if path in ("/v1/referrals", "/v1/routing/preview", "/fhir", "/fhir/ServiceRequest"):
+    if path in (
+        "/v1/referrals",
+        "/v1/routing/preview",
+        "/v1/remote-requests",
+        "/fhir",
+        "/fhir/ServiceRequest",
+    ) or path.endswith(("/cancel", "/convert")):
         return CLINIC
-    if path.endswith("/cancel"):
+    if path.startswith("/v1/signings/"):
         return CLINIC
     if path.startswith(("/v1/referrals/", "/v1/webhook-subscriptions", "/fhir/Task/")):
         return HOSPITAL

@@ -89,10 +89,20 @@ async def _demo(url: str) -> None:
                     "updated_at TIMESTAMP)"
                 )
             )
+            for table in (  # and the remote-service tables of migration 0036
+                "remote_service (institution_id VARCHAR(36), kind VARCHAR(16), "
+                "specialty_code VARCHAR(8))",
+                "remote_capacity (institution_id VARCHAR(36), kind VARCHAR(8), "
+                "specialty_code VARCHAR(8), day DATE, total INTEGER, occupied INTEGER, "
+                "held INTEGER, overflow INTEGER, as_of TIMESTAMP, updated_at TIMESTAMP, "
+                "PRIMARY KEY (institution_id, kind, specialty_code, day))",
+            ):
+                await session.execute(sa.text(f"CREATE TABLE {table}"))
             await loader.load_reference_data(session)
             for path in loader.demo_files():
                 await loader.load_consortium(session, loader.parse_file(path), with_capacity=True)
-            await session.execute(sa.text("DROP TABLE consortium_membership"))
+            for table in ("consortium_membership", "remote_service", "remote_capacity"):
+                await session.execute(sa.text(f"DROP TABLE {table}"))
             for column in later:
                 await session.execute(sa.text(f"ALTER TABLE consortium DROP COLUMN {column}"))
     finally:

@@ -59,10 +59,13 @@ class Row(NamedTuple):
     reroute: bool
     care_types: tuple[CareType, ...]
     directions: tuple[str, ...]
+    kinds: tuple[str, ...] = ("transfer",)  # request kinds (app/domain/remote.py)
 
 
 # the care types of a row: all, inpatient only, ambulatory (outpatient and examination)
 ALL, INP, AMB = ANY_CARE, (INPATIENT,), AMBULATORY
+# the request kinds of a row: every kind, or the remote ones (consult, remote read)
+KINDS, REMOTE = ("transfer", "consult", "remote_read"), ("consult", "remote_read")
 
 # fmt: off
 EXPECTED = (
@@ -89,15 +92,36 @@ EXPECTED = (
     Row(S.PENDING,      A.FORWARD,         S.FORWARDED,    P.TARGET, H.RELEASE, True,  ALL, BOTH),
     Row(S.PENDING,      A.PLACE,           S.PENDING,      P.COUNCIL, H.RELEASE, False, ALL, BOTH),
     Row(S.WAITLISTED,   A.PLACE,           S.PENDING,      P.COUNCIL, H.KEEP,   False, ALL, BOTH),
+    Row(S.PENDING,      A.REPORT,          S.REPORTED,     P.TARGET, H.OCCUPY,  False, ALL, BOTH,
+        REMOTE),
+    Row(S.ACCEPTED,     A.REPORT,          S.REPORTED,     P.TARGET, H.OCCUPY,  False, ALL, BOTH,
+        REMOTE),
 )
 # fmt: on
+#: the rows consults and remote reads share with transfers: taken, refused, cancelled, asked,
+#: expired and forwarded alike
+SHARED = {
+    (S.PENDING, A.ACCEPT),
+    (S.PENDING, A.REJECT),
+    (S.PENDING, A.EXPIRE),
+    (S.PENDING, A.CANCEL),
+    (S.ACCEPTED, A.CANCEL),
+    (S.WAITLISTED, A.CANCEL),
+    (S.PENDING, A.REQUEST_INFORMATION),
+    (S.NEEDS_INFORMATION, A.AMEND),
+    (S.NEEDS_INFORMATION, A.EXPIRE),
+    (S.NEEDS_INFORMATION, A.CANCEL),
+    (S.PENDING, A.FORWARD),
+}
+EXPECTED = tuple(r._replace(kinds=KINDS) if (r.source, r.action) in SHARED else r for r in EXPECTED)
 
-#: every (status, action, care type, direction) the table allows, with its row
+#: every (status, action, care type, direction) the table allows a transfer, with its row
 ALLOWED = {
     (r.source, r.action, care, direction): r
     for r in EXPECTED
     for care in r.care_types
     for direction in r.directions
+    if "transfer" in r.kinds
 }
 
 
@@ -176,7 +200,7 @@ def test_holds_follow_the_state() -> None:
         if t.source is not S.WAITLISTED:  # nothing held while waitlisted
             by_effect.setdefault(t.hold, set()).add(t.action)
     assert by_effect[H.RELEASE] == {A.REJECT, A.CANCEL, A.EXPIRE, A.NO_SHOW, A.FORWARD, A.PLACE}
-    assert by_effect[H.OCCUPY] == {A.ADMIT, A.SEE, A.START_FOLLOW_UP}
+    assert by_effect[H.OCCUPY] == {A.ADMIT, A.SEE, A.START_FOLLOW_UP, A.REPORT}
     assert by_effect[H.KEEP] == {
         A.ACCEPT,
         A.ARRIVE,
@@ -209,8 +233,8 @@ def test_every_action_in_every_reachable_state(
 def test_reachable_states_are_those_of_the_lifecycle() -> None:
     up = {s for s, _c, d in REACHABLE if d == "up"}
     down = {s for s, _c, d in REACHABLE if d == "down"}
-    assert up == set(Status) - {S.IN_FOLLOW_UP}
-    assert down == set(Status) - {S.ADMITTED, S.SEEN, S.NO_SHOW}
+    assert up == set(Status) - {S.IN_FOLLOW_UP, S.REPORTED}  # reported: remote requests only
+    assert down == set(Status) - {S.ADMITTED, S.SEEN, S.NO_SHOW, S.REPORTED}
     assert (S.SEEN, INPATIENT, "up") not in REACHABLE
     assert (S.ADMITTED, OUTPATIENT, "up") not in REACHABLE
 
@@ -272,7 +296,7 @@ def test_direction_defaults_to_up() -> None:
 
 
 def test_final_states() -> None:
-    assert frozenset({S.COMPLETED, S.CANCELLED, S.NO_SHOW}) == FINAL
+    assert frozenset({S.COMPLETED, S.CANCELLED, S.NO_SHOW, S.REPORTED}) == FINAL
     assert not {t.source for t in TRANSITIONS} & FINAL  # nothing leaves a final state
     assert {t.to for t in TRANSITIONS} & FINAL == FINAL  # and each is reached
     # rejected and expired are not final: the referral moves on to the next candidate
@@ -392,3 +416,34 @@ def test_who_is_sent_on_and_who_is_closed(
 ) -> None:
     step = find(source, action, INPATIENT, "up")
     assert (reroutes(step, reason), closes(step, reason)) == (sent_on, closed)
+
+
+# -- consults and remote reads: their own rows, the shared ones, nothing of a transfer's ------
+
+
+@pytest.mark.parametrize("kind", ["consult", "remote_read"])
+@pytest.mark.parametrize("care", [OUTPATIENT, EXAMINATION])
+def test_remote_requests_take_the_shared_rows_and_the_report(kind: str, care: CareType) -> None:
+    rows = {(r.source, r.action): r for r in EXPECTED if kind in r.kinds}
+    for status in Status:
+        for action in Action:
+            row = rows.get((status, action))
+            if row is not None:
+                t = find(status, action, care, "up", kind)
+                assert (t.to, t.party, t.hold) == (row.to, row.party, row.hold)
+                continue
+            with pytest.raises(TransitionNotAllowed) as refused:
+                find(status, action, care, "up", kind)
+            expected = {
+                str(r.action)
+                for (s, _a), r in rows.items()
+                if s is status and r.party is not P.SYSTEM
+            }
+            assert set(refused.value.allowed) == expected, (kind, status, action)
+    assert find(S.PENDING, A.REPORT, care, "up", kind).to is S.REPORTED
+    assert closes(find(S.ACCEPTED, A.REPORT, care, "up", kind), None)  # reported is final
+
+
+def test_a_transfer_is_never_reported() -> None:
+    with pytest.raises(TransitionNotAllowed):
+        find(S.PENDING, A.REPORT, OUTPATIENT, "up")

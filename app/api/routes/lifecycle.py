@@ -21,6 +21,7 @@ from app.api.schemas.lifecycle import (
     RequestInformationIn,
 )
 from app.api.schemas.referrals import ReferralOut
+from app.api.schemas.remote import ReportIn
 from app.domain.lifecycle import Action
 from app.services import lifecycle
 from app.services.transition_command import TransitionCommand
@@ -45,6 +46,7 @@ def _transition_route(action: Action, body_model: type[Any], summary: str) -> No
         Action.AMEND,
         Action.FORWARD,
         Action.PLACE,
+        Action.REPORT,
     )
     body_default: Any = Body() if required else Body(default=None)
 
@@ -105,6 +107,11 @@ for _action, _model, _summary in (
         Action.PLACE,
         PlaceIn,
         "Council-directed placement (its council, admins): at a named member, held or flagged",
+    ),
+    (
+        Action.REPORT,
+        ReportIn,
+        "Answer a consult or remote read (current target): the report, sealed; the slot used",
     ),
 ):
     _transition_route(_action, _model, _summary)

@@ -52,6 +52,9 @@ def _row(r: reports.ReportRow) -> ReferralReportRow:
         out_of_consortium=c["out_of_consortium"],
         up_treated_in_consortium_share=r.ratio("up_in_consortium", "up_placed"),
         up_treated_in_county_share=r.ratio("up_in_county", "up_placed"),
+        up_placed_signed=c["up_placed_signed"],
+        up_to_signed=c["up_to_signed"],
+        up_to_signed_share=r.ratio("up_to_signed", "up_placed_signed"),
         up_completed_received=c["up_completed_received"],
         down_share_of_completed_up=r.ratio("down_sent", "up_completed_received"),
         follow_ups_due=c["follow_ups_due"],
@@ -62,6 +65,10 @@ def _row(r: reports.ReportRow) -> ReferralReportRow:
         tests_repeated=c["tests_repeated"],
         yuan_not_spent_twice=c["fen_not_spent_twice"] / 100,
         satisfaction_mean=r.satisfaction_mean,
+        **r.remote.counts,
+        remote_within_target_share=r.remote.within_target_share,
+        remote_turnaround_minutes_median=r.remote.median,
+        remote_turnaround_minutes_p90=r.remote.p90,
     )
 
 

@@ -54,6 +54,10 @@ async def list_referrals(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1 to 200).")] = 50,
     box: Literal["all", "incoming", "outgoing"] = "all",
     direction: Literal["up", "down"] | None = None,
+    kind: Annotated[
+        Literal["transfer", "consult", "remote_read"] | None,
+        Query(description="transfer, or a reader's worklist of consults or remote reads."),
+    ] = None,
     status: Annotated[list[Status] | None, Query(max_length=len(Status))] = None,
     urgency: Urgency | None = None,
     specialty: Annotated[str | None, Query(max_length=8)] = None,
@@ -76,6 +80,7 @@ async def list_referrals(
     query = WorklistQuery(
         box=box,
         direction=direction,
+        kind=kind,
         statuses=tuple(status or ()),
         urgency=urgency,
         specialty=specialty,
@@ -93,6 +98,7 @@ async def list_referrals(
             ReferralSummary(
                 id=row.id,
                 number=row.number,
+                kind=row.kind,
                 direction=row.direction,
                 status=row.status,
                 urgency=row.urgency,
@@ -107,6 +113,8 @@ async def list_referrals(
                 created_at=row.created_at,
                 updated_at=row.updated_at,
                 outcome_at=row.outcome_at,
+                report_due_at=row.report_due_at,
+                reported_at=row.reported_at,
                 last_event=(
                     LastEventOut(
                         type=last.type,

@@ -25,7 +25,14 @@ class AcceptIn(StrictModel):
     ward: Annotated[str, StringConstraints(max_length=100)] | None = None
     bed: Annotated[str, StringConstraints(max_length=50)] | None = None
     appointment_at: Instant | None = Field(
-        None, description="Outpatient or examination appointment time."
+        None,
+        description="Outpatient or examination appointment time, when the hospital keeps no "
+        "sessions that day (else the booked session's time).",
+    )
+    session_id: Id | None = Field(
+        None,
+        description="Outpatient or examination: the session to book (GET /v1/institutions/{id}"
+        "/sessions); default the earliest of the day and specialty with a free place.",
     )
     note: Note | None = None
 
@@ -141,6 +148,7 @@ class LastEventOut(ResponseModel):
 class ReferralSummary(ResponseModel):
     id: str
     number: str
+    kind: str = Field("transfer", description="transfer, consult or remote_read")
     direction: str
     status: str
     urgency: Urgency
@@ -156,6 +164,12 @@ class ReferralSummary(ResponseModel):
     updated_at: datetime
     outcome_at: datetime | None = Field(
         None, description="When the receiving hospital sent the outcome back (GET the referral)."
+    )
+    report_due_at: datetime | None = Field(
+        None, description="A consult or remote read: its turnaround target."
+    )
+    reported_at: datetime | None = Field(
+        None, description="A consult or remote read: when it was answered (GET it for the report)."
     )
     last_event: LastEventOut | None
     allowed_actions: list[str] = Field(description="What the caller may do next.")

@@ -5,10 +5,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
 
+from app.api.schemas.appointments import AppointmentOut
 from app.api.schemas.common import IsoDate, ResponseModel, StrictModel
 from app.api.schemas.national import InsuranceSchemeIn, InsuranceSchemeOut
 from app.api.schemas.patients import IdentityDocumentIn, IdentityDocumentOut, SexIn
 from app.api.schemas.registry import Id, SpecialtyCode
+from app.api.schemas.remote_out import RemoteOut
 from app.api.schemas.tiers import TierOut
 from app.domain.enums import CareType, Sex, SexCode, Urgency
 from app.domain.icd10 import (
@@ -379,6 +381,11 @@ class HoldOut(ResponseModel):
 class ReferralOut(ResponseModel):
     id: str
     number: str
+    kind: str = Field(
+        "transfer",
+        description="transfer (the patient moves), consult or remote_read (the patient stays; "
+        "see remote).",
+    )
     direction: str
     status: str
     consortium_id: str
@@ -388,6 +395,12 @@ class ReferralOut(ResponseModel):
         "consortium), up_referral (a down-referral back in the consortium the patient came up "
         "in); null for referrals stored before alliances.",
         examples=["own"],
+    )
+    signed_from: str | None = Field(
+        None,
+        description="Where the patient's family-doctor signing (patient.signed_institution_ids) "
+        "came from: referral (the body named it) or registry (the signing the clinic pushed, in "
+        "force that day); null without one.",
     )
     source_institution_id: str
     target_institution_id: str | None
@@ -436,6 +449,14 @@ class ReferralOut(ResponseModel):
         False, description="Placed by the council at a member of its choice (even when full)."
     )
     respond_by: datetime | None = Field(description="The target must answer by then.")
+    appointment: AppointmentOut | None = Field(
+        None,
+        description="Outpatient or examination: the session booked on acceptance (number, "
+        "time, doctor, room, state).",
+    )
+    remote: RemoteOut | None = Field(
+        None, description="A consult or remote read: the study, the target time and the report."
+    )
     routing: DecisionOut | None
     tier: TierOut | None = Field(
         description="The reimbursement tier recorded for the current target (history: /tiers)."

@@ -56,6 +56,15 @@ class ReferralReportRow(ResponseModel):
     up_treated_in_county_share: float | None = Field(
         description="The same: share whose target is in the sender's county."
     )
+    up_placed_signed: int = Field(
+        0,
+        description="Up-referrals the member sent that have a target, for residents with a "
+        "family-doctor signing (from the referral or the signing registry).",
+    )
+    up_to_signed: int = Field(0, description="Of those, sent to one of the signed institutions.")
+    up_to_signed_share: float | None = Field(
+        None, description="up_to_signed / up_placed_signed (001: visits inside the signing)."
+    )
     up_completed_received: int = Field(description="Up-referrals completed at the member.")
     down_share_of_completed_up: float | None = Field(
         description="down_sent / up_completed_received."
@@ -86,6 +95,31 @@ class ReferralReportRow(ResponseModel):
         0.0,
         description="What repeating the recognised, not repeated results would have cost "
         "(the recognition catalogue's example prices), in yuan.",
+    )
+    remote_received: int = Field(
+        0,
+        description="Consults and remote reads made in the month that were routed to the "
+        "member (each once, however often).",
+    )
+    reads_received: int = Field(0, description="Of those, remote reads.")
+    consults_received: int = Field(0, description="Of those, consults.")
+    remote_reported: int = Field(
+        0, description="Consults and remote reads made in the month that the member answered."
+    )
+    remote_turnaround_minutes_median: float | None = Field(
+        None, description="Minutes from the request to the member's report (median)."
+    )
+    remote_turnaround_minutes_p90: float | None = Field(
+        None, description="90th percentile of the same."
+    )
+    remote_within_target: int = Field(
+        0, description="Reports within the target of the request's kind and urgency."
+    )
+    remote_within_target_share: float | None = Field(
+        None, description="remote_within_target / remote_reported."
+    )
+    remote_converted: int = Field(
+        0, description="Reported requests the asker then converted into a transfer."
     )
 
 

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.db.models import BedCapacity, CapacityChange, SlotCapacity
+from app.db.repositories import remote as remote_repo
+from app.domain.remote import REMOTE_HOLD_KINDS
 
 CapacityRow = BedCapacity | SlotCapacity
 
@@ -266,6 +268,10 @@ def _hold_where(kind: str, institution_id: str, specialty: str, day: date | None
 async def release_hold(
     session: AsyncSession, kind: str, institution_id: str, specialty: str, day: date | None
 ) -> bool:
+    if kind in REMOTE_HOLD_KINDS:  # a reader's read or consult slot
+        return await remote_repo.give_back(
+            session, kind, institution_id, specialty, day, used=False
+        )
     model = _hold_row(kind)
     result = await session.execute(
         update(model)
@@ -279,7 +285,9 @@ async def release_hold(
 async def occupy_hold(
     session: AsyncSession, kind: str, institution_id: str, specialty: str, day: date | None
 ) -> bool:
-    """The held place becomes an occupied one (admission, or an outpatient visit)."""
+    """The held place becomes an occupied one (admission, an outpatient visit, a report)."""
+    if kind in REMOTE_HOLD_KINDS:
+        return await remote_repo.give_back(session, kind, institution_id, specialty, day, used=True)
     model = _hold_row(kind)
     result = await session.execute(
         update(model)

@@ -222,10 +222,17 @@ def _fits_place(kind: str, capacity_code: str, day: date | None) -> list[Any]:
             Referral.specialty_code.startswith(capacity_code + ".", autoescape=True),
         ),
     ]
-    if kind == "bed":
-        where.append(Referral.care_type == CareType.INPATIENT)
+    remote = {"read": "remote_read", "consult": "consult"}.get(kind)
+    if remote is not None:  # a reader's slot: remote requests of that kind and day
+        where += [Referral.kind == remote, Referral.wanted_day == day]
+    elif kind == "bed":
+        where += [Referral.kind == "transfer", Referral.care_type == CareType.INPATIENT]
     else:
-        where += [Referral.care_type != CareType.INPATIENT, Referral.wanted_day == day]
+        where += [
+            Referral.kind == "transfer",
+            Referral.care_type != CareType.INPATIENT,
+            Referral.wanted_day == day,
+        ]
     return where
 
 
@@ -255,15 +262,20 @@ async def claim_waitlisted_for(
 
 async def waitlisted_wants(
     session: AsyncSession, consortium_id: str
-) -> set[tuple[bool, str, date | None]]:
-    """What the consortium's waitlisted referrals need: (inpatient, specialty, wanted day)."""
+) -> set[tuple[str, str, date | None]]:
+    """What the consortium's waitlisted referrals need: (the kind of place: bed, slot, read
+    or consult; specialty; wanted day)."""
     stmt = (
-        select(Referral.care_type, Referral.specialty_code, Referral.wanted_day)
+        select(Referral.kind, Referral.care_type, Referral.specialty_code, Referral.wanted_day)
         .where(Referral.consortium_id == consortium_id, Referral.status == "waitlisted")
         .distinct()
     )
-    rows = (await session.execute(stmt)).all()
-    return {(r[0] == CareType.INPATIENT, r[1], r[2]) for r in rows}
+    holds = {"remote_read": "read", "consult": "consult"}
+    out: set[tuple[str, str, date | None]] = set()
+    for kind, care_type, code, day in (await session.execute(stmt)).all():
+        place = holds.get(kind) or ("bed" if care_type == CareType.INPATIENT else "slot")
+        out.add((place, code, day))
+    return out
 
 
 async def waitlisted_fits(
@@ -321,6 +333,7 @@ class WorklistQuery:
     box: str = "all"  # incoming | outgoing | all
     consortium_id: str | None = None
     direction: str | None = None
+    kind: str | None = None  # transfer, consult or remote_read
     statuses: tuple[str, ...] = ()
     urgency: str | None = None
     specialty: str | None = None
@@ -341,6 +354,8 @@ def _worklist_filters(q: WorklistQuery) -> list[ColumnElement[bool]]:
         where.append(Referral.consortium_id == q.consortium_id)
     if q.direction:
         where.append(Referral.direction == q.direction)
+    if q.kind:
+        where.append(Referral.kind == q.kind)
     if q.urgency:
         where.append(Referral.urgency == q.urgency)
     if q.specialty:

@@ -85,7 +85,9 @@ def _in_period(scope: Scope, column: Any) -> ColumnElement[bool]:
 
 async def _rows(session: AsyncSession, scope: Scope, stmt: Select[Any]) -> list[Row[Any]]:
     """Run a report statement (its key column labelled ``k``) for the scope: only the
-    consortium's referrals; grouped by member, rows without one (no target yet) left out."""
+    consortium's transfers (consults and remote reads have figures of their own); grouped by
+    member, rows without one (no target yet) left out."""
+    stmt = stmt.where(Referral.kind == "transfer")
     if scope.consortium_id is not None:
         stmt = stmt.where(Referral.consortium_id == scope.consortium_id)
     rows = (await session.execute(stmt)).all()
@@ -147,6 +149,9 @@ async def referral_counts(session: AsyncSession, scope: Scope) -> dict[str, dict
             "up_in_county": and_(
                 placed, func.substr(src.region_code, 1, 6) == func.substr(tgt.region_code, 1, 6)
             ),
+            # 001: of the placed up-referrals of signed residents, those sent to a signed one
+            "up_placed_signed": and_(placed, Referral.signed_from.is_not(None)),
+            "up_to_signed": and_(placed, Referral.to_signed.is_(True)),
         },
     )
     out |= await _sums(
@@ -401,7 +406,7 @@ async def satisfaction(session: AsyncSession, scope: Scope) -> dict[Key, tuple[i
         select(k, m, func.count().label("n"), func.avg(rated.score).label("mean"))
         .select_from(rated)
         .join(Referral, Referral.id == rated.referral_id)
-        .where(_in_period(scope, rated.recorded_at))
+        .where(_in_period(scope, rated.recorded_at), Referral.kind == "transfer")
         .group_by(k, m)
     )
     if scope.consortium_id is not None:
@@ -470,6 +475,7 @@ async def leaking_attempts(session: AsyncSession, scope: Scope) -> list[Row[Any]
         .join(Referral, Referral.id == RoutingAttempt.referral_id)
         .where(
             Referral.direction == "up",
+            Referral.kind == "transfer",
             RoutingAttempt.outcome.in_(LEAK_OUTCOMES),
             _in_period(scope, RoutingAttempt.created_at),
         )
@@ -494,6 +500,7 @@ async def acceptance_times(
     ).where(
         Referral.accepted_at.is_not(None),
         Referral.target_institution_id.is_not(None),
+        Referral.kind == "transfer",
         _in_period(scope, Referral.accepted_at),
     )
     if scope.consortium_id is not None:
