@@ -60,7 +60,10 @@ RESOURCES: tuple[ResourceCapability, ...] = (
             SearchParam("active", "token", "true or false."),
             *REGISTRY_SEARCH,
         ),
-        documentation="What each institution offers: specialties and green-channel centres.",
+        documentation=(
+            "What each institution offers: specialties, green-channel centres; a read gives "
+            "its remote services (remote-service)."
+        ),
     ),
     ResourceCapability(
         "Location",

@@ -59,6 +59,7 @@ EXT_PATHWAY = f"{SD}green-channel-pathway"
 EXT_UP_REASON = f"{SD}up-referral-reason"
 EXT_DUPLICATE_REASON = f"{SD}duplicate-reason"
 EXT_BED_CAPACITY = f"{SD}bed-capacity"
+EXT_REMOTE_SERVICE = f"{SD}remote-service"
 EXT_CONSORTIUM = f"{SD}consortium"
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")

@@ -9,6 +9,7 @@ from app.fhir.common import (
     EXT_BED_CAPACITY,
     EXT_DUPLICATE_REASON,
     EXT_PATHWAY,
+    EXT_REMOTE_SERVICE,
     EXT_UP_REASON,
     TASK_OUTPUT,
 )
@@ -35,6 +36,12 @@ EXTENSIONS: dict[str, tuple[str, str, str, str]] = {
         "code",
         "A second live up-referral for the same patient and specialty on purpose: "
         "second_opinion, different_condition, previous_stalled, other.",
+    ),
+    "remote-service": (
+        EXT_REMOTE_SERVICE,
+        "HealthcareService",
+        "complex",
+        "A remote service offered: kind (code: consult or remote_read) and specialty (Coding).",
     ),
     "bed-capacity": (
         EXT_BED_CAPACITY,

@@ -12,6 +12,7 @@ from app.api.schemas.registry import InstitutionOut
 from app.fhir.common import (
     CENTRE,
     EXT_BED_CAPACITY,
+    EXT_REMOTE_SERVICE,
     GRADE,
     INSTITUTION_CODE,
     INSTITUTION_TYPE,
@@ -67,12 +68,26 @@ def organization(i: InstitutionOut) -> dict[str, Any]:
     )
 
 
-def healthcare_service(i: InstitutionOut) -> dict[str, Any]:
+def healthcare_service(
+    i: InstitutionOut, remote: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """``remote``: what it offers remotely, (kind, specialty) pairs (a read gives them)."""
+    extensions = [
+        {
+            "url": EXT_REMOTE_SERVICE,
+            "extension": [
+                {"url": "kind", "valueCode": kind},
+                {"url": "specialty", "valueCoding": {"system": SPECIALTY, "code": code}},
+            ],
+        }
+        for kind, code in remote or []
+    ]
     return resource(
         {
             "resourceType": "HealthcareService",
             "id": i.id,
             "meta": _meta(i),
+            "extension": extensions,
             "active": i.active,
             "providedBy": ref("Organization", i.id, i.name),
             "location": [ref("Location", i.id)] if i.location else [],

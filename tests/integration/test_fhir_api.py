@@ -130,6 +130,21 @@ async def test_registry_as_organization_healthcare_service_and_location(client, 
     assert sorted(c["coding"][0]["code"] for c in service.get("characteristic", [])) == sorted(
         v1["centres"]
     )
+    r = await client.put(
+        f"/v1/institutions/{ids['ZH-CH']}/remote-services",
+        json={"services": [{"kind": "remote_read", "specialty_code": "03.03"}]},
+        headers=auth("demo admin"),
+    )
+    assert r.status_code == 200, r.text
+    service = answer(await client.get(f"/fhir/HealthcareService/{ids['ZH-CH']}", headers=h), 200)
+    remote = [
+        {e["url"]: e for e in x["extension"]}
+        for x in service["extension"]
+        if x["url"].endswith("/remote-service")
+    ]
+    assert [(x["kind"]["valueCode"], x["specialty"]["valueCoding"]["code"]) for x in remote] == [
+        ("remote_read", "03.03")
+    ]
     await api.set_beds("ZH-CH", {"03": (40, 5)})
     location = answer(await client.get(f"/fhir/Location/{ids['ZH-CH']}", headers=h), 200)
     per_specialty = {
@@ -422,6 +437,7 @@ async def test_reject_reroutes_and_the_worklist_pages(client, auth, api) -> None
     [
         "/fhir/StructureDefinition/green-channel-pathway",
         "/fhir/StructureDefinition/bed-capacity",
+        "/fhir/StructureDefinition/remote-service",
         "/fhir/CodeSystem/task-output",
     ],
 )
@@ -653,3 +669,27 @@ async def test_every_error_under_fhir_is_an_operation_outcome(client, auth) -> N
     assert expressions(o) == ["query.name"]
     assert o["issue"][0]["details"]["coding"][1]["code"] == "string_nul"
     assert "\x00" not in nul.text and "\\u0000" not in nul.text
+
+
+async def test_a_remote_read_is_read_as_service_request_and_task(client, auth, api) -> None:
+    """A remote read (/v1) under /fhir: its ServiceRequest names the kind, its Task is
+    requested at the reader and completed once reported (businessStatus reported)."""
+    from tests.integration.test_remote_services import _post, _readers, read_body
+
+    ids = await _readers(client, auth, api)
+    created = (await _post(client, auth, CLINIC, "/v1/remote-requests", read_body())).json()
+    h = fhir(auth, CLINIC)
+    sr = answer(await client.get(f"/fhir/ServiceRequest/{created['id']}", headers=h), 200)
+    kind = {"system": CS + "referral-kind", "code": "remote_read"}
+    assert sr["code"]["coding"] == [kind]
+    assert kind in [c for cat in sr["category"] for c in cat["coding"]]
+    task = answer(await client.get(f"/fhir/Task/{created['id']}", headers=h), 200)
+    assert task["status"] == "requested"
+    assert task["owner"]["reference"] == f"Organization/{ids['ZH-CH']}"
+    report = {"conclusion": "窦性心律", "reader": {"name": "李医师"}}
+    await api.act(HOSPITAL, created, "report", report)
+    task = answer(await client.get(f"/fhir/Task/{created['id']}", headers=h), 200)
+    assert task["status"] == "completed"
+    assert task["businessStatus"]["coding"][0]["code"] == "reported"
+    found = await pages(client, "/fhir/Task?status=completed", fhir(auth, HOSPITAL))
+    assert created["id"] in {t["id"] for t in found}

@@ -19,7 +19,7 @@ from app.domain.errors import NotFound
 from app.fhir import registry_out
 from app.fhir.common import CENTRE, INSTITUTION_TYPE, LEVEL, SPECIALTY, fhir_response
 from app.fhir.search import bad_parameter, searchset
-from app.services import capacity, registry
+from app.services import capacity, registry, remote_capacity
 
 router = APIRouter(prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES)
 
@@ -132,9 +132,11 @@ async def fhir_search_organization(
 async def fhir_read_healthcare_service(
     service_id: str, session: SessionDep, _: PrincipalDep
 ) -> Response:
-    """What an institution offers: its specialties and green-channel centres."""
+    """What an institution offers: its specialties, green-channel centres and remote services
+    (consultation or reading per specialty, extension remote-service)."""
     row = await registry.get_institution(session, service_id)
-    return fhir_response(registry_out.healthcare_service(InstitutionOut.of(row)))
+    remote = await remote_capacity.services(session, row.id)
+    return fhir_response(registry_out.healthcare_service(InstitutionOut.of(row), remote))
 
 
 @fhir_route(router, "get", "/HealthcareService")
