@@ -108,6 +108,13 @@ class Settings(BaseSettings):
         description="JSON of the council's appraisal targets, by version "
         "(default: the shipped example, app/data/targets.json).",
     )
+    slot_reservation_file: Path | None = Field(
+        default=None,
+        description="JSON of the reserved referral slots policy, by version: the share of "
+        "specialist outpatient sources offered to consortium referrals, the share of those kept "
+        "for signed patients, and when the unused reserve is released "
+        "(default: the shipped example, app/data/slot_reservation.json).",
+    )
     icd10_catalogue_gb14396: Path | None = Field(
         default=None,
         description="CSV (code,name) of GB/T 14396-2016 codes: unknown codes are refused.",

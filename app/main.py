@@ -58,6 +58,7 @@ from app.services import (
     relay,
     remote_levels,
     routing_policy,
+    slot_reservation,
 )
 from app.services.auth import PrincipalCache
 from app.services.crypto import PatientDataProtector
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routing_policy.configure(settings.routing_policy_file)  # a broken file stops the start
     candidates.configure(settings)  # the census windows the create's pre-filter classifies with
     appraisal.targets_of(settings)  # a broken targets file stops the start
+    slot_reservation.policy_of(settings)  # a broken slot reservation file stops the start
     remote_levels.check(settings)  # so does a service-level file without remote minutes
     if os.environ.get(JSON_LOGS_ENV):  # set by `referral-service serve` for its workers
         configure_logging(settings.log_level)

@@ -273,6 +273,17 @@ class SlotCapacity(CapacityFigures, Base):
         String(8), ForeignKey("specialty.code"), primary_key=True
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
+    #: of ``total`` (the places offered to consortium referrals), those kept for patients
+    #: signed with this institution until ``release_at``
+    reserved_signed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: of ``held``, the holds taken from the signed reserve
+    held_signed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: signed-reserve holds that became visits
+    used_signed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: when the unused signed reserve goes to the general pool (None: kept all day)
+    release_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: all specialist outpatient places of the day, as the HIS reported them (if it did)
+    sources: Mapped[int | None] = mapped_column(Integer)
 
 
 class CapacityChange(Base):
@@ -346,6 +357,9 @@ class Referral(Base):
     hold_kind: Mapped[str | None] = mapped_column(String(8))  # bed | slot
     hold_specialty_code: Mapped[str | None] = mapped_column(String(8))
     hold_day: Mapped[date | None] = mapped_column(Date)
+    #: the pool a slot hold came from: signed (the target's reserve for its signed patients)
+    #: or consortium; None: no slot hold, or one from before reserves existed (consortium)
+    hold_pool: Mapped[str | None] = mapped_column(String(16))
     referring_doctor: Mapped[str | None] = mapped_column(String(100))
     signed_institution_ids: Mapped[list[str]] = mapped_column(
         JSON, default=list, server_default=text("'[]'")

@@ -29,7 +29,7 @@ from app.db.repositories import registry as registry_repo
 from app.db.repositories import routing as routing_repo
 from app.db.repositories.memberships import Affiliation
 from app.domain import routing
-from app.domain.capacity import free
+from app.domain.capacity import slot_free
 from app.domain.enums import CareType, Centre, InstitutionLevel
 from app.domain.errors import InvalidInput
 from app.domain.lifecycle import Direction
@@ -117,6 +117,8 @@ class Candidates:
     census: CensusWindows | None = None
     #: the institutions it loaded as having declined the referral
     declined: frozenset[str] = frozenset()
+    #: slots: the signed institutions whose signed reserve has a place left for this patient
+    signed_pool: frozenset[str] = frozenset()
 
 
 def _ancestors(code: str) -> list[str]:
@@ -175,6 +177,7 @@ async def candidates(
                 top=PREFILTER_TOP,
                 near_misses=PREFILTER_NEAR_MISSES,
                 joined=source.joined_members,
+                now=now,
             ),
         )
     only = None if answer is None else named | answer.selected.keys()
@@ -184,16 +187,25 @@ async def candidates(
     ids = [f.id for f in facts]
     offered = await routing_repo.specialties_offered(session, ids, codes)
     centres = await routing_repo.centres_held(session, ids) if data.centre else {}
+    signed = frozenset(data.signed_institution_ids)
+    reading = utcnow()
+    rows: Sequence[tuple[str, str, int, int, int, datetime | None, capacity_repo.Reserve]]
     if day is None:
-        rows = await capacity_repo.candidate_beds(session, ids, codes)
+        no_reserve = capacity_repo.Reserve()
+        rows = [(*r, no_reserve) for r in await capacity_repo.candidate_beds(session, ids, codes)]
     else:
         rows = await capacity_repo.candidate_slots(session, ids, codes, day)
-    # the most specific capacity row per institution (03.04 before 03)
-    best: dict[str, tuple[str, int, int, int, datetime | None]] = {}
-    for iid, code, total, occupied, held, as_of in rows:
+    # the most specific capacity row per institution (03.04 before 03): (code, total, free
+    # places for this patient, as_of, unused signed reserve); an unsigned patient's free slots
+    # leave out the unused signed reserve
+    best: dict[str, tuple[str, int, int, datetime | None, int]] = {}
+    for iid, code, total, occupied, held, as_of, reserve in rows:
         current = best.get(iid)
         if current is None or len(code) > len(current[0]):
-            best[iid] = (code, total, occupied, held, as_of)
+            unused = reserve.unused(reading)
+            places = slot_free(total, occupied, held, unused, signed=iid in signed)
+            best[iid] = (code, total, places, as_of, unused)
+    reserve_left = frozenset(iid for iid, b in best.items() if b[4] and iid in signed)
     members: list[routing.Candidate] = []
     partners: list[routing.Candidate] = []
     lead_ids: set[str] = set()
@@ -210,9 +222,9 @@ async def candidates(
             centres=frozenset(centres.get(f.id, ())),
             lat=f.lat,
             lon=f.lon,
-            capacity_free=free(cap[1], cap[2], cap[3]) if cap else None,
+            capacity_free=cap[2] if cap else None,
             capacity_total=cap[1] if cap else None,
-            census_as_of=cap[4] if cap else None,
+            census_as_of=cap[3] if cap else None,
         )
         if f.is_member:
             members.append(cand)
@@ -233,6 +245,7 @@ async def candidates(
         left_out,
         windows,
         frozenset(declined),
+        reserve_left,
     )
 
 

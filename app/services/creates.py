@@ -12,7 +12,13 @@ from app.api.schemas.referrals import DownReferralCreate, EscalateIn, ReferralCr
 from app.api.schemas.remote import ConvertIn, RemoteRequestCreate
 from app.domain.enums import Role
 from app.domain.errors import Forbidden
-from app.services import down_referrals, idempotency, remote_requests, up_referrals
+from app.services import (
+    down_referrals,
+    idempotency,
+    remote_answers,
+    remote_requests,
+    up_referrals,
+)
 from app.services.context import Context
 from app.services.idempotency import Created
 from app.services.numbering import Number
@@ -85,4 +91,4 @@ async def create_remote(ctx: Context, body: RemoteRequestCreate, key: str) -> Cr
 
 async def convert(ctx: Context, referral_id: str, body: ConvertIn, key: str) -> Created:
     """A reported consult or remote read becomes an up-referral in the same episode."""
-    return await _after_visible(ctx, referral_id, body, key, remote_requests.convert)
+    return await _after_visible(ctx, referral_id, body, key, remote_answers.convert)

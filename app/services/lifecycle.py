@@ -35,7 +35,7 @@ from app.services import (
     information,
     notices,
     outcomes,
-    remote_requests,
+    remote_answers,
     views,
     waitlist,
     webhook_events,
@@ -123,10 +123,10 @@ async def _apply_hold(
     assert row.hold_specialty_code is not None
     args = (row.hold_kind, row.target_institution_id, row.hold_specialty_code, row.hold_day)
     if effect is HoldEffect.RELEASE:
-        await capacity_repo.release_hold(session, *args)
+        await capacity_repo.release_hold(session, *args, row.hold_pool)
     else:
-        await capacity_repo.occupy_hold(session, *args)
-    row.hold_kind = row.hold_specialty_code = None
+        await capacity_repo.occupy_hold(session, *args, row.hold_pool)
+    row.hold_kind = row.hold_specialty_code = row.hold_pool = None
     row.hold_day = None
     if effect is not HoldEffect.RELEASE:
         return None
@@ -177,21 +177,16 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
     now = utcnow()
     actor = Actor(principal.institution_id, command.actor_user)
     released = await _apply_hold(session, row, step.hold)
-    if step.hold is HoldEffect.RELEASE:  # its appointment too, if one was booked
-        await appointments.release(
-            session, row, "no_show" if action is Action.NO_SHOW else "cancelled", now
-        )
-    elif action is Action.SEE:
-        await appointments.attended(session, row, now)
+    booked = await appointments.on_transition(  # booked, released or attended with the place
+        session, row, action, step.hold, command.session_id, now
+    )
     previous = row.status
     row.status = step.to
-    booked = None
     if action is Action.ACCEPT:
         row.accepted_at = now
         row.acceptance = command.acceptance
         row.respond_by = None
         await notices.set_target(session, row, command.coordinator)
-        booked = await appointments.book(session, row, command.session_id, now)
         if booked is not None:  # the appointment's time is the one the patient is told
             row.acceptance = {
                 **(row.acceptance or {}),
@@ -212,7 +207,7 @@ async def transition(ctx: Context, command: TransitionCommand) -> views.Referral
         )
     elif action is Action.REPORT:
         assert command.report is not None  # the endpoint's body is required
-        remote_requests.record_report(
+        remote_answers.record_report(
             session, ctx.protector, row, command.report, principal.institution_id or "", now
         )
     if command.outcome is not None:

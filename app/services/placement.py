@@ -33,6 +33,7 @@ from app.db.repositories import capacity as capacity_repo
 from app.db.repositories import referrals as repo
 from app.db.repositories import remote as remote_repo
 from app.domain import lifecycle, routing
+from app.domain.capacity import CONSORTIUM_POOL, SIGNED_POOL
 from app.domain.enums import CareType
 from app.domain.errors import Conflict
 from app.domain.remote import RequestKind
@@ -67,6 +68,9 @@ class Need:
     #: a remote request's read or consult slot of the day (``app.domain.remote``), not a
     #: bed or an outpatient slot
     remote: str | None = None
+    #: the institutions the patient is signed with: at those an outpatient or examination
+    #: slot is taken from the signed reserve first (``app.domain.capacity``)
+    signed_ids: frozenset[str] = frozenset()
 
     def holds(self, target: routing.RankedCandidate | None) -> bool:
         """Whether placing at ``target`` takes a place."""
@@ -95,6 +99,8 @@ class Placement:
 
     #: green channel: a target without a free place is still the target (overflow)
     green_channel: bool = False
+    #: the pool a slot hold is taken from (``SIGNED_POOL`` or ``CONSORTIUM_POOL``)
+    pool: str | None = None
 
     @property
     def overflow(self) -> bool:
@@ -109,9 +115,30 @@ class Placement:
         return self.candidates.capacity_code[target.institution_id]
 
 
-async def try_hold(session: AsyncSession, need: Need, institution_id: str, code: str) -> bool:
-    """One conditional UPDATE on the bed (inpatient), the day's slot (outpatient) or the
-    day's read or consult slot (a remote request)."""
+def _slot_need(need: Need) -> bool:
+    return need.remote is None and need.care_type is not CareType.INPATIENT
+
+
+def pool_of(need: Need, cands: Candidates, institution_id: str) -> str | None:
+    """The pool a slot hold at ``institution_id`` is tried in first: the signed reserve when
+    the patient is signed there and routing read a reserve place left, else the consortium's
+    places (None: not a slot hold)."""
+    if not _slot_need(need):
+        return None
+    if institution_id in need.signed_ids and institution_id in cands.signed_pool:
+        return SIGNED_POOL
+    return CONSORTIUM_POOL
+
+
+async def try_hold(
+    session: AsyncSession,
+    need: Need,
+    institution_id: str,
+    code: str,
+    pool: str | None = None,
+) -> bool:
+    """One conditional UPDATE on the bed (inpatient), the day's slot (outpatient: in ``pool``)
+    or the day's read or consult slot (a remote request)."""
     if need.remote is not None:
         assert need.wanted_day is not None
         return await remote_repo.try_hold(
@@ -120,20 +147,28 @@ async def try_hold(session: AsyncSession, need: Need, institution_id: str, code:
     if need.care_type is CareType.INPATIENT:
         return await capacity_repo.try_hold_bed(session, institution_id, code)
     assert need.wanted_day is not None
-    return await capacity_repo.try_hold_slot(session, institution_id, code, need.wanted_day)
+    return await capacity_repo.try_hold_slot(
+        session, institution_id, code, need.wanted_day, pool=pool or CONSORTIUM_POOL
+    )
 
 
 async def place(session: AsyncSession, cands: Candidates, decide: Decide, need: Need) -> Placement:
-    """Route and hold now; a place lost to another request is routed around."""
+    """Route and hold now; a place lost to another request is routed around. A signed
+    patient who lost the signed reserve's last place tries the consortium's places there."""
     decision = decide(cands)
+    green = need.green_channel
     for _ in range(MAX_HOLD_ATTEMPTS):
         target = decision.target
         if target is None or not need.holds(target):
-            return Placement(decision, cands, held=False, green_channel=need.green_channel)
-        code = cands.capacity_code[target.institution_id]
-        if await try_hold(session, need, target.institution_id, code):
-            return Placement(decision, cands, held=True, green_channel=need.green_channel)
-        cands = without_capacity(cands, target.institution_id)
+            return Placement(decision, cands, held=False, green_channel=green)
+        iid = target.institution_id
+        code = cands.capacity_code[iid]
+        pool = pool_of(need, cands, iid)
+        if await try_hold(session, need, iid, code, pool):
+            return Placement(decision, cands, held=True, green_channel=green, pool=pool)
+        if pool == SIGNED_POOL and await try_hold(session, need, iid, code, CONSORTIUM_POOL):
+            return Placement(decision, cands, held=True, green_channel=green, pool=CONSORTIUM_POOL)
+        cands = without_capacity(cands, iid)
         decision = decide(cands)
     raise CapacityKeptChanging()
 
@@ -141,18 +176,22 @@ async def place(session: AsyncSession, cands: Candidates, decide: Decide, need: 
 def plan(
     session: AsyncSession, cands: Candidates, decide: Decide, need: Need
 ) -> tuple[Placement, HoldStep | None]:
-    """Route a new referral; its hold is returned as a step for :func:`hold_last`."""
+    """Route a new referral; its hold is returned as a step for :func:`hold_last`. The pool
+    is chosen here (the referral row records it before its INSERT); a lost signed place is a
+    lost race like any other: the create is written again and routed afresh."""
     decision = decide(cands)
     target = decision.target
     if target is None or not need.holds(target):
         return Placement(decision, cands, held=False, green_channel=need.green_channel), None
     institution_id = target.institution_id
     code = cands.capacity_code[institution_id]
+    pool = pool_of(need, cands, institution_id)
 
     async def hold() -> bool:
-        return await try_hold(session, need, institution_id, code)
+        return await try_hold(session, need, institution_id, code, pool)
 
-    return Placement(decision, cands, held=True, green_channel=need.green_channel), hold
+    placed = Placement(decision, cands, held=True, green_channel=need.green_channel, pool=pool)
+    return placed, hold
 
 
 T = TypeVar("T")
@@ -205,6 +244,7 @@ def apply(row: Referral, placed: Placement, settings: Settings, now: datetime) -
         else "slot"
     )
     row.hold_day = row.wanted_day if row.hold_kind not in (None, "bed") else None
+    row.hold_pool = placed.pool if row.hold_kind == "slot" else None
     row.overflow = row.overflow or placed.overflow
     if target is not None:
         row.routed_at = now

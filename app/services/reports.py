@@ -48,6 +48,9 @@ COUNTS = (
     "tests_recognised",
     "tests_repeated",
     "fen_not_spent_twice",
+    "reserved_slots",
+    "reserved_used",
+    "reserved_released",
 )
 
 
@@ -130,6 +133,7 @@ async def monthly(
     figures |= await repo.event_counts(session, scope)
     figures |= await repo.follow_up_counts(session, scope, today(utcnow(), scope.time_zone))
     figures |= await repo.recognition_sums(session, scope)
+    figures |= await repo.reserved_slot_sums(session, scope, utcnow())
     rows: dict[repo.Key, ReportRow] = {}
 
     def row(key: repo.Key) -> ReportRow:

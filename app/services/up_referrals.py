@@ -166,7 +166,12 @@ async def create(
     }
     sealed = protector.seal(sensitive, associated=referral_id)
     priority = service_levels.priority(body.urgency, green_channel=pathway is not None)
-    need = placement.Need(data.care_type, data.wanted_day, green_channel=data.centre is not None)
+    need = placement.Need(
+        data.care_type,
+        data.wanted_day,
+        green_channel=data.centre is not None,
+        signed_ids=frozenset(data.signed_institution_ids),
+    )
     decide = _decider(settings, source, data, now)
     placed, hold = placement.plan(
         session, await candidates.candidates(session, source, data), decide, need

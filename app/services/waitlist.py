@@ -93,6 +93,7 @@ async def _up_inputs(
         data.wanted_day,
         green_channel=data.centre is not None,
         council_directed=directed,
+        signed_ids=frozenset(data.signed_institution_ids),
     )
     return cands, decide, need
 

@@ -18,6 +18,13 @@ from app.services import loader
 from tests.support import pg_database_url, pg_execute, pg_url
 
 WORDS = ("male", "female", "unknown")
+SLOT_RESERVE = (
+    "reserved_signed INTEGER NOT NULL DEFAULT 0",
+    "held_signed INTEGER NOT NULL DEFAULT 0",
+    "used_signed INTEGER NOT NULL DEFAULT 0",
+    "release_at TIMESTAMP",
+    "sources INTEGER",
+)
 
 
 def _value(column: dict[str, Any], n: int) -> Any:
@@ -98,6 +105,9 @@ async def _demo(url: str) -> None:
                 "PRIMARY KEY (institution_id, kind, specialty_code, day))",
             ):
                 await session.execute(sa.text(f"CREATE TABLE {table}"))
+            # and the slot reserve columns of migration 0038 (the loader writes slot rows)
+            for column in SLOT_RESERVE:
+                await session.execute(sa.text(f"ALTER TABLE slot_capacity ADD COLUMN {column}"))
             await loader.load_reference_data(session)
             for path in loader.demo_files():
                 await loader.load_consortium(session, loader.parse_file(path), with_capacity=True)
@@ -105,6 +115,9 @@ async def _demo(url: str) -> None:
                 await session.execute(sa.text(f"DROP TABLE {table}"))
             for column in later:
                 await session.execute(sa.text(f"ALTER TABLE consortium DROP COLUMN {column}"))
+            for column in SLOT_RESERVE:
+                name = column.split()[0]
+                await session.execute(sa.text(f"ALTER TABLE slot_capacity DROP COLUMN {name}"))
     finally:
         await database.dispose()
 

@@ -16,7 +16,7 @@ from app.api.schemas.appointments import RescheduleIn, SessionListOut, SessionOu
 from app.api.schemas.referrals import ReferralOut
 from app.db.appointment_models import OutpatientSession
 from app.domain.capacity import free
-from app.services import appointments, rebooking
+from app.services import rebooking, sessions
 
 router = APIRouter(prefix="/v1", tags=["appointments"], responses=problem_responses(401, 422, 429))
 
@@ -65,8 +65,8 @@ async def list_sessions(
 ) -> SessionListOut:
     """The hospital's outpatient sessions with their places: total, taken otherwise, booked
     through referrals, free."""
-    await appointments.institution_exists(session, institution_id)
-    return _out(institution_id, await appointments.listed(session, institution_id, day))
+    await sessions.institution_exists(session, institution_id)
+    return _out(institution_id, await sessions.listed(session, institution_id, day))
 
 
 @router.put(
@@ -83,14 +83,14 @@ async def put_sessions(
 ) -> SessionListOut:
     """Push sessions (by the HIS's session id; bookings kept): each day's outpatient slots
     become the sum of its sessions."""
-    rows = await appointments.push_sessions(
+    rows = await sessions.push_sessions(
         session,
         principal,
         settings,
         institution_id,
         as_of=body.as_of,
         figures=[
-            appointments.SessionFigure(
+            sessions.SessionFigure(
                 s.session_id,
                 s.specialty_code,
                 s.day,

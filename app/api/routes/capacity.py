@@ -59,7 +59,16 @@ async def put_capacity(
         as_of=body.as_of,
         beds=[capacity.BedFigure(b.specialty_code, b.total, b.occupied) for b in body.beds],
         slots=[
-            capacity.SlotFigure(s.specialty_code, s.day, s.total, s.occupied) for s in body.slots
+            capacity.SlotFigure(
+                s.specialty_code,
+                s.day,
+                s.total,
+                s.occupied,
+                sources=s.sources,
+                reserved_signed=s.reserved_signed,
+                release_at=s.release_at,
+            )
+            for s in body.slots
         ],
         settings=settings,
     )

@@ -96,6 +96,19 @@ class ReferralReportRow(ResponseModel):
         description="What repeating the recognised, not repeated results would have cost "
         "(the recognition catalogue's example prices), in yuan.",
     )
+    reserved_slots: int = Field(
+        0,
+        description="Outpatient and examination slots of the member's slot days in the month "
+        "kept for patients signed with it (the signed reserve).",
+    )
+    reserved_used: int = Field(
+        0, description="Of those, held or used by signed referrals (the signed pool)."
+    )
+    reserved_released: int = Field(
+        0,
+        description="Of those, unused when the reserve was released to every consortium "
+        "referral (release time passed).",
+    )
     remote_received: int = Field(
         0,
         description="Consults and remote reads made in the month that were routed to the "

@@ -29,6 +29,7 @@ from app.db.models import (
     ReferralEvent,
     ReferralSatisfaction,
     RoutingAttempt,
+    SlotCapacity,
 )
 from app.domain.green_channel import percentile
 
@@ -451,6 +452,56 @@ async def recognition_sums(session: AsyncSession, scope: Scope) -> dict[str, dic
         if int(r.repeated):
             out["tests_repeated"][key] = int(r.repeated)
         out["fen_not_spent_twice"][key] = int(r.saved)
+    return out
+
+
+async def reserved_slot_sums(
+    session: AsyncSession, scope: Scope, now: datetime
+) -> dict[str, dict[Key, int]]:
+    """The signed reserve of outpatient slots, per member and local month of the slot day:
+    places kept, held or used by signed referrals, and unused when released (release time
+    passed by ``now``). Rows of the consortium's own members, days in the period."""
+    m = SlotCapacity
+    k: Any = literal(None)
+    if scope.group_by == "institution":
+        k = m.institution_id
+    elif scope.group_by == "specialty":
+        k = m.specialty_code
+    mo = month_of_date(scope, m.day)
+    left = m.reserved_signed - m.held_signed - m.used_signed
+    gone = and_(m.release_at.is_not(None), m.release_at <= now, left > 0)
+    stmt = (
+        select(
+            k.label("k"),
+            mo.label("m"),
+            func.coalesce(func.sum(m.reserved_signed), 0).label("reserved"),
+            func.coalesce(func.sum(m.held_signed + m.used_signed), 0).label("used"),
+            func.coalesce(func.sum(case((gone, left), else_=0)), 0).label("released"),
+        )
+        .join(Institution, Institution.id == m.institution_id)
+        .where(m.reserved_signed > 0)
+        .group_by(k, mo)
+    )
+    if scope.first_day is not None:
+        stmt = stmt.where(m.day >= scope.first_day)
+    if scope.end_day is not None:
+        stmt = stmt.where(m.day < scope.end_day)
+    if scope.consortium_id is not None:
+        stmt = stmt.where(Institution.consortium_id == scope.consortium_id)
+    out: dict[str, dict[Key, int]] = {
+        "reserved_slots": {},
+        "reserved_used": {},
+        "reserved_released": {},
+    }
+    for r in (await session.execute(stmt)).all():
+        key = (r.k, label(r.m))
+        for name, value in (
+            ("reserved_slots", r.reserved),
+            ("reserved_used", r.used),
+            ("reserved_released", r.released),
+        ):
+            if int(value):
+                out[name][key] = int(value)
     return out
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app.db.base import utcnow
 from app.db.models import ConsortiumPartner, Institution, InstitutionCentre, InstitutionSpecialty
 from app.db.repositories.capacity import most_specific_row
 from app.db.repositories.memberships import lead_of, member_of
@@ -168,6 +169,8 @@ class PrefilterQuery:
     top: int  # eligible members to load: at least the best ``top``
     near_misses: int  # near misses to load for the listing: at least the nearest so many
     joined: bool = False  # the consortium has members that joined it from another one
+    #: slots: the instant a signed reserve is judged kept or released at (None: now)
+    now: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +248,15 @@ def _prefilter_statement(shape: _Shape) -> CompoundSelect[Any]:
         depth = case(
             *((s.institution_id.is_not(None), i + 1) for i, s in reversed(list(enumerate(offered))))
         )
-        best = most_specific_row(m.id, codes, bindparam("day") if shape.slots else None)
+        # slots: the members classified here are never the patient's signed ones (those are
+        # named), so their unused signed reserve is not for this referral: left out of "free"
+        # as the hold leaves it out (``capacity_repo.try_hold_slot``)
+        best = most_specific_row(
+            m.id,
+            codes,
+            bindparam("day") if shape.slots else None,
+            bindparam("now") if shape.slots else None,
+        )
         for row, on in best.joins:
             base = base.outerjoin(row, on)
         whens.append((depth.is_(None), _reason(ExclusionReason.SPECIALTY_NOT_OFFERED)))
@@ -259,7 +270,10 @@ def _prefilter_statement(shape: _Shape) -> CompoundSelect[Any]:
             )
         )
         whens.append(
-            (best.total - best.occupied - best.held <= 0, _reason(ExclusionReason.NO_FREE_CAPACITY))
+            (
+                best.total - best.occupied - best.held - best.unused <= 0,
+                _reason(ExclusionReason.NO_FREE_CAPACITY),
+            )
         )
         # routing's discrete rank components among these members, packed: specialty match,
         # fresh census, level (signed, lead and partner do not apply: those are named)
@@ -360,6 +374,7 @@ async def prefilter(session: AsyncSession, query: PrefilterQuery) -> PrefilterAn
         params.update(stale_before=query.stale_before, exclude_before=query.exclude_before)
         if query.day is not None:
             params["day"] = query.day
+            params["now"] = query.now or utcnow()
     if query.source_lat is not None and query.source_lon is not None:
         phi1 = query.source_lat * _RADIANS
         params.update(phi1=phi1, lambda1=query.source_lon * _RADIANS, cos_phi1=math.cos(phi1))
