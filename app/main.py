@@ -24,6 +24,11 @@ from app.api.routes import appointments as appointment_routes
 from app.api.routes import (
     capacity,
     down,
+    fhir_meta,
+    fhir_observations,
+    fhir_referrals,
+    fhir_registry,
+    fhir_tasks,
     lifecycle,
     ops,
     pathways,
@@ -44,6 +49,7 @@ from app.api.routes import webhooks as webhook_routes
 from app.api.routes import worklist as worklist_routes
 from app.config import Settings, get_settings
 from app.db.session import Database, Timeouts
+from app.fhir.outcome import OperationOutcomeMiddleware
 from app.logging_setup import JSON_LOGS_ENV, configure_logging, pin_library_loggers
 from app.services import (
     appraisal,
@@ -169,6 +175,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiers.router)
     app.include_router(reports.router)
     app.include_router(console_routes.router)
+    app.include_router(fhir_meta.router)  # the FHIR R4 face of the same use cases
+    app.include_router(fhir_registry.router)
+    app.include_router(fhir_referrals.router)
+    app.include_router(fhir_tasks.router)
+    app.include_router(fhir_observations.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(NulGuardMiddleware)  # innermost: request id and metrics apply
     app.add_middleware(RateLimitMiddleware, settings=settings)  # inside the request context
@@ -178,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         document_max_bytes=settings.document_max_bytes,
     )
+    app.add_middleware(OperationOutcomeMiddleware)  # /fhir errors, whoever wrote them
     if settings.root_path:  # outermost: every layer sees the path with its prefix
         app.add_middleware(RootPathMiddleware, root_path=settings.root_path)
 

@@ -76,6 +76,27 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
         "tertiary at most, known institutions; GB 11643 resident ID; valid_to after valid_from",
         "put_remote_capacity": "specialty codes of the catalogue; specialty_code or modality; "
         "one entry per kind, specialty and day; days within the configured window",
+        # /fhir: the bodies are FHIR resources (the schema names only resourceType), mapped
+        # onto the /v1 bodies and their rules; search parameters are FHIR tokens, references
+        # and paging tokens the service issued
+        **{
+            op: "a FHIR R4 resource or search parameter the service maps onto /v1"
+            for op in (
+                "fhir_create_service_request",
+                "fhir_transaction",
+                "fhir_patch_task",
+                "fhir_update_task",
+                "fhir_accept_task",
+                "fhir_reject_task",
+                "fhir_search_organization",
+                "fhir_search_healthcare_service",
+                "fhir_search_location",
+                "fhir_search_service_request",
+                "fhir_search_task",
+                "fhir_search_observation",
+                "fhir_create_observation",
+            )
+        },
     },
     "412": {
         f"{action}_referral": "If-Match must be the referral's current ETag"
@@ -99,6 +120,10 @@ RULES_BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
     | {
         "reschedule_appointment": "If-Match must be the referral's current ETag",
         "cancel_appointment": "If-Match must be the referral's current ETag",
+    }
+    | {
+        op: 'If-Match must be W/"<version>" of the Task'
+        for op in ("fhir_patch_task", "fhir_update_task", "fhir_accept_task", "fhir_reject_task")
     },
     "415": {
         "attach_document": "the body's bytes must be the document type its Content-Type names "

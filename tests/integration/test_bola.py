@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fhir.resources.R4B.task import Task
 
 from tests.factories import resident_id
+from tests.fhir_support import build, parameters
 
 
 @pytest.fixture
@@ -33,7 +35,13 @@ REGISTRY_READS = {
     "get_remote_services",
     "get_remote_capacity",
     "list_sessions",
+    # the registry under /fhir: the same shared reference data
+    "fhir_read_organization",
+    "fhir_read_healthcare_service",
+    "fhir_read_location",
 }
+# the FHIR profile (extension definitions): no data of anyone, read without a key
+PUBLIC_READS = {"fhir_read_structure_definition"}
 # the consortium's own figures: its council (and admins) read them, anyone else gets 403
 COUNCIL_READS = {"get_bed_board", "get_insurance_gateway"}
 REGISTRY_WRITES = {
@@ -76,6 +84,11 @@ VALID_BODIES = {
     "record_milestone": {"milestone": "door", "at": "2026-01-01T00:00:00+00:00"},
     "record_follow_up": {"kind": "guidance", "guidance": "continue"},
     "put_insurance_gateway": {"url": "http://127.0.0.1:9/fsi"},
+    # /fhir transitions: each a change the owner may ask for (built with the FHIR models)
+    "fhir_patch_task": [{"op": "replace", "path": "/status", "value": "accepted"}],
+    "fhir_update_task": {"resourceType": "Task", "status": "accepted", "intent": "order"},
+    "fhir_accept_task": parameters(),
+    "fhir_reject_task": parameters(reason=("valueCode", "no_bed")),
     "report_referral": {"conclusion": "c", "reader": {"name": "r"}},
     "convert_remote_request": {"care_type": "inpatient"},
     "put_remote_services": {"services": []},
@@ -88,6 +101,8 @@ VALID_BODIES = {
 SIGNING_OPS = {"put_signing", "get_signing", "end_signing"}
 # a sub-resource the seeded referral does not have yet: its owner's 404 names that record
 NOT_YET = {"get_satisfaction"}
+# a version id: the referral's current version changes as the walk takes transitions
+VERSIONED = {"fhir_vread_service_request", "fhir_vread_task"}
 # query parameters an operation requires before it looks the object up
 VALID_QUERIES = {"attach_document": {"document_type": "other"}}
 
@@ -119,6 +134,11 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
         "delivery_id": "no-such-delivery",
         "document_id": "no-such-document",
         "filing_id": filings.json()[0]["id"],
+        "organization_id": ids["ZH-CH"],
+        "service_id": ids["ZH-CH"],
+        "location_id": ids["ZH-CH"],
+        "definition_id": "bed-capacity",
+        "version_id": "1",
         "contract_id": "C-BOLA-1",
     }
     walked = 0
@@ -137,9 +157,17 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
         kwargs: dict[str, Any] = {}
         if method in ("post", "put", "patch"):
             kwargs["json"] = VALID_BODIES.get(op_id, {})
+            if op_id == "fhir_update_task":  # a PUT names the Task it replaces
+                kwargs["json"] = build(
+                    Task.model_validate({**kwargs["json"], "id": referral["id"]})
+                )
         if op_id in VALID_QUERIES:
             kwargs["params"] = VALID_QUERIES[op_id]
         no_key = await call(url, **kwargs)
+        if op_id in PUBLIC_READS:
+            assert no_key.status_code == 200, (op_id, no_key.status_code)
+            walked += 1
+            continue
         assert no_key.status_code == 401, (op_id, no_key.status_code)
         if op_id in SIGNING_OPS:  # the signing clinic's own contracts: others see none
             owner = auth("demo clinic ZH-THC-TS")
@@ -172,14 +200,23 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
             assert other.status_code == 403, (op_id, other.status_code)
         else:
             assert path.startswith(
-                ("/v1/referrals/{referral_id}", "/v1/episodes/", "/v1/webhook-subscriptions/")
+                (
+                    "/v1/referrals/{referral_id}",
+                    "/v1/episodes/",
+                    "/v1/webhook-subscriptions/",
+                    "/fhir/ServiceRequest/{referral_id}",
+                    "/fhir/Task/{referral_id}",
+                )
             ), f"unclassified {op_id}"
             owner = "demo clinic ZH-THC-TS" if op_id in SOURCE_OPS else "demo hospital ZH-CH"
             headers = {"If-Match": created.headers["etag"], "Idempotency-Key": uuid.uuid4().hex}
             mine = await call(url, headers={**auth(owner), **headers}, **kwargs)
             assert mine.status_code != 401, op_id
             # those name no real delivery or document; no satisfaction is recorded yet
-            if not {"delivery_id", "document_id"} & set(params) and op_id not in NOT_YET:
+            if (
+                not {"delivery_id", "document_id"} & set(params)
+                and op_id not in NOT_YET | VERSIONED
+            ):
                 assert mine.status_code != 404, (op_id, mine.status_code)
             for outsider in (
                 "demo clinic ZH-THC-LY",
@@ -194,12 +231,40 @@ async def test_every_id_operation_is_guarded(api, client, auth, app) -> None:
                     headers={**auth(outsider), **headers},
                     **kwargs,
                 )
-                assert (other.json()["type"], other.json()["detail"]) == (
-                    missing.json()["type"],
-                    missing.json()["detail"],
-                ), op_id
+                assert _kind(other) == _kind(missing), op_id
         walked += 1
     assert walked >= 14
+
+
+def _kind(r: httpx.Response) -> tuple[str, str]:
+    """What an error says: the problem's type and detail, or the OperationOutcome's (/fhir)."""
+    body = r.json()
+    if body.get("resourceType") == "OperationOutcome":
+        issue = body["issue"][0]
+        return issue["details"]["coding"][0]["code"], issue["details"]["text"]
+    return body["type"].rsplit("/", 1)[-1], body["detail"]
+
+
+async def test_fhir_searches_list_only_the_callers_referrals(api, client, auth) -> None:
+    """The worklist under /fhir is the /v1 one: others' referrals are never listed."""
+    ids = await api.ids()
+    referral = (await api.create("demo clinic ZH-THC-TS")).json()
+    owner = f"Organization/{ids['ZH-CH']}"
+    requester = f"Organization/{ids['ZH-THC-TS']}"
+    searches = [f"/fhir/Task?owner={owner}", f"/fhir/ServiceRequest?requester={requester}"]
+    for url in searches:
+        own = await client.get(url, headers=auth("demo hospital ZH-CH"))
+        assert referral["id"] in own.text, url
+        for outsider in (
+            "demo clinic ZH-THC-LY",
+            "demo hospital HZ-FPH",
+            "demo council HUANGZHONG-1",
+        ):
+            r = await client.get(url, headers=auth(outsider))
+            assert r.status_code == 200, (url, outsider, r.text[:300])
+            assert r.json()["resourceType"] == "Bundle"
+            assert referral["id"] not in r.text, (url, outsider)
+        assert (await client.get(url)).status_code == 401
 
 
 # --- operations without an id in the path -------------------------------------------------

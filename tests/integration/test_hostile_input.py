@@ -52,16 +52,53 @@ async def _counts(app: FastAPI) -> dict[str, int]:
         }
 
 
+FHIR_JSON = "application/fhir+json"
+
+
+def _is_fhir(r: httpx.Response) -> bool:
+    return r.request.url.path.startswith("/fhir")
+
+
+def _as_problem(r: httpx.Response) -> dict[str, Any]:
+    """The error as a problem document: under /fhir an OperationOutcome carries the same
+    type (details.coding), status and field errors (expression = loc, field-error code)."""
+    body: dict[str, Any] = r.json()
+    if not _is_fhir(r):
+        return body
+    assert body["resourceType"] == "OperationOutcome" and body["issue"], body
+    issues = body["issue"]
+    kind = issues[0]["details"]["coding"][0]["code"]
+    errors = [
+        {
+            "loc": [
+                int(p) if p.isdigit() else p
+                for p in re.split(r"[.\[\]]+", issue["expression"][0])
+                if p
+            ],
+            "type": issue["details"]["coding"][1]["code"],
+        }
+        for issue in issues
+        if issue.get("expression")
+    ]
+    return {
+        "type": "https://referral.example.org/problems/" + kind,
+        "status": r.status_code,
+        "errors": errors or None,
+    }
+
+
 def _problem(r: httpx.Response, *statuses: int) -> dict[str, Any]:
-    """A problem+json 4xx with one of ``statuses`` (any 4xx when none given), not echoing input."""
+    """A problem+json 4xx with one of ``statuses`` (any 4xx when none given), not echoing input;
+    under /fhir the same as an OperationOutcome (application/fhir+json)."""
     where = f"{r.request.method} {r.request.url.path}"
     if statuses:
         assert r.status_code in statuses, (where, r.status_code, r.text[:500])
     assert 400 <= r.status_code < 500, (where, r.status_code, r.text[:500])
-    assert r.headers["content-type"] == PROBLEM_JSON, (where, r.headers["content-type"])
+    expected = FHIR_JSON if _is_fhir(r) else PROBLEM_JSON
+    assert r.headers["content-type"] == expected, (where, r.headers["content-type"])
     assert "Traceback" not in r.text and len(r.content) < 20_000, (where, len(r.content))
     assert "患患患" not in r.text, where  # huge strings are never echoed
-    body: dict[str, Any] = r.json()
+    body = _as_problem(r)
     assert body["status"] == r.status_code and body["type"].startswith("https://"), body
     return body
 
@@ -109,6 +146,11 @@ async def world(client: httpx.AsyncClient, auth: Any) -> dict[str, str]:
         "subscription_id": subscription_id,
         "delivery_id": str(uuid.uuid4()),
         "document_id": str(uuid.uuid4()),
+        "organization_id": ids["ZH-CH"],
+        "service_id": ids["ZH-CH"],
+        "location_id": ids["ZH-CH"],
+        "definition_id": "bed-capacity",
+        "version_id": str(referral["version"]),
         "contract_id": "C-HOSTILE-1",
     }
 
@@ -126,13 +168,17 @@ def _operations(app: FastAPI) -> list[tuple[str, str, bool]]:
 
 def _key_for(method: str, path: str) -> str:
     """The key that may call the operation, so the body is what gets refused."""
-    if path in ("/v1/referrals", "/v1/routing/preview", "/v1/remote-requests") or path.endswith(
-        ("/cancel", "/convert")
-    ):
+    if path in (
+        "/v1/referrals",
+        "/v1/routing/preview",
+        "/v1/remote-requests",
+        "/fhir",
+        "/fhir/ServiceRequest",
+    ) or path.endswith(("/cancel", "/convert")):
         return CLINIC
     if path.startswith("/v1/signings/"):
         return CLINIC
-    if path.startswith("/v1/referrals/") or path.startswith("/v1/webhook-subscriptions"):
+    if path.startswith(("/v1/referrals/", "/v1/webhook-subscriptions", "/fhir/Task/")):
         return HOSPITAL
     return ADMIN
 
@@ -492,7 +538,8 @@ def _problem_or_ok(r: httpx.Response, label: Any) -> None:
     where = (r.request.method, r.request.url.path, label)
     assert r.status_code < 500, (where, r.status_code, r.text[:300])
     if r.status_code >= 400:
-        assert r.headers["content-type"] == PROBLEM_JSON, (where, r.headers["content-type"])
+        expected = FHIR_JSON if _is_fhir(r) else PROBLEM_JSON
+        assert r.headers["content-type"] == expected, (where, r.headers["content-type"])
         assert "\x00" not in r.text and "\\u0000" not in r.text, where
 
 
