@@ -136,7 +136,7 @@ QUOTING_MESSAGES = {
 }
 
 
-def _safe_msg(err: Mapping[str, Any]) -> str:
+def safe_msg(err: Mapping[str, Any]) -> str:
     """The rule that failed, never the value sent (``input`` and ``ctx`` are left out)."""
     kind = str(err.get("type"))
     msg = QUOTING_MESSAGES.get(kind) or str(err.get("msg", "invalid"))
@@ -152,7 +152,7 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
         loc = [p for p in err.get("loc", ()) if isinstance(p, (str, int))]
         if len(loc) > 1 and loc[0] == "body" and loc[1] in UNION_TAGS:
             del loc[1]
-        out.append({"loc": loc, "msg": _safe_msg(err), "type": err.get("type")})
+        out.append({"loc": loc, "msg": safe_msg(err), "type": err.get("type")})
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.api.errors import _safe_msg
+from app.api.errors import safe_msg
 from app.api.schemas.referrals import ReferralCreate
 from app.domain.errors import InvalidInput
 from app.fhir.common import invalid
@@ -68,7 +68,7 @@ def referral_create(
             errors=[
                 {
                     "loc": _where(reader, e["loc"], where),
-                    "msg": _safe_msg(e),
+                    "msg": safe_msg(e),
                     "type": e["type"],
                 }
                 for e in exc.errors()

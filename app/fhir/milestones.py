@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.api.errors import _safe_msg
+from app.api.errors import safe_msg
 from app.api.schemas.pathways import MilestoneIn, MilestonesOut
 from app.domain.errors import InvalidInput
 from app.fhir.common import CS, concept, instant, invalid, reference_id, resource
@@ -127,7 +127,7 @@ def milestone_of(body: Any) -> tuple[str, MilestoneIn]:
                         "Observation",
                         ORIGIN.get(str(e["loc"][0]) if e["loc"] else "", "code"),
                     ],
-                    "msg": _safe_msg(e),
+                    "msg": safe_msg(e),
                     "type": e["type"],
                 }
                 for e in exc.errors()

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from app.api.errors import _safe_msg
+from app.api.errors import safe_msg
 from app.api.schemas.lifecycle import AcceptIn, NoteIn, RejectIn
 from app.domain.errors import InvalidInput
 from app.domain.lifecycle import Action
@@ -133,7 +133,7 @@ def _validated(model: type[BaseModel], data: dict[str, Any], where: dict[str, st
             errors=[
                 {
                     "loc": ["Task", where.get(str(e["loc"][0]) if e["loc"] else "", "status")],
-                    "msg": _safe_msg(e),
+                    "msg": safe_msg(e),
                     "type": e["type"],
                 }
                 for e in exc.errors()
@@ -238,7 +238,7 @@ def _parameter_errors(exc: ValidationError, names: dict[str, str]) -> InvalidInp
                     "parameter",
                     names.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else "",
                 ],
-                "msg": _safe_msg(e),
+                "msg": safe_msg(e),
                 "type": e["type"],
             }
             for e in exc.errors()

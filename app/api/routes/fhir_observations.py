@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from app.api.deps import PrincipalDep, SessionDep
 from app.api.routes.fhir_common import FHIR_RESPONSES, UserId, fhir_route
-from app.api.routes.pathways import _out
+from app.api.routes.pathways import milestones_out
 from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.fhir import milestones
 from app.fhir.common import base_url, fhir_response, reference_id
@@ -37,7 +37,9 @@ async def fhir_search_observation(
         view = await pathways.milestones(session, principal, referral_id)
     except (NotFound, Conflict):
         return fhir_response(searchset(request, [], None))
-    return fhir_response(searchset(request, milestones.observations(referral_id, _out(view)), None))
+    return fhir_response(
+        searchset(request, milestones.observations(referral_id, milestones_out(view)), None)
+    )
 
 
 @fhir_route(router, "post", "/Observation", status_code=201, errors=(403, 409), body=True)
@@ -58,7 +60,7 @@ async def fhir_create_observation(
         )
     except InvalidInput as exc:
         raise milestones.renamed(exc) from None
-    recorded = milestones.observations(referral_id, _out(view))
+    recorded = milestones.observations(referral_id, milestones_out(view))
     created = next(o for o in recorded if o["code"]["coding"][0]["code"] == milestone.milestone)
     return fhir_response(
         created,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.routes.worklist import _decode, _encode
+from app.api.routes.worklist import decode_cursor, encode_cursor
 from app.config import Settings
 from app.db.models import Referral
 from app.db.repositories.referrals import WorklistQuery
@@ -41,7 +41,7 @@ async def worklist_page(
     where it is the owner (target) or requester (source), so a page may hold fewer entries
     than ``_count`` and still have a next link."""
     try:
-        after = _decode(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
     except RequestValidationError as exc:
         raise bad_parameter(
             "_cursor", "not a paging token of this service", "cursor_invalid"
@@ -66,5 +66,5 @@ async def worklist_page(
         if (owner is None or r.target_institution_id == owner)
         and (source is None or r.source_institution_id == source)
     ]
-    next_cursor = _encode(result.rows[-1]) if len(result.rows) == limit else None
+    next_cursor = encode_cursor(result.rows[-1]) if len(result.rows) == limit else None
     return FhirPage(rows, next_cursor)

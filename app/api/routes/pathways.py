@@ -61,7 +61,7 @@ async def update_pathway(
     )
 
 
-def _out(view: pathways.MilestoneView) -> MilestonesOut:
+def milestones_out(view: pathways.MilestoneView) -> MilestonesOut:
     return MilestonesOut(
         pathway_code=view.pathway_code,
         pathway_version=view.pathway_version,
@@ -80,7 +80,7 @@ async def get_milestones(
     referral_id: str, session: SessionDep, principal: PrincipalDep
 ) -> MilestonesOut:
     """Recorded milestones and each target: met, missed or pending."""
-    return _out(await pathways.milestones(session, principal, referral_id))
+    return milestones_out(await pathways.milestones(session, principal, referral_id))
 
 
 @router.post(
@@ -100,7 +100,7 @@ async def record_milestone(
     view = await pathways.record_milestone(
         session, principal, referral_id, body.milestone, body.at, user
     )
-    return _out(view)
+    return milestones_out(view)
 
 
 @router.get(

@@ -21,7 +21,7 @@ from app.services import lifecycle, worklist
 router = APIRouter(prefix="/v1", tags=["lifecycle"], responses=problem_responses(401, 422, 429))
 
 
-def _encode(row: Any) -> str:
+def encode_cursor(row: Any) -> str:
     raw = f"{row.priority}|{row.created_at.isoformat()}|{row.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -29,7 +29,7 @@ def _encode(row: Any) -> str:
 PRIORITY_MAX = 2**31 - 1  # an INTEGER column
 
 
-def _decode(cursor: str) -> tuple[int, datetime, str]:
+def decode_cursor(cursor: str) -> tuple[int, datetime, str]:
     parts = decode_cursor_text(cursor).split("|")
     if len(parts) != 3 or not CURSOR_ID.fullmatch(parts[2]) or not parts[0].isdigit():
         raise invalid_cursor()
@@ -87,7 +87,7 @@ async def list_referrals(
         created_from=created_from,
         created_to=created_to,
         counterpart=counterpart,
-        after=_decode(cursor) if cursor else None,
+        after=decode_cursor(cursor) if cursor else None,
         limit=limit,
     )
     result = await worklist.list_referrals(session, principal, query)
@@ -128,5 +128,5 @@ async def list_referrals(
                 allowed_actions=lifecycle.allowed_actions(principal, row),
             )
         )
-    next_cursor = _encode(result.rows[-1]) if len(result.rows) == limit else None
+    next_cursor = encode_cursor(result.rows[-1]) if len(result.rows) == limit else None
     return PageOf[ReferralSummary](items=items, next_cursor=next_cursor)
