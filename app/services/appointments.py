@@ -18,15 +18,11 @@ from app.domain.enums import CareType
 from app.domain.errors import Conflict, InvalidInput
 from app.domain.lifecycle import Action, HoldEffect
 from app.services import events
+from app.services.candidates import specialty_ancestors
 
 
 class SessionFull(Conflict):
     kind = "session-full"
-
-
-def _ancestors(code: str) -> list[str]:
-    parts = code.split(".")
-    return [".".join(parts[: i + 1]) for i in range(len(parts))][::-1]  # most specific first
 
 
 def appointment_time(s: OutpatientSession, number: int) -> datetime:
@@ -66,7 +62,9 @@ async def book(
             )
         return None
     assert row.target_institution_id is not None and row.wanted_day is not None
-    codes = _ancestors(row.hold_specialty_code or row.specialty_code)
+    codes = specialty_ancestors(row.hold_specialty_code or row.specialty_code)[
+        ::-1
+    ]  # specific first
     options = await repo.day_sessions(session, row.target_institution_id, codes, row.wanted_day)
     options = sorted(options, key=lambda s: (codes.index(s.specialty_code), s.starts_at, s.id))
     if session_id is not None:

@@ -15,7 +15,7 @@ as over every member (``tests/integration/test_routing_prefilter.py``). Down-ref
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -121,7 +121,8 @@ class Candidates:
     signed_pool: frozenset[str] = frozenset()
 
 
-def _ancestors(code: str) -> list[str]:
+def specialty_ancestors(code: str) -> list[str]:
+    """The code and its parent subjects, the most general first (03, 03.04)."""
     parts = code.split(".")
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
@@ -140,7 +141,7 @@ async def candidates(
     the database (module documentation), for a down-referral or with ``complete`` every member
     and partner. ``declined``: the institutions the decision will exclude as having declined
     (always loaded); ``census``: the windows the decision will use (default: the service's)."""
-    codes = _ancestors(data.specialty_code)
+    codes = specialty_ancestors(data.specialty_code)
     parent_only = True
     if "." in data.specialty_code and data.centre is None:  # a sub-specialty: policy applies
         consortium = await registry_repo.get_consortium(session, source.consortium_id)
@@ -320,6 +321,21 @@ def decide(
             [{"loc": ["body", field], "msg": str(exc.reason)}],
             reason=str(exc.reason),
         ) from exc
+
+
+def decider(
+    settings: Settings,
+    source: Source,
+    data: RoutingInput,
+    now: datetime,
+    excluded: frozenset[str] = frozenset(),
+) -> Callable[[Candidates], routing.RoutingDecision]:
+    """The decision over (possibly narrowed) candidates, as placement asks for it."""
+
+    def over(cands: Candidates) -> routing.RoutingDecision:
+        return decide(settings, source, data, cands, now, excluded)
+
+    return over
 
 
 def without_capacity(cands: Candidates, institution_id: str) -> Candidates:

@@ -225,6 +225,13 @@ async def hold_last(
     raise CapacityKeptChanging()
 
 
+def _place_held(row: Referral, kind: RequestKind) -> str:
+    """What a held place of the referral is: a reader's slot, a bed or an outpatient slot."""
+    if kind.remote:
+        return kind.hold_kind
+    return "bed" if row.care_type == CareType.INPATIENT else "slot"
+
+
 def apply(row: Referral, placed: Placement, settings: Settings, now: datetime) -> None:
     """Target, state, hold, overflow and answer time of a (re-)routed referral."""
     target = placed.target
@@ -235,15 +242,7 @@ def apply(row: Referral, placed: Placement, settings: Settings, now: datetime) -
     held = placed.hold_code()
     kind = RequestKind(row.kind or RequestKind.TRANSFER)
     row.hold_specialty_code = held
-    row.hold_kind = (
-        None
-        if held is None
-        else kind.hold_kind
-        if kind.remote
-        else "bed"
-        if row.care_type == CareType.INPATIENT
-        else "slot"
-    )
+    row.hold_kind = None if held is None else _place_held(row, kind)
     row.hold_day = row.wanted_day if row.hold_kind not in (None, "bed") else None
     row.hold_pool = placed.pool if row.hold_kind == "slot" else None
     row.overflow = row.overflow or placed.overflow

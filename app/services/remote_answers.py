@@ -4,7 +4,7 @@ from it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,11 +20,10 @@ from app.domain.lifecycle import Status
 from app.domain.remote import RequestKind, report_associated
 from app.services import events, patients, placement, up_referrals
 from app.services.auth import Principal
+from app.services.capacity import CLOCK_SKEW
 from app.services.crypto import PatientDataProtector
 from app.services.numbering import Number
 from app.services.views import ReferralView, visible
-
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 def record_report(

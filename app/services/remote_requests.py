@@ -49,11 +49,6 @@ from app.services.numbering import Number, number_for
 from app.services.views import ReferralView
 
 
-def _ancestors(code: str) -> list[str]:
-    parts = code.split(".")
-    return [".".join(parts[: i + 1]) for i in range(len(parts))]
-
-
 def _check(body: RemoteRequestCreate) -> None:
     """The fields each kind needs (422 naming them)."""
     errors: list[dict[str, Any]] = []
@@ -84,7 +79,7 @@ async def remote_candidates(
 ) -> Candidates:
     """Every member of the consortium, offering the service for the specialty (or its parent
     subject) or not, with that day's read or consult slots (the most specific row)."""
-    codes = _ancestors(specialty_code)
+    codes = candidates.specialty_ancestors(specialty_code)
     facts = [
         f
         for f in await routing_repo.institutions_for_routing(
@@ -127,19 +122,6 @@ async def remote_candidates(
     return Candidates(members, [], frozenset(lead_ids), {k: v[0] for k, v in best.items()})
 
 
-def _decider(
-    settings: Settings,
-    source: Source,
-    data: RoutingInput,
-    now: datetime,
-    excluded: frozenset[str] = frozenset(),
-) -> placement.Decide:
-    def decide(cands: Candidates) -> routing.RoutingDecision:
-        return candidates.decide(settings, source, data, cands, now, excluded)
-
-    return decide
-
-
 async def placement_inputs(
     session: AsyncSession, settings: Settings, row: Referral, now: datetime, named: str | None
 ) -> tuple[Candidates, placement.Decide, placement.Need]:
@@ -161,7 +143,7 @@ async def placement_inputs(
     excluded = frozenset(row.declined_institution_ids or ())
     cands = await remote_candidates(session, source, kind, row.specialty_code, day)
     need = placement.Need(kind.care_type, day, remote=kind.hold_kind)
-    return cands, _decider(settings, source, data, now, excluded), need
+    return cands, candidates.decider(settings, source, data, now, excluded), need
 
 
 async def create(
@@ -216,7 +198,7 @@ async def create(
         "study": body.study.model_dump(mode="json") if body.study else None,
     }
     need = placement.Need(kind.care_type, day, remote=kind.hold_kind)
-    decide = _decider(settings, source, data, now)
+    decide = candidates.decider(settings, source, data, now)
     cands = await remote_candidates(session, source, kind, specialty, day)
     placed, hold = placement.plan(session, cands, decide, need)
     level = remote_levels.level(settings, kind, body.urgency, modality)

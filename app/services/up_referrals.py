@@ -15,7 +15,6 @@ from app.db import batch
 from app.db.base import new_id, utcnow
 from app.db.models import Referral
 from app.db.repositories import referrals as repo
-from app.domain import routing
 from app.domain.enums import CareType, Role
 from app.domain.errors import Conflict, Forbidden
 from app.domain.lifecycle import Direction, Status
@@ -37,7 +36,7 @@ from app.services import (
     tiers,
 )
 from app.services.auth import Principal
-from app.services.candidates import Candidates, RoutingInput, Source
+from app.services.candidates import RoutingInput, Source
 from app.services.crypto import PatientDataProtector
 from app.services.numbering import Number, number_for
 from app.services.views import ReferralView
@@ -99,15 +98,6 @@ async def _waitlist_goes_first(
         max(1, target.capacity_free or 0),
     )
     return await waitlist.waitlist_first(session, settings, consortium_id, place_, priority, now)
-
-
-def _decider(
-    settings: Settings, source: Source, data: RoutingInput, now: datetime
-) -> placement.Decide:
-    def decide(cands: Candidates) -> routing.RoutingDecision:
-        return candidates.decide(settings, source, data, cands, now)
-
-    return decide
 
 
 async def create(
@@ -174,7 +164,7 @@ async def create(
         green_channel=data.centre is not None,
         signed_ids=frozenset(data.signed_institution_ids),
     )
-    decide = _decider(settings, source, data, now)
+    decide = candidates.decider(settings, source, data, now)
     placed, hold = placement.plan(
         session, await candidates.candidates(session, source, data), decide, need
     )

@@ -81,10 +81,7 @@ async def _up_inputs(
         choice_by="council" if directed else "target",
     )
     excluded = frozenset(row.declined_institution_ids or ())
-
-    def decide(cands: Candidates) -> routing.RoutingDecision:
-        return candidates.decide(settings, source, data, cands, now, excluded)
-
+    decide = candidates.decider(settings, source, data, now, excluded)
     cands = await candidates.candidates(
         session, source, data, declined=excluded, census=candidates.CensusWindows.of(settings)
     )
